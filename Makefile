@@ -1,0 +1,37 @@
+# Front door. `make demo` and `make test` are the README's first two commands.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint format demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
+	$(BIN)/ruff format --check src tests benchmarks workflow/scripts
+	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakemake --lint --workflow-profile none --configfile config/config.yaml -s workflow/Snakefile
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks workflow/scripts
+	$(BIN)/snakefmt workflow
+
+demo: $(STAMP)
+	$(BIN)/python -m amsr2flow.demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_archive.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache
