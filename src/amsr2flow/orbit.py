@@ -121,7 +121,8 @@ class GranuleSpec:
     def granule_id(self) -> str:
         f = self.flavour
         stamp = self.start_utc.strftime("%Y%m%d%H%M")
-        return f"{f.name_prefix}_{stamp}_{self.path_number:03d}{self.orbit_direction}_{f.product_kind}_{f.product_version}"
+        path = f"{self.path_number:03d}{self.orbit_direction}"
+        return f"{f.name_prefix}_{stamp}_{path}_{f.product_kind}_{f.product_version}"
 
     @property
     def file_name(self) -> str:
@@ -150,7 +151,6 @@ class GranuleSpec:
 
 def _granule(flavour: Flavour, index: int) -> GranuleSpec:
     start = flavour.epoch_start_unix + index * HALF_ORBIT_S
-    end_exclusive = start + HALF_ORBIT_S
     orbit = index // 2  # floor division keeps D (even) and the next A (odd) on one orbit
     path = (flavour.epoch_path - 1 + PATH_ADVANCE_PER_ORBIT * orbit) % REPEAT_ORBITS + 1
     n_scans = math.ceil(HALF_ORBIT_S / l1b.SCAN_PERIOD_S - _scan_phase(start))
