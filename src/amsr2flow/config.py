@@ -1,0 +1,264 @@
+"""Workflow configuration: defaults, validation with messages that name the key, and source resolution.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the single description of every key; this module adds
+what a schema cannot say (date order, writable folders, credentials present) and turns jsonschema's errors into
+one line per problem that names the key, the bad value and what is allowed.
+
+Secrets are never part of the configuration: it names environment variables and key files, and
+:func:`resolve_source` reads them only inside the job that needs them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from . import orbit
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+DATASETS = {"amsr2-l1b": orbit.AMSR2, "amsre-l1b": orbit.AMSRE}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message lists every problem, one per line."""
+
+
+def load_schema(path: Path | None = None) -> dict[str, Any]:
+    with open(path or SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def apply_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with every missing key that has a schema default filled in (recursively)."""
+    out = copy.deepcopy(dict(config))
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if isinstance(out.get(key), dict) and sub.get("type") == "object":
+            out[key] = apply_defaults(out[key], sub)
+    return out
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"{key}: {error.instance!r} is not allowed; use one of {allowed}"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(sub.get("properties", {})))
+        known = ", ".join(sorted(sub.get("properties", {})))
+        where = f"{key}." if error.absolute_path else ""
+        return f"{where}{', '.join(extra)}: unknown key; known keys here are {known}"
+    if error.validator == "required":
+        return f"{error.message.split(' ', 1)[0].strip(chr(39))}: required key is missing"
+    if error.validator == "pattern" and key in ("start", "end"):
+        return f"{key}: {error.instance!r} is not a date; write it as YYYY-MM-DD (quoted or not)"
+    if error.validator == "pattern" and "host_key_sha256" in key:
+        return f"{key}: {error.instance!r} is not an OpenSSH fingerprint like 'SHA256:<43 base64 characters>'"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "minItems"):
+        return f"{key}: {error.instance!r} is out of range ({error.validator} {error.validator_value})"
+    if error.validator == "type":
+        return f"{key}: {error.instance!r} has the wrong type; expected {error.validator_value}"
+    return f"{key}: {error.message}"
+
+
+def validate(
+    config: Mapping[str, Any], *, check_environment: bool = True, schema_path: Path | None = None
+) -> dict[str, Any]:
+    """Validate and complete a configuration. Raises :class:`ConfigError` listing every problem.
+
+    ``check_environment`` also checks what lies outside the file: the output folder is writable, the
+    emulator's state file exists, credentials for the real service are present. It never touches the network.
+    """
+    schema = load_schema(schema_path)
+    # YAML turns unquoted 2020-01-01 into a date; accept both spellings.
+    raw = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in dict(config).items()}
+    completed = apply_defaults(raw, schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(completed), key=lambda e: list(e.path))
+    problems = [_describe(e) for e in errors]
+    if not problems:
+        problems += _semantic_problems(completed)
+    if not problems and check_environment:
+        problems += _environment_problems(completed)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return completed
+
+
+def _parse_day(value: str, key: str, problems: list[str]) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{key}: {value!r} is not a real calendar date; write it as YYYY-MM-DD")
+        return None
+
+
+def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    start = _parse_day(cfg["start"], "start", problems)
+    end = _parse_day(cfg["end"], "end", problems)
+    flavour = DATASETS[cfg["dataset"]]
+    if start and end:
+        if end < start:
+            problems.append(f"end: {cfg['end']} is before start {cfg['start']}; swap them (both are inclusive)")
+        if start < flavour.first_day:
+            problems.append(
+                f"start: {cfg['start']} is before the first {flavour.sensor} data ({flavour.first_day}); "
+                f"start on or after it"
+            )
+        if flavour.last_day and end > flavour.last_day:
+            problems.append(
+                f"end: {cfg['end']} is after the last {flavour.sensor} data ({flavour.last_day}); end on or before it"
+            )
+    missing = [c for c in cfg["channels"] if c not in flavour.channels]
+    if missing:
+        problems.append(f"channels: {', '.join(missing)} not measured by {flavour.sensor}; remove them")
+    if cfg["source"] == "gportal-legacy" and not cfg["gportal_legacy"].get("host_key_sha256"):
+        problems.append(
+            "gportal_legacy.host_key_sha256: required for source gportal-legacy (unknown hosts are refused); "
+            "set it to the fingerprint JAXA publishes, e.g. from `ssh-keyscan -p 2051 ftp.gportal.jaxa.jp`"
+        )
+    return problems
+
+
+def _environment_problems(cfg: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    out = Path(cfg["output_dir"]).expanduser()
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        problems.append(f"output_dir: {str(out)!r} cannot be created or written (nearest folder {str(probe)!r})")
+    if cfg["source"] == "emulator":
+        state = Path(cfg["emulator"]["state_file"]).expanduser()
+        if not state.is_file():
+            problems.append(
+                f"emulator.state_file: {str(state)!r} does not exist; start the local G-Portal with "
+                f"`amsr2flow emulator --state {state}` or point this key at its state file"
+            )
+    else:
+        creds = cfg["credentials"]
+        if not os.environ.get(creds["username_env"]):
+            problems.append(
+                f"credentials.username_env: environment variable {creds['username_env']} is not set; "
+                "export your G-Portal user name in it"
+            )
+        if cfg["source"] == "gportal":
+            key = creds.get("private_key_path")
+            if not key:
+                problems.append(
+                    "credentials.private_key_path: the current G-Portal accepts public-key login only; "
+                    "set the path of the private key you registered with G-Portal"
+                )
+            elif not Path(key).expanduser().is_file():
+                problems.append(
+                    f"credentials.private_key_path: {key!r} does not exist; set the path of the private key "
+                    "you registered with G-Portal"
+                )
+        elif not os.environ.get(creds["password_env"]) and not (
+            creds.get("private_key_path") and Path(creds["private_key_path"]).expanduser().is_file()
+        ):
+            problems.append(
+                f"credentials.password_env: environment variable {creds['password_env']} is not set and no "
+                "private key file exists; export your G-Portal password or set credentials.private_key_path"
+            )
+    return problems
+
+
+# -- derived values ----------------------------------------------------------------------------------------
+def days(cfg: Mapping[str, Any]) -> list[date]:
+    start, end = date.fromisoformat(cfg["start"]), date.fromisoformat(cfg["end"])
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def year_periods(cfg: Mapping[str, Any]) -> dict[int, tuple[date, date]]:
+    """For each year touched, the requested period as (first day, day after the last day)."""
+    start, end = date.fromisoformat(cfg["start"]), date.fromisoformat(cfg["end"])
+    out = {}
+    for year in range(start.year, end.year + 1):
+        first = max(start, date(year, 1, 1))
+        last = min(end, date(year, 12, 31))
+        out[year] = (first, last + timedelta(days=1))
+    return out
+
+
+def digest(cfg: Mapping[str, Any]) -> str:
+    """A short, stable digest of the settings that shape archive content (recorded in provenance)."""
+    shaping = {k: cfg[k] for k in ("dataset", "channels", "geolocation", "part_size")}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- the G-Portal to talk to ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """Where and how to reach one G-Portal generation. Holds secrets: never log or print it."""
+
+    generation: str  # "current" or "legacy"
+    catalogue_url: str
+    sftp_host: str
+    sftp_port: int
+    host_key_sha256: str
+    username: str
+    password: str | None
+    private_key_path: str | None
+    passphrase: str | None
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
+        return (
+            f"Source(generation={self.generation!r}, catalogue_url={self.catalogue_url!r}, "
+            f"sftp={self.sftp_host}:{self.sftp_port}, username={self.username!r}, "
+            f"auth={'publickey' if self.private_key_path else 'password'})"
+        )
+
+
+def resolve_source(cfg: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Source:
+    """The endpoint and credentials for the configured source, read from the environment or the state file."""
+    env = os.environ if environ is None else environ
+    if cfg["source"] == "emulator":
+        state_path = Path(cfg["emulator"]["state_file"]).expanduser()
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"emulator.state_file: cannot read {str(state_path)!r} ({exc}); is the local G-Portal running?"
+            ) from exc
+        generation = cfg["emulator"]["generation"]
+        return Source(
+            generation=generation,
+            catalogue_url=state["catalogue_url"] if generation == "current" else state["legacy_catalogue_url"],
+            sftp_host=state["sftp_host"],
+            sftp_port=int(state["sftp_port"]),
+            host_key_sha256=state["host_key_sha256"],
+            username=state["username"],
+            # The current generation is public-key only, as on the real service.
+            password=state["password"] if generation == "legacy" else None,
+            private_key_path=state["private_key_path"] if generation == "current" else None,
+            passphrase=None,
+        )
+    creds = cfg["credentials"]
+    section = cfg["gportal"] if cfg["source"] == "gportal" else cfg["gportal_legacy"]
+    key_path = creds.get("private_key_path")
+    key_file = str(Path(key_path).expanduser()) if key_path else None
+    use_key = cfg["source"] == "gportal" or (key_file is not None and Path(key_file).is_file())
+    return Source(
+        generation="current" if cfg["source"] == "gportal" else "legacy",
+        catalogue_url=section["catalogue_url"],
+        sftp_host=section["sftp_host"],
+        sftp_port=int(section["sftp_port"]),
+        host_key_sha256=section["host_key_sha256"],
+        username=env.get(creds["username_env"], ""),
+        password=None if use_key else env.get(creds["password_env"]),
+        private_key_path=key_file if use_key else None,
+        passphrase=env.get(creds["passphrase_env"]) or None,
+    )
