@@ -1,0 +1,245 @@
+"""G-Portal catalogue: search a day, guard the paging, and turn records into a day manifest.
+
+``gportal`` 0.4.0 is used for what it does well (building the query, ``Product`` type conversion and
+accessors). What it lacks is wrapped here rather than forked: a configurable endpoint (its ``BASE_URL`` and the
+``/csw/csw`` path are fixed, the current service lives at ``https://csw.gportal.jaxa.jp/csw``), a check that
+the answer is JSON (maintenance pages are HTML), and a paging guard (its pager loops forever on an empty early
+page).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import gportal
+import gportal.search
+import pandas as pd
+import requests
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = [
+    "granule_id",
+    "begin_utc",
+    "end_utc",
+    "orbit_direction",
+    "path_number",
+    "remote_path",
+    "size_bytes",
+    "product_version",
+    "dataset_id",
+    "generation",
+]
+
+LEGACY_DOWNLOAD_PREFIX = "https://gportal.jaxa.jp/download/"
+CURRENT_PRODUCT_MARKER = "/Standard/"
+
+
+class CatalogueError(RuntimeError):
+    """The catalogue could not be read; a day must never be recorded as empty because of it."""
+
+    transient = True
+
+
+class CatalogueUnavailable(CatalogueError):
+    """HTTP 5xx, a maintenance page, a timeout or a dropped connection: worth retrying later."""
+
+
+class CataloguePagingError(CatalogueError):
+    """The catalogue's pages are inconsistent (empty early page, repeated page): paging stopped."""
+
+
+class CatalogueRecordError(CatalogueError):
+    """A record cannot be understood (unknown fileName form, missing fields)."""
+
+    transient = False
+
+
+@dataclass(frozen=True)
+class DaySearchResult:
+    manifest: pd.DataFrame
+    matched: int  # the catalogue's numberOfRecordsMatched for the day's window
+    returned: int  # records received over all pages (before filtering and de-duplication)
+    duplicates: int  # records received more than once
+
+
+class CatalogueSearch(gportal.search.Search):
+    """``gportal.search.Search`` pointed at any catalogue URL, with JSON checks and a paging guard."""
+
+    def __init__(self, params: Mapping[str, Any], *, url: str, timeout: float, session: requests.Session):
+        super().__init__(params, timeout=timeout)
+        self.url = url
+        self.session = session
+
+    def _request(self, extra_params: dict[str, Any]) -> dict[str, Any]:
+        params = {
+            **self.params,
+            "service": "CSW",
+            "version": "3.0.0",
+            "request": "GetRecords",
+            "outputFormat": "application/json",
+            **extra_params,
+        }
+        try:
+            response = self.session.get(self.url, params=params, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise CatalogueUnavailable(f"catalogue {self.url} did not answer within {self.timeout} s") from exc
+        except requests.ConnectionError as exc:
+            raise CatalogueUnavailable(f"catalogue {self.url} could not be reached: {exc}") from exc
+        if response.status_code >= 500:
+            raise CatalogueUnavailable(f"catalogue {self.url} answered HTTP {response.status_code} (server side)")
+        if response.status_code >= 400:
+            raise CatalogueError(
+                f"catalogue {self.url} refused the query with HTTP {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            kind = response.headers.get("Content-Type", "unknown content type")
+            raise CatalogueUnavailable(
+                f"catalogue {self.url} answered {kind} instead of JSON (a maintenance page?)"
+            ) from exc
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise CatalogueUnavailable(f"catalogue {self.url} answered JSON without the 'properties' counts")
+        return body
+
+    def pages(self) -> Iterator[dict[str, Any]]:
+        """Pages like ``gportal``'s pager, but ends with an error instead of looping on a bad page."""
+        start_index = 1
+        seen_first_ids: set[str] = set()
+        while True:
+            page = self._request({"startIndex": start_index})
+            props = page["properties"]
+            returned = int(props.get("numberOfRecordsReturned", 0))
+            matched = int(props.get("numberOfRecordsMatched", 0))
+            if returned == 0 and start_index <= matched:
+                raise CataloguePagingError(
+                    f"catalogue returned an empty page at startIndex={start_index} of {matched} matches"
+                )
+            first_id = _first_identifier(page)
+            if first_id is not None and first_id in seen_first_ids:
+                raise CataloguePagingError(f"catalogue repeated a page (record {first_id}) at startIndex={start_index}")
+            if first_id is not None:
+                seen_first_ids.add(first_id)
+            yield page
+            start_index += returned
+            if start_index > matched:
+                break
+
+
+def _first_identifier(page: Mapping[str, Any]) -> str | None:
+    features = page.get("features") or []
+    if not features:
+        return None
+    return (features[0].get("properties") or {}).get("identifier")
+
+
+def map_remote_path(file_name: str) -> str:
+    """The SFTP path of a product from its catalogue ``product.fileName``, for either generation.
+
+    Legacy: ``https://gportal.jaxa.jp/download/standard/...`` -> ``standard/...`` (what ``gportal`` does).
+    Current: ``product.gportal.jaxa.jp:/products/Standard/X`` -> ``/product/Standard/X`` (the catalogue's form
+    is not an SFTP path).
+    """
+    if file_name.startswith(LEGACY_DOWNLOAD_PREFIX):
+        return file_name[len(LEGACY_DOWNLOAD_PREFIX) :]
+    if CURRENT_PRODUCT_MARKER in file_name and not file_name.startswith("http"):
+        return "/product/Standard/" + file_name.split(CURRENT_PRODUCT_MARKER, 1)[1]
+    raise CatalogueRecordError(
+        f"product.fileName {file_name!r} has neither the legacy nor the current G-Portal form; check the source setting"
+    )
+
+
+def _utc(value: str) -> pd.Timestamp:
+    return pd.Timestamp(value.replace("Z", "+00:00")).tz_convert("UTC")
+
+
+def product_row(product: gportal.Product, generation: str) -> dict[str, Any]:
+    """One manifest row from a catalogue product (``convert_types=False``: values are the raw strings)."""
+    props = product.properties
+    try:
+        file_name = props["product"]["fileName"]
+        row = {
+            "granule_id": props["identifier"],
+            "begin_utc": _utc(props["beginPosition"]),
+            "end_utc": _utc(props["endPosition"]),
+            "orbit_direction": str(product["orbitDirection"])[:1].upper() or "U",
+            "path_number": int(product["startPathNumber"]),
+            "remote_path": map_remote_path(file_name),
+            "size_bytes": int(props["product"]["size"]),
+            "product_version": str(props["product"].get("version", "")),
+            "dataset_id": str(product.get("datasetId", "")),
+            "generation": generation,
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        ident = props.get("identifier", "?")
+        raise CatalogueRecordError(f"catalogue record {ident} lacks or garbles a field: {exc!r}") from exc
+    return row
+
+
+def search_day(
+    day: date,
+    *,
+    dataset_id: str,
+    catalogue_url: str,
+    generation: str,
+    timeout: float,
+    page_size: int = 100,
+    session: requests.Session | None = None,
+) -> DaySearchResult:
+    """All granules that *begin* on ``day`` (UTC), de-duplicated, checked against the match count.
+
+    The catalogue filters by intersection, so the window's neighbours come back too; they are dropped here.
+    Raises :class:`CatalogueError` on any failure: an empty manifest always means "no observation".
+    """
+    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
+    base = gportal.search(
+        dataset_ids=[dataset_id],
+        start_time=window_start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        end_time=window_end.strftime("%Y-%m-%dT%H:%M:%S.999Z"),
+        count=page_size,
+        timeout=timeout,
+    )
+    search = CatalogueSearch(base.params, url=catalogue_url, timeout=timeout, session=session or requests.Session())
+    matched = search.matched()
+    rows: dict[str, dict[str, Any]] = {}
+    returned = duplicates = 0
+    if matched:
+        for product in search.products(convert_types=False):
+            returned += 1
+            row = product_row(product, generation)
+            if row["granule_id"] in rows:
+                duplicates += 1
+                continue
+            rows[row["granule_id"]] = row
+    if returned - duplicates != (matched or 0):
+        raise CatalogueError(
+            f"{day}: catalogue matched {matched} records but {returned - duplicates} distinct ones arrived "
+            f"({duplicates} duplicates); the listing changed while paging, try again later"
+        )
+    frame = pd.DataFrame(list(rows.values()), columns=MANIFEST_COLUMNS)
+    day_start = pd.Timestamp(window_start)
+    frame = frame[(frame["begin_utc"] >= day_start) & (frame["begin_utc"] < day_start + pd.Timedelta(days=1))]
+    frame = frame.sort_values(["begin_utc", "granule_id"]).reset_index(drop=True)
+    return DaySearchResult(manifest=frame, matched=int(matched or 0), returned=returned, duplicates=duplicates)
+
+
+# -- manifest files -----------------------------------------------------------------------------------------
+def manifest_to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """Deterministic CSV text of a manifest (ISO times with milliseconds, fixed column order)."""
+    out = frame.copy()
+    for col in ("begin_utc", "end_utc"):
+        out[col] = [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in out[col]]
+    return out[MANIFEST_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def read_manifest(path: str) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"granule_id": str, "remote_path": str, "product_version": str, "dataset_id": str})
+    for col in ("begin_utc", "end_utc"):
+        frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+    return frame

@@ -1,0 +1,311 @@
+"""SFTP transfers from G-Portal: bounded waits everywhere, pinned host key, atomic downloads.
+
+``gportal.SFTP.connect`` opens a ``paramiko.Transport`` with no banner, authentication or channel timeouts
+and ``download()`` writes straight into the final file name: a stalled server hangs it forever and a broken
+transfer leaves a partial file. Here the connection is opened with explicit timeouts, the host key is checked
+against a pinned fingerprint before any credential is sent, and a download goes to a temporary name guarded by
+a stall watchdog (no bytes for ``stall_timeout`` seconds closes the connection), with its size and SHA-256
+checked before the file is renamed into place. The authenticated client is still wrapped in ``gportal.SFTP``
+for listings.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gportal
+import paramiko
+
+from .config import Source
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+
+
+# -- error classes: what each failure means for the run ---------------------------------------------------------
+class TransferError(RuntimeError):
+    """Base of transfer failures. ``kind`` is the reason class recorded in the failure ledger."""
+
+    kind = "transfer"
+
+
+class TransientTransferError(TransferError):
+    """Worth retrying: resets, banner errors, stalls, truncated or corrupt downloads, overload."""
+
+    kind = "transient"
+
+
+class StallError(TransientTransferError):
+    kind = "stall"
+
+
+class TruncatedError(TransientTransferError):
+    kind = "truncated"
+
+
+class GranuleAbsent(TransferError):
+    """In the catalogue but not on the SFTP server: permanent for this granule, the run goes on."""
+
+    kind = "absent"
+
+
+class FatalTransferError(TransferError):
+    """No retry can fix it (credentials, host key, disk full): stop the run with one clear message."""
+
+    kind = "fatal"
+
+
+class AuthenticationRefused(FatalTransferError):
+    kind = "auth"
+
+
+class HostKeyMismatch(FatalTransferError):
+    kind = "host_key"
+
+
+class DiskFull(FatalTransferError):
+    kind = "disk_full"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 30.0
+    banner_s: float = 30.0
+    auth_s: float = 30.0
+    stall_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    size_bytes: int
+    sha256: str
+    seconds: float
+
+
+def fingerprint_sha256(key: paramiko.PKey) -> str:
+    """OpenSSH-style fingerprint: ``SHA256:`` + unpadded base64 of the SHA-256 of the key blob."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:
+    errors = []
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key_file(path, password=passphrase)
+        except paramiko.PasswordRequiredException as exc:
+            raise AuthenticationRefused(
+                f"private key {path} is encrypted; export its passphrase in the variable named by "
+                "credentials.passphrase_env"
+            ) from exc
+        except (paramiko.SSHException, ValueError) as exc:
+            errors.append(f"{cls.__name__}: {exc}")
+        except OSError as exc:
+            raise AuthenticationRefused(f"private key {path} cannot be read: {exc.strerror}") from exc
+    raise AuthenticationRefused(f"private key {path} is not a usable Ed25519, ECDSA or RSA key ({errors[-1]})")
+
+
+class GPortalSFTP:
+    """One authenticated SFTP session with G-Portal (or the local G-Portal). Use as a context manager."""
+
+    def __init__(self, source: Source, timeouts: Timeouts):
+        self.source = source
+        self.timeouts = timeouts
+        self.transport: paramiko.Transport | None = None
+        self.sftp: gportal.SFTP | None = None
+
+    def __enter__(self) -> GPortalSFTP:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        src, t = self.source, self.timeouts
+        try:
+            sock = socket.create_connection((src.sftp_host, src.sftp_port), timeout=t.connect_s)
+        except OSError as exc:
+            raise TransientTransferError(
+                f"cannot connect to {src.sftp_host}:{src.sftp_port} within {t.connect_s:g} s: {exc}"
+            ) from exc
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = t.banner_s
+        transport.auth_timeout = t.auth_s
+        transport.handshake_timeout = t.banner_s + t.auth_s
+        self.transport = transport
+        try:
+            transport.start_client(timeout=t.banner_s + t.auth_s)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise TransientTransferError(f"SSH handshake with {src.sftp_host}:{src.sftp_port} failed: {exc}") from exc
+        seen = fingerprint_sha256(transport.get_remote_server_key())
+        if seen != src.host_key_sha256:
+            self.close()
+            raise HostKeyMismatch(
+                f"host key of {src.sftp_host}:{src.sftp_port} is {seen}, not the pinned {src.host_key_sha256}; "
+                "no credentials were sent. If JAXA changed its key, verify the new fingerprint and set "
+                "host_key_sha256 in the config"
+            )
+        self._authenticate(transport)
+        try:
+            client = paramiko.SFTPClient.from_transport(transport)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {exc}") from exc
+        assert client is not None
+        client.get_channel().settimeout(t.stall_s)
+        self.sftp = gportal.SFTP(client)
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        src = self.source
+        how = "public key" if src.private_key_path else "password"
+        try:
+            if src.private_key_path:
+                transport.auth_publickey(src.username, _load_private_key(src.private_key_path, src.passphrase))
+            else:
+                transport.auth_password(src.username, src.password or "")
+        except paramiko.BadAuthenticationType as exc:
+            self.close()
+            raise AuthenticationRefused(
+                f"{src.sftp_host} does not accept {how} login (it allows {', '.join(exc.allowed_types)}); "
+                "the current G-Portal needs a registered public key: set credentials.private_key_path"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            self.close()
+            raise AuthenticationRefused(
+                f"{src.sftp_host} refused the {how} login for user {src.username!r}; check the user name and "
+                + ("that this key is registered with your G-Portal account" if src.private_key_path else "password")
+            ) from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise TransientTransferError(f"connection to {src.sftp_host} dropped during login: {exc}") from exc
+
+    def close(self) -> None:
+        if self.sftp is not None:
+            try:
+                self.sftp.close()
+            except Exception:
+                log.debug("closing SFTP client failed", exc_info=True)
+            self.sftp = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    # -- operations ----------------------------------------------------------------------------------------
+    def remote_size(self, remote_path: str) -> int:
+        assert self.sftp is not None
+        try:
+            return int(self.sftp.client.stat(remote_path).st_size or 0)
+        except FileNotFoundError as exc:
+            raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
+        except OSError as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
+            raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
+        except (paramiko.SSHException, EOFError, TimeoutError) as exc:
+            raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
+
+    def download(self, remote_path: str, destination: Path, expected_size: int) -> Download:
+        """Fetch ``remote_path`` to ``destination`` via a temporary name; check the size; return the SHA-256."""
+        assert self.sftp is not None and self.transport is not None
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + f".part-{os.getpid()}")
+        digest = hashlib.sha256()
+        received = 0
+        started = time.monotonic()
+        watchdog = _StallWatchdog(self.transport, self.timeouts.stall_s)
+        try:
+            with self.sftp.client.open(remote_path, "rb") as remote, open(partial, "wb") as local:
+                remote.prefetch(expected_size)
+                watchdog.start()
+                while True:
+                    chunk = remote.read(CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    watchdog.progress()
+                    digest.update(chunk)
+                    local.write(chunk)
+                    received += len(chunk)
+                    if received > expected_size:
+                        break
+                local.flush()
+                os.fsync(local.fileno())
+        except FileNotFoundError as exc:
+            _remove(partial)
+            raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
+        except OSError as exc:
+            _remove(partial)
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(
+                    f"no space left on the device holding {destination.parent}; free space and rerun"
+                ) from exc
+            if watchdog.fired:
+                raise StallError(f"{remote_path}: no data for {self.timeouts.stall_s:g} s; transfer aborted") from exc
+            raise TransientTransferError(f"{remote_path}: transfer broke after {received} bytes: {exc}") from exc
+        except (paramiko.SSHException, EOFError) as exc:
+            _remove(partial)
+            if watchdog.fired:
+                raise StallError(f"{remote_path}: no data for {self.timeouts.stall_s:g} s; transfer aborted") from exc
+            raise TransientTransferError(f"{remote_path}: transfer broke after {received} bytes: {exc}") from exc
+        except BaseException:
+            _remove(partial)
+            raise
+        finally:
+            watchdog.stop()
+        if watchdog.fired:
+            _remove(partial)
+            raise StallError(f"{remote_path}: no data for {self.timeouts.stall_s:g} s; transfer aborted")
+        if received != expected_size:
+            _remove(partial)
+            raise TruncatedError(f"{remote_path}: received {received} bytes, catalogue and stat say {expected_size}")
+        os.replace(partial, destination)
+        return Download(destination, received, digest.hexdigest(), time.monotonic() - started)
+
+
+class _StallWatchdog:
+    """Closes the transport when no bytes arrived for ``limit_s`` seconds, so a blocked read returns."""
+
+    def __init__(self, transport: paramiko.Transport, limit_s: float):
+        self.transport = transport
+        self.limit_s = limit_s
+        self.fired = False
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+        self._thread.start()
+
+    def progress(self) -> None:
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.limit_s / 4)):
+            if time.monotonic() - self._last > self.limit_s:
+                self.fired = True
+                self.transport.close()
+                return
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
