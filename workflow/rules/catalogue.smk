@@ -1,0 +1,15 @@
+# One checkpoint per year (not per day): it writes a manifest per day and the year's listing. A checkpoint
+# re-evaluates the DAG when it completes; per year that is ~13 times for the full record (docs/design.md).
+# Operational settings (endpoints, timeouts, retries) reach scripts through snakemake.config, not params:
+# params are rerun triggers, and a new timeout must not re-list or re-download anything.
+
+
+checkpoint catalogue:
+    output:
+        listing=f"{OUT}/manifests/{{year}}/granules_{{period}}.csv",
+    log:
+        f"{OUT}/logs/catalogue/{{year}}_{{period}}.log",
+    params:
+        dataset=config["dataset"],
+    script:
+        "../scripts/catalogue.py"

@@ -1,0 +1,101 @@
+# Configuration, validated before anything runs, and the path helpers every rule shares.
+import sys
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from amsr2flow import atomic
+from amsr2flow import config as settings
+from amsr2flow.archive import archive_name
+from amsr2flow.layout import Layout, period_tag
+from amsr2flow.listing import read_listing
+
+try:
+    _validated = settings.validate(
+        config, schema_path=Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+    )
+except settings.ConfigError as _exc:
+    # One readable message and a non-zero exit, before any job or network call.
+    sys.stderr.write(f"amsr2flow: {_exc}\n")
+    sys.exit(2)
+config.clear()
+config.update(_validated)
+
+LAYOUT = Layout.from_config(config)
+OUT = str(LAYOUT.root)
+YEAR_PERIODS = settings.year_periods(config)  # year -> (first day, day after the last)
+PERIODS = {year: period_tag(*p) for year, p in YEAR_PERIODS.items()}
+RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1])
+RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
+
+
+def _datetime(day):
+    return datetime(day.year, day.month, day.day)
+
+
+def is_complete_year(year):
+    """A year whose requested period is the whole calendar year: archived for good, swaths temporary."""
+    first, after = YEAR_PERIODS[year]
+    return first == date(year, 1, 1) and after == date(year + 1, 1, 1)
+
+
+def year_archive(year):
+    first, after = YEAR_PERIODS[year]
+    name = archive_name(_datetime(first), _datetime(after), config["geolocation"])
+    return f"{OUT}/archives/{name}"
+
+
+def year_of_archive_name(name):
+    """The year of an archive name such as AMSR2_temp_only_20160101_000000_to_20170101_000000."""
+    for year in YEAR_PERIODS:
+        if Path(year_archive(year)).stem == name:
+            return year
+    raise ValueError(f"{name}.npz is not an archive of this configuration's years")
+
+
+def year_listing(year):
+    return str(LAYOUT.year_listing(year, PERIODS[year]))
+
+
+@lru_cache(maxsize=None)
+def _read_year_index(path, mtime_ns):
+    rows = read_listing(path)
+    return {
+        gid: (day, remote, int(size))
+        for gid, day, remote, size in zip(
+            rows["granule_id"], rows["day"], rows["remote_path"], rows["size_bytes"]
+        )
+    }
+
+
+def year_granules(year):
+    """granule_id -> (day, remote path, size) from the year's listing, once its checkpoint has run.
+
+    Cached per file version: input functions ask for it once per granule job.
+    """
+    checkpoints.catalogue.get(year=str(year), period=PERIODS[year])
+    path = year_listing(year)
+    return _read_year_index(path, Path(path).stat().st_mtime_ns)
+
+
+def swath_path(day, granule_id):
+    return str(LAYOUT.swath(day, granule_id))
+
+
+def prepare_run():
+    """Start of a real run: clear a previous run's stop flag and sweep temporaries of killed jobs."""
+    LAYOUT.stop_flag().unlink(missing_ok=True)
+    for folder in (LAYOUT.scratch, LAYOUT.root):
+        for leftover in atomic.sweep_temporaries(folder):
+            print(
+                f"amsr2flow: removed leftover of an interrupted job: {leftover}",
+                file=sys.stderr,
+            )
+
+
+wildcard_constraints:
+    year=r"\d{4}",
+    day=r"\d{4}-\d{2}-\d{2}",
+    period=r"\d{8}-\d{8}",
+    granule_id=r"[A-Za-z0-9]+_\d{12}_\d{3}[ADU]_[A-Z0-9]+_\d{7}",
+    name=r"[A-Za-z0-9_]+_\d{8}_\d{6}_to_\d{8}_\d{6}",

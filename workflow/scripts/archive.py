@@ -1,0 +1,21 @@
+"""Year archive job: stream the year's swaths into one archive (adapter; logic in amsr2flow.yearly)."""
+
+import sys
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from amsr2flow import yearly  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+first, after = (date.fromisoformat(d) for d in snakemake.params.period)
+summary = yearly.build_year_archive(
+    [Path(p) for p in snakemake.input.swaths],
+    Path(snakemake.output.archive),
+    first_day=first,
+    day_after_last=after,
+    config_digest=snakemake.params.config_digest,
+)
+log.info("%s", summary)

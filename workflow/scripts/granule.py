@@ -1,0 +1,46 @@
+"""Granule job: download, check, extract, delete (adapter; logic in amsr2flow.fetch)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from amsr2flow import config as settings  # noqa: E402
+from amsr2flow import fetch  # noqa: E402
+from amsr2flow.layout import Layout  # noqa: E402
+from amsr2flow.transfer import Timeouts  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
+layout = Layout.from_config(cfg)
+transfer = cfg["transfer"]
+task = fetch.GranuleTask(
+    granule_id=snakemake.wildcards.granule_id,
+    day=snakemake.wildcards.day,
+    remote_path=snakemake.params.remote_path,
+    size_bytes=int(snakemake.params.size_bytes),
+)
+try:
+    outcome = fetch.collect_granule(
+        task,
+        source=settings.resolve_source(cfg),
+        timeouts=Timeouts(
+            connect_s=transfer["connect_timeout_s"],
+            banner_s=transfer["banner_timeout_s"],
+            auth_s=transfer["auth_timeout_s"],
+            stall_s=transfer["stall_timeout_s"],
+        ),
+        policy=fetch.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
+        scratch_dir=layout.scratch,
+        channels=tuple(snakemake.params.channels),
+        geolocation=bool(snakemake.params.geolocation),
+        npy_path=Path(snakemake.output.npy),
+        ledger_path=layout.ledger_entry(task.day, task.granule_id),
+        stop_flag=layout.stop_flag(),
+    )
+except (fetch.GranuleFailed, fetch.RunStopped, fetch.FatalTransferError) as exc:
+    log.error("%s", exc)
+    sys.stderr.write(f"amsr2flow: {exc}\n")
+    sys.exit(1)
+log.info("%s: %s", task.granule_id, outcome)
