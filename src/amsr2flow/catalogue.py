@@ -16,9 +16,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import gportal
-import gportal.search
 import pandas as pd
 import requests
+from gportal.search import Search
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class DaySearchResult:
     duplicates: int  # records received more than once
 
 
-class CatalogueSearch(gportal.search.Search):
+class CatalogueSearch(Search):
     """``gportal.search.Search`` pointed at any catalogue URL, with JSON checks and a paging guard."""
 
     def __init__(self, params: Mapping[str, Any], *, url: str, timeout: float, session: requests.Session):

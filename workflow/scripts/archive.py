@@ -1,13 +1,10 @@
 """Year archive job: stream the year's swaths into one archive (adapter; logic in amsr2flow.yearly)."""
 
-import sys
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
-
-from amsr2flow import yearly  # noqa: E402
+from amsr2flow import yearly
+from amsr2flow.joblog import setup_logging
 
 log = setup_logging(snakemake.log[0])
 first, after = (date.fromisoformat(d) for d in snakemake.params.period)

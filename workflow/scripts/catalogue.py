@@ -1,15 +1,12 @@
 """Checkpoint job: a year's day manifests and listing (adapter; logic in amsr2flow.listing)."""
 
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
-
-from amsr2flow import config as settings  # noqa: E402
-from amsr2flow.layout import Layout  # noqa: E402
-from amsr2flow.listing import build_year_listing  # noqa: E402
+from amsr2flow import config as settings
+from amsr2flow.joblog import setup_logging
+from amsr2flow.layout import Layout
+from amsr2flow.listing import build_year_listing
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk

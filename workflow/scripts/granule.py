@@ -3,13 +3,11 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
-
-from amsr2flow import config as settings  # noqa: E402
-from amsr2flow import fetch  # noqa: E402
-from amsr2flow.layout import Layout  # noqa: E402
-from amsr2flow.transfer import Timeouts  # noqa: E402
+from amsr2flow import config as settings
+from amsr2flow import fetch
+from amsr2flow.joblog import setup_logging
+from amsr2flow.layout import Layout
+from amsr2flow.transfer import Timeouts
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk

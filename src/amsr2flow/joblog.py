@@ -1,4 +1,4 @@
-"""Shared by the workflow scripts: logging into the job's own log file."""
+"""Logging for workflow jobs: everything a job says goes to its own log file (one per job, via ``log:``)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,6 @@ def setup_logging(log_path: str) -> logging.Logger:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # paramiko logs every packet-level event at INFO; its warnings are what matters to a user.
     logging.getLogger("paramiko").setLevel(logging.WARNING)
     return logging.getLogger("amsr2flow")

@@ -1,0 +1,305 @@
+"""Verification reports: what the catalogue listed against what the archives hold, and why anything is missing.
+
+A year's report joins three sources: the year's listing (what G-Portal catalogued), the archive's index (what
+was archived), and the failure ledger (why a granule is not archived). A catalogued granule that is in neither
+the archive nor the ledger is a *silent loss*; the report counts them separately, and there should be none.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+
+REASONS = {
+    "absent": "in the catalogue but not on the SFTP server",
+    "invalid": "downloaded file unreadable after every attempt",
+    "transient": "network or server failures outlived the attempts (retried next run)",
+    "stall": "transfers stalled on every attempt (retried next run)",
+    "truncated": "transfers ended early on every attempt (retried next run)",
+    "corrupt": "downloads were corrupt on every attempt (retried next run)",
+    "auth": "login refused (fix credentials, then rerun)",
+    "host_key": "host key did not match the pinned fingerprint",
+    "disk_full": "the disk filled up",
+    "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
+}
+
+
+def read_ledger(ledger_dir: Path) -> dict[str, dict[str, Any]]:
+    """The latest ledger entry of every granule with one, by granule id."""
+    out: dict[str, dict[str, Any]] = {}
+    if not ledger_dir.is_dir():
+        return out
+    for path in sorted(ledger_dir.glob("*.json")):
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out[entry.get("granule_id", path.stem)] = entry
+    return out
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(100.0 * numerator / denominator, 3) if denominator else None
+
+
+def year_report(
+    *,
+    year: int,
+    listing: pd.DataFrame,
+    archive_path: Path,
+    archive_index: pd.DataFrame,
+    verification: Mapping[str, Any],
+    parts: Sequence[Mapping[str, Any]],
+    ledger: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The report of one year as plain data (JSON-serialisable, deterministic)."""
+    archived_ids = set(archive_index["granule_id"]) if len(archive_index) else set()
+    missing = []
+    for row in listing.itertuples(index=False):
+        if row.granule_id in archived_ids:
+            continue
+        entry = ledger.get(row.granule_id)
+        reason = entry.get("reason_class") if entry and entry.get("status") != "resolved" else None
+        missing.append(
+            {
+                "granule_id": row.granule_id,
+                "day": row.day,
+                "orbit_direction": row.orbit_direction,
+                "reason_class": reason or "unaccounted",
+                "reason": REASONS.get(reason or "unaccounted", reason or ""),
+                "last_error": (entry or {}).get("last_error", ""),
+                "attempts": int((entry or {}).get("attempts", 0)),
+                "retryable": bool((entry or {}).get("retryable", False)),
+            }
+        )
+    by_day = []
+    for day, rows in listing.groupby("day", sort=True):
+        ids = set(rows["granule_id"])
+        by_day.append(
+            {
+                "day": day,
+                "expected": len(ids),
+                "archived": len(ids & archived_ids),
+                "ascending": {
+                    "expected": int((rows["orbit_direction"] == "A").sum()),
+                    "archived": int(((rows["orbit_direction"] == "A") & rows["granule_id"].isin(archived_ids)).sum()),
+                },
+                "descending": {
+                    "expected": int((rows["orbit_direction"] == "D").sum()),
+                    "archived": int(((rows["orbit_direction"] == "D") & rows["granule_id"].isin(archived_ids)).sum()),
+                },
+            }
+        )
+    orbit = {}
+    for direction in ("A", "D"):
+        expected = listing[listing["orbit_direction"] == direction]
+        orbit[direction] = {
+            "expected": len(expected),
+            "archived": int(expected["granule_id"].isin(archived_ids).sum()),
+        }
+    reasons: dict[str, int] = {}
+    for m in missing:
+        reasons[m["reason_class"]] = reasons.get(m["reason_class"], 0) + 1
+    not_listed = sorted(archived_ids - set(listing["granule_id"]))
+    expected_n = len(listing)
+    archived_n = len(archived_ids & set(listing["granule_id"]))
+    return {
+        "year": year,
+        "archive": archive_path.name,
+        "expected_granules": expected_n,
+        "archived_granules": archived_n,
+        "missing_granules": len(missing),
+        "silent_losses": reasons.get("unaccounted", 0),
+        "success_rate_percent": _rate(archived_n, expected_n),
+        "missing_by_reason": dict(sorted(reasons.items())),
+        "orbit_direction": orbit,
+        "archived_not_in_listing": not_listed,
+        "verification": dict(verification),
+        "parts": list(parts),
+        "days": by_day,
+        "missing": missing,
+    }
+
+
+def run_report(year_reports: Sequence[Mapping[str, Any]], *, start: str, end: str) -> dict[str, Any]:
+    expected = sum(r["expected_granules"] for r in year_reports)
+    archived = sum(r["archived_granules"] for r in year_reports)
+    reasons: dict[str, int] = {}
+    for r in year_reports:
+        for k, v in r["missing_by_reason"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    damaged = sum(int(r["verification"].get("damaged", 0)) for r in year_reports)
+    return {
+        "software": f"amsr2flow {__version__}",
+        "start": start,
+        "end": end,
+        "expected_granules": expected,
+        "archived_granules": archived,
+        "missing_granules": expected - archived,
+        "silent_losses": sum(r["silent_losses"] for r in year_reports),
+        "damaged_swaths": damaged,
+        "success_rate_percent": _rate(archived, expected),
+        "missing_by_reason": dict(sorted(reasons.items())),
+        "status": "complete" if expected == archived and not damaged else "incomplete",
+        "years": [
+            {k: r[k] for k in ("year", "archive", "expected_granules", "archived_granules", "success_rate_percent")}
+            | {"damaged_swaths": int(r["verification"].get("damaged", 0)), "parts": len(r["parts"])}
+            for r in year_reports
+        ],
+        "missing": [m for r in year_reports for m in r["missing"]],
+    }
+
+
+# -- rendering ---------------------------------------------------------------------------------------------
+def _fmt_rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} %"
+
+
+def year_markdown(report: Mapping[str, Any]) -> str:
+    lines = [
+        f"# AMSR-2 collection report, {report['year']}",
+        "",
+        f"Archive: `{report['archive']}`",
+        "",
+        "| | expected | archived |",
+        "|---|---:|---:|",
+        f"| all granules | {report['expected_granules']} | {report['archived_granules']} |",
+        f"| ascending | {report['orbit_direction']['A']['expected']} | {report['orbit_direction']['A']['archived']} |",
+        f"| descending | {report['orbit_direction']['D']['expected']} | {report['orbit_direction']['D']['archived']} |",
+        "",
+        f"Success rate: **{_fmt_rate(report['success_rate_percent'])}**; silent losses: **{report['silent_losses']}**.",
+        f"Verification: {report['verification'].get('valid', 0)} valid, {report['verification'].get('damaged', 0)} "
+        f"damaged swaths. Parts: {len(report['parts'])}.",
+        "",
+    ]
+    lines += _missing_markdown(report["missing"])
+    lines += ["", "## Per day", "", "| day | expected | archived | A | D |", "|---|---:|---:|---:|---:|"]
+    for d in report["days"]:
+        lines.append(
+            f"| {d['day']} | {d['expected']} | {d['archived']} | "
+            f"{d['ascending']['archived']}/{d['ascending']['expected']} | "
+            f"{d['descending']['archived']}/{d['descending']['expected']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _missing_markdown(missing: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not missing:
+        return ["Every catalogued granule is archived."]
+    lines = ["## Not archived", "", "| granule | day | reason | attempts | last error |", "|---|---|---|---:|---|"]
+    for m in missing:
+        error = str(m["last_error"]).replace("|", "/")[:160]
+        lines.append(f"| `{m['granule_id']}` | {m['day']} | {m['reason']} | {m['attempts']} | {error} |")
+    return lines
+
+
+def run_markdown(report: Mapping[str, Any]) -> str:
+    lines = [
+        f"# AMSR-2 collection report, {report['start']} to {report['end']}",
+        "",
+        f"Status: **{report['status']}**. {report['archived_granules']} of {report['expected_granules']} catalogued "
+        f"granules archived ({_fmt_rate(report['success_rate_percent'])}); silent losses: {report['silent_losses']}; "
+        f"damaged swaths: {report['damaged_swaths']}.",
+        "",
+        "| year | archive | expected | archived | success | damaged | parts |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for y in report["years"]:
+        lines.append(
+            f"| {y['year']} | `{y['archive']}` | {y['expected_granules']} | {y['archived_granules']} | "
+            f"{_fmt_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y['parts']} |"
+        )
+    lines += ["", *_missing_markdown(report["missing"])]
+    if any(m.get("retryable") for m in report["missing"]):
+        lines += ["", "Granules marked as retried next run are fetched again by rerunning the same command."]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_to_html(markdown: str, title: str) -> str:
+    """A small self-contained HTML page from the report's Markdown (tables, headings, paragraphs)."""
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        head, *rows = table
+        body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>")
+        body.extend("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+        body.append("</tbody></table>")
+        table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [_inline(c.strip()) for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                table.append(cells)
+            continue
+        flush_table()
+        if line.startswith("# "):
+            body.append(f"<h1>{_inline(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    flush_table()
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}"
+        "code{font-size:90%}"
+    )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text)
+    out = _pairs(out, "`", "<code>", "</code>")
+    return _pairs(out, "**", "<strong>", "</strong>")
+
+
+def _pairs(text: str, marker: str, open_tag: str, close_tag: str) -> str:
+    pieces = text.split(marker)
+    if len(pieces) % 2 == 0:
+        return text
+    return "".join(p if i % 2 == 0 else f"{open_tag}{p}{close_tag}" for i, p in enumerate(pieces))
+
+
+# -- building from files --------------------------------------------------------------------------------------
+def build_year_report(*, year: int, listing_path: Path, archive_path: Path, parts_dir: Path, ledger_dir: Path) -> dict:
+    """Read the listing, verify the archive and its parts, join the ledger: the year's report."""
+    from .archive import open_archive
+    from .listing import read_listing
+    from .verify import verify_archive
+
+    verification = verify_archive(archive_path)
+    with open_archive(archive_path) as arch:
+        index = arch.index
+    parts = []
+    for part in sorted(parts_dir.glob("*.npz")):
+        part_check = verify_archive(part)
+        parts.append({"name": part.name, "swaths": part_check.swaths, "ok": part_check.ok})
+    return year_report(
+        year=year,
+        listing=read_listing(listing_path),
+        archive_path=archive_path,
+        archive_index=index,
+        verification={
+            "valid": verification.valid,
+            "damaged": len(verification.damaged),
+            "ok": verification.ok and all(p["ok"] for p in parts),
+            "problems": verification.problems(),
+            "parts_swaths": sum(p["swaths"] for p in parts),
+        },
+        parts=parts,
+        ledger=read_ledger(ledger_dir),
+    )

@@ -1,0 +1,17 @@
+"""Run report job: the years' reports summed up (adapter; logic in amsr2flow.report)."""
+
+import json
+from pathlib import Path
+
+from amsr2flow import atomic, report
+from amsr2flow.joblog import setup_logging
+
+log = setup_logging(snakemake.log[0])
+years = [json.loads(Path(p).read_text(encoding="utf-8")) for p in snakemake.input.years]
+run = report.run_report(years, start=snakemake.params.start, end=snakemake.params.end)
+markdown = report.run_markdown(run)
+atomic.write_json(snakemake.output.json, run)
+atomic.write_bytes(snakemake.output.markdown, markdown.encode("utf-8"))
+atomic.write_bytes(snakemake.output.html, report.markdown_to_html(markdown, "AMSR-2 collection report").encode("utf-8"))
+log.info("run report: %s, %s of %s granules", run["status"], run["archived_granules"], run["expected_granules"])
+print(f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} granules archived ({run['status']})")

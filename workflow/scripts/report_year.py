@@ -1,0 +1,23 @@
+"""Year report job: verify the year's archive and parts, join the ledger (adapter; logic in amsr2flow.report)."""
+
+from pathlib import Path
+
+from amsr2flow import atomic, report
+from amsr2flow.joblog import setup_logging
+
+log = setup_logging(snakemake.log[0])
+year_report = report.build_year_report(
+    year=snakemake.params.year,
+    listing_path=Path(snakemake.input.listing),
+    archive_path=Path(snakemake.input.archive),
+    parts_dir=Path(snakemake.input.parts),
+    ledger_dir=Path(snakemake.params.ledger_dir),
+)
+atomic.write_json(snakemake.output.json, year_report)
+atomic.write_bytes(snakemake.output.markdown, report.year_markdown(year_report).encode("utf-8"))
+log.info(
+    "%d of %d granules archived, %d damaged",
+    year_report["archived_granules"],
+    year_report["expected_granules"],
+    year_report["verification"]["damaged"],
+)
