@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks workflow/scripts
 	$(BIN)/ruff format --check src tests benchmarks workflow/scripts
 	$(BIN)/snakefmt --check workflow
-	$(BIN)/snakemake --lint --workflow-profile none --configfile config/config.yaml -s workflow/Snakefile
+	$(BIN)/snakemake --lint --workflow-profile none --cores 1
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks workflow/scripts

@@ -90,7 +90,7 @@ def validate(
     if not problems:
         problems += _semantic_problems(completed)
     if not problems and check_environment:
-        problems += _environment_problems(completed)
+        problems += environment_problems(completed)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return completed
@@ -132,7 +132,8 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _environment_problems(cfg: Mapping[str, Any]) -> list[str]:
+def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """What a real run needs outside the file: writable output, credentials, the emulator's state file."""
     problems: list[str] = []
     out = Path(cfg["output_dir"]).expanduser()
     probe = out

@@ -3,13 +3,6 @@
 # Delete a year's archive to rebuild that year (and only that year).
 
 
-def year_swaths(wildcards):
-    year = year_of_archive_name(wildcards.name)
-    if is_complete_year(year) and Path(year_archive(year)).is_file():
-        return []
-    return [swath_path(day, gid) for gid, (day, _, _) in year_granules(year).items()]
-
-
 rule year_archive:
     input:
         swaths=lambda wc: year_swaths(wc),
@@ -17,6 +10,8 @@ rule year_archive:
         archive=f"{OUT}/archives/{{name}}.npz",
     log:
         f"{OUT}/logs/archives/{{name}}.log",
+    conda:
+        "../envs/amsr2flow.yaml"
     threads: 1
     params:
         channels=config["channels"],
@@ -36,6 +31,8 @@ rule year_parts:
         parts=directory(f"{OUT}/parts/{{year}}"),
     log:
         f"{OUT}/logs/parts/{{year}}.log",
+    conda:
+        "../envs/amsr2flow.yaml"
     params:
         part_size=config["part_size"],
     script:

@@ -9,6 +9,8 @@ checkpoint catalogue:
         listing=f"{OUT}/manifests/{{year}}/granules_{{period}}.csv",
     log:
         f"{OUT}/logs/catalogue/{{year}}_{{period}}.log",
+    conda:
+        "../envs/amsr2flow.yaml"
     params:
         dataset=config["dataset"],
     script:

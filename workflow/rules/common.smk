@@ -11,8 +11,12 @@ from amsr2flow.layout import Layout, period_tag
 from amsr2flow.listing import read_listing
 
 try:
+    # The file alone is checked at parse time (also for --dry-run and --lint); what lies outside it
+    # (credentials, writable folders, the emulator's state file) when a real run starts: see prepare_run().
     _validated = settings.validate(
-        config, schema_path=Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+        config,
+        check_environment=False,
+        schema_path=Path(workflow.basedir) / "schemas" / "config.schema.yaml",
     )
 except settings.ConfigError as _exc:
     # One readable message and a non-zero exit, before any job or network call.
@@ -83,7 +87,12 @@ def swath_path(day, granule_id):
 
 
 def prepare_run():
-    """Start of a real run: clear a previous run's stop flag and sweep temporaries of killed jobs."""
+    """Start of a real run, before any job: check the environment, clear a previous run's stop flag, and
+    sweep temporaries of killed jobs."""
+    problems = settings.environment_problems(config)
+    if problems:
+        sys.stderr.write("amsr2flow: cannot start:\n  " + "\n  ".join(problems) + "\n")
+        sys.exit(2)
     LAYOUT.stop_flag().unlink(missing_ok=True)
     for folder in (LAYOUT.scratch, LAYOUT.root):
         for leftover in atomic.sweep_temporaries(folder):
@@ -91,6 +100,53 @@ def prepare_run():
                 f"amsr2flow: removed leftover of an interrupted job: {leftover}",
                 file=sys.stderr,
             )
+
+
+# -- granules ------------------------------------------------------------------------------------
+def granule_entry(wildcards):
+    """(day, remote path, size) of a granule, from its year's listing."""
+    try:
+        return year_granules(int(wildcards.year))[wildcards.granule_id]
+    except KeyError:
+        raise ValueError(
+            f"{wildcards.granule_id} is not in the {wildcards.year} listing; "
+            "ask for swaths of granules the catalogue lists"
+        ) from None
+
+
+def _granule_rule_params():
+    return dict(
+        channels=config["channels"],
+        geolocation=config["geolocation"],
+        remote_path=lambda wc: granule_entry(wc)[1],
+        size_bytes=lambda wc: granule_entry(wc)[2],
+    )
+
+
+TEMP_YEARS = (
+    "|".join(
+        str(y)
+        for y in YEAR_PERIODS
+        if is_complete_year(y) and not config["keep_swaths"]
+    )
+    or "none"
+)
+KEPT_YEARS = (
+    "|".join(
+        str(y)
+        for y in YEAR_PERIODS
+        if not (is_complete_year(y) and not config["keep_swaths"])
+    )
+    or "none"
+)
+
+
+# -- archives ------------------------------------------------------------------------------------
+def year_swaths(wildcards):
+    year = year_of_archive_name(wildcards.name)
+    if is_complete_year(year) and Path(year_archive(year)).is_file():
+        return []
+    return [swath_path(day, gid) for gid, (day, _, _) in year_granules(year).items()]
 
 
 wildcard_constraints:

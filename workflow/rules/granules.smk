@@ -3,44 +3,6 @@
 # in progress keeps them so that extending `end` rebuilds its archive without downloading it again.
 
 
-def granule_entry(wildcards):
-    """(day, remote path, size) of a granule, from its year's listing."""
-    try:
-        return year_granules(int(wildcards.year))[wildcards.granule_id]
-    except KeyError:
-        raise ValueError(
-            f"{wildcards.granule_id} is not in the {wildcards.year} listing; "
-            "ask for swaths of granules the catalogue lists"
-        ) from None
-
-
-def _granule_rule_params():
-    return dict(
-        channels=config["channels"],
-        geolocation=config["geolocation"],
-        remote_path=lambda wc: granule_entry(wc)[1],
-        size_bytes=lambda wc: granule_entry(wc)[2],
-    )
-
-
-TEMP_YEARS = (
-    "|".join(
-        str(y)
-        for y in YEAR_PERIODS
-        if is_complete_year(y) and not config["keep_swaths"]
-    )
-    or "none"
-)
-KEPT_YEARS = (
-    "|".join(
-        str(y)
-        for y in YEAR_PERIODS
-        if not (is_complete_year(y) and not config["keep_swaths"])
-    )
-    or "none"
-)
-
-
 rule granule_temp_swath:
     output:
         npy=temp(f"{OUT}/swaths/{{year}}/{{day}}/{{granule_id}}.npy"),
@@ -49,6 +11,8 @@ rule granule_temp_swath:
         f"{OUT}/logs/granules/{{year}}/{{day}}/{{granule_id}}.log",
     wildcard_constraints:
         year=TEMP_YEARS,
+    conda:
+        "../envs/amsr2flow.yaml"
     resources:
         gportal=1,
     params:
@@ -65,6 +29,8 @@ rule granule_kept_swath:
         f"{OUT}/logs/granules/{{year}}/{{day}}/{{granule_id}}.log",
     wildcard_constraints:
         year=KEPT_YEARS,
+    conda:
+        "../envs/amsr2flow.yaml"
     resources:
         gportal=1,
     params:

@@ -12,6 +12,8 @@ rule year_report:
         markdown=f"{OUT}/reports/{{year}}/report_{{period}}.md",
     log:
         f"{OUT}/logs/reports/{{year}}_{{period}}.log",
+    conda:
+        "../envs/amsr2flow.yaml"
     params:
         ledger_dir=lambda wc: str(LAYOUT.ledger_dir(wc.year)),
         year=lambda wc: int(wc.year),
@@ -28,6 +30,8 @@ rule run_report:
         html=RUN_REPORT.replace(".json", ".html"),
     log:
         f"{OUT}/logs/reports/run_{RUN_TAG}.log",
+    conda:
+        "../envs/amsr2flow.yaml"
     params:
         start=config["start"],
         end=config["end"],
