@@ -1,0 +1,213 @@
+"""The workflow end to end: real ``snakemake`` runs against the local G-Portal over sockets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from emulator_fixtures import read_stats, start_emulator, stop_emulator
+from workflow_helpers import REPO, SNAKEMAKE, emulator_config, job_counts, run_workflow
+
+from amsr2flow import open_archive
+from amsr2flow.listing import read_listing
+
+pytestmark = pytest.mark.slow
+
+
+def _archives(results: Path) -> list[Path]:
+    return sorted((results / "archives").glob("*.npz"))
+
+
+def _hdf5_temperature(cache_dir: Path, granule_id: str, dataset: str) -> np.ndarray:
+    with h5py.File(cache_dir / f"{granule_id}.h5", "r") as h5:
+        raw = h5[dataset][:]
+    raw[(raw == 65535) | (raw == 65534)] = 0
+    return raw
+
+
+def test_end_to_end_outputs_match_the_granules(tmp_path: Path, emulator: dict) -> None:
+    cfg = emulator_config(emulator, tmp_path, start="2024-01-01", end="2024-01-02", part_size=20)
+    run = run_workflow(tmp_path, cfg, "--resources", "gportal=4")
+    assert run.returncode == 0, run.stdout[-4000:]
+    results = tmp_path / "results"
+
+    # manifests: one per day, granules that begin on that day, all columns
+    for day in ("2024-01-01", "2024-01-02"):
+        manifest = pd.read_csv(results / "manifests" / "2024" / f"{day}.csv")
+        assert 29 <= len(manifest) <= 30
+        assert manifest["begin_utc"].str.startswith(day).all()
+        assert set(manifest["orbit_direction"]) == {"A", "D"}
+        assert manifest["remote_path"].str.startswith("/product/Standard/").all()
+        assert manifest["granule_id"].is_unique
+    listing = read_listing(results / "manifests" / "2024" / "granules_20240101-20240103.csv")
+
+    # swaths of the year in progress are kept, with sidecars
+    swaths = sorted((results / "swaths" / "2024").rglob("*.npy"))
+    assert len(swaths) == len(listing)
+    assert all(p.with_suffix(".json").is_file() for p in swaths)
+
+    # the archive: pickle-free, in time order, equal to what the HDF5 files held; the HDF5s are gone
+    (archive_path,) = _archives(results)
+    assert archive_path.name == "AMSR2_temp_only_20240101_000000_to_20240103_000000.npz"
+    with np.load(archive_path, allow_pickle=False) as npz:
+        assert len(npz.files) > len(listing)
+    cache_dir = Path(emulator["cache_dir"])
+    with open_archive(archive_path) as archive:
+        assert len(archive) == len(listing)
+        assert list(archive.index["granule_id"]) == list(listing.sort_values("begin_utc")["granule_id"])
+        for i in (0, len(archive) // 2, len(archive) - 1):
+            swath = archive[i]
+            gid = swath["metadata"]["granule_id"]
+            expected = _hdf5_temperature(cache_dir, gid, "Brightness Temperature (36.5GHz,H)")
+            np.testing.assert_array_equal(swath["temperature"], expected)
+            assert swath["metadata"]["orbit_type"] == gid.split("_")[2][-1]
+    assert not list((results / ".scratch").glob("*.h5"))
+
+    # parts of 20 swaths
+    parts = sorted((results / "parts" / "2024").glob("*.npz"))
+    assert len(parts) == -(-len(listing) // 20)
+    assert parts[0].name.endswith(f"_part_1of{len(parts)}.npz")
+    assert sum(len(open_archive(p)) for p in parts) == len(listing)
+
+    # reports: complete, nothing missing, nothing silent
+    run_report = json.loads((results / "reports" / "run_20240101-20240103.json").read_text())
+    assert run_report["status"] == "complete"
+    assert run_report["expected_granules"] == run_report["archived_granules"] == len(listing)
+    assert run_report["silent_losses"] == 0
+    assert (results / "reports" / "run_20240101-20240103.html").read_text().startswith("<!DOCTYPE html>")
+    year_report = json.loads((results / "reports" / "2024" / "report_20240101-20240103.json").read_text())
+    assert sum(d["expected"] for d in year_report["days"]) == len(listing)
+    assert year_report["orbit_direction"]["A"]["archived"] + year_report["orbit_direction"]["D"]["archived"] == len(
+        listing
+    )
+    assert year_report["verification"]["damaged"] == 0
+
+    # one log file per job
+    assert len(list((results / "logs" / "granules").rglob("*.log"))) == len(listing)
+
+
+def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emulator: dict) -> None:
+    cfg = emulator_config(
+        emulator,
+        tmp_path,
+        channels=["89.0AV", "36.5H"],
+        geolocation=True,
+        emulator={"generation": "legacy"},
+    )
+    run = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+    assert run.returncode == 0, run.stdout[-4000:]
+    results = tmp_path / "results"
+    manifest = pd.read_csv(results / "manifests" / "2024" / "2024-01-01.csv")
+    assert manifest["remote_path"].str.startswith("standard/GCOM-W/").all()
+    (archive_path,) = _archives(results)
+    assert "temp_only" not in archive_path.name
+    cache_dir = Path(emulator["cache_dir"])
+    with open_archive(archive_path) as archive:
+        swath = archive[3]
+        gid = swath["metadata"]["granule_id"]
+        with h5py.File(cache_dir / f"{gid}.h5", "r") as h5:
+            lat = h5["Latitude of Observation Point for 89A"][:, ::2]
+        np.testing.assert_array_equal(swath["latitude"], lat)
+        np.testing.assert_array_equal(
+            swath["temperature"], _hdf5_temperature(cache_dir, gid, "Brightness Temperature (89.0GHz-A,V)")
+        )
+        np.testing.assert_array_equal(
+            swath["36.5H"], _hdf5_temperature(cache_dir, gid, "Brightness Temperature (36.5GHz,H)")
+        )
+
+
+def test_throttle_caps_concurrent_transfers(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--scans", "16", "--faults", json.dumps({"rates": {}}))
+    try:
+        cfg = emulator_config(state, tmp_path)
+        run = run_workflow(tmp_path, cfg, "--resources", "gportal=2", cores=8)
+        assert run.returncode == 0, run.stdout[-4000:]
+        stats = read_stats(state)
+    finally:
+        stop_emulator(proc)
+    assert stats["files_served"] >= 29
+    assert stats["peak_sftp_sessions"] == 2
+
+
+def test_incremental_reruns(tmp_path: Path, emulator: dict) -> None:
+    # Two years touched: 2023 (one day) and 2024 (one day), so deleting one year's archive can be tested.
+    cfg = emulator_config(emulator, tmp_path, start="2023-12-31", end="2024-01-01")
+    first = run_workflow(tmp_path, cfg, "--resources", "gportal=4")
+    assert first.returncode == 0, first.stdout[-4000:]
+    served = read_stats(emulator)["files_served"]
+    results = tmp_path / "results"
+
+    # unchanged rerun: nothing scheduled, nothing fetched
+    again = run_workflow(tmp_path, cfg)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout
+    assert read_stats(emulator)["files_served"] == served
+
+    # deleting one year's archive rebuilds that year only, without downloading
+    archive_2023, archive_2024 = _archives(results)  # sorted by name: by period
+    assert "_20231231_000000_to_20240101_" in archive_2023.name
+    mtime_2024 = archive_2024.stat().st_mtime_ns
+    archive_2023.unlink()
+    rebuilt = run_workflow(tmp_path, cfg)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    counts = job_counts(rebuilt.stdout)
+    assert counts.get("year_archive") == 1
+    assert counts.get("catalogue", 0) == 0
+    assert not any(rule.startswith("granule") for rule in counts)
+    assert archive_2023.is_file()
+    assert archive_2024.stat().st_mtime_ns == mtime_2024
+    assert read_stats(emulator)["files_served"] == served
+
+    # moving `end` forward fetches only the new day's granules
+    extended = dict(cfg, end="2024-01-02")
+    grown = run_workflow(tmp_path, extended, "--resources", "gportal=4")
+    assert grown.returncode == 0, grown.stdout[-4000:]
+    new_day = pd.read_csv(results / "manifests" / "2024" / "2024-01-02.csv")
+    assert read_stats(emulator)["files_served"] == served + len(new_day)
+    assert job_counts(grown.stdout)["catalogue"] == 1
+    names = [p.name for p in _archives(results)]
+    assert "AMSR2_temp_only_20240101_000000_to_20240103_000000.npz" in names
+    assert "AMSR2_temp_only_20240101_000000_to_20240102_000000.npz" not in names  # superseded partial archive
+
+
+def test_dry_run_shows_the_plan_without_network(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--scans", "16")
+    cfg = emulator_config(state, tmp_path)
+    try:
+        # Before any manifest exists, the plan is the catalogue checkpoint.
+        plan = run_workflow(tmp_path, cfg, "-n")
+        assert plan.returncode == 0, plan.stdout[-3000:]
+        assert job_counts(plan.stdout).get("catalogue") == 1
+        assert read_stats(state)["catalogue_requests"] == 0
+        first = run_workflow(tmp_path, cfg)
+        assert first.returncode == 0, first.stdout[-3000:]
+    finally:
+        stop_emulator(proc)
+    # With the manifests present and the service gone, a dry run lists every granule job and touches nothing.
+    results = tmp_path / "results"
+    for path in _archives(results):
+        path.unlink()
+    for npy in (results / "swaths").rglob("*.npy"):
+        npy.unlink()
+    plan = run_workflow(tmp_path, cfg, "-n")
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    listing = read_listing(results / "manifests" / "2024" / "granules_20240101-20240102.csv")
+    assert job_counts(plan.stdout).get("granule_kept_swath") == len(listing)
+
+
+def test_lint_is_clean() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [str(SNAKEMAKE), "--lint", "--workflow-profile", "none", "--cores", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Congratulations" in out.stdout + out.stderr

@@ -1,0 +1,83 @@
+"""Run the Snakemake workflow as users do (the ``snakemake`` command) against a local G-Portal."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+#: Test runs retry quickly: the service's faults are short.
+FAST_TRANSFER = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "stall_timeout_s": 5}
+
+
+def emulator_config(state: dict[str, Any], workdir: Path, **overrides: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "start": "2024-01-01",
+        "end": "2024-01-01",
+        "source": "emulator",
+        "output_dir": str(workdir / "results"),
+        "emulator": {"state_file": str(Path(state["stats_path"]).parent / "state.json")},
+        "transfer": dict(FAST_TRANSFER),
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def run_workflow(
+    workdir: Path, cfg: dict[str, Any], *args: str, cores: int = 2, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``snakemake --cores N`` in ``workdir`` with ``cfg``; the whole process group is killed on timeout."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(SNAKEFILE),
+        "--configfile",
+        str(config_path),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        str(cores),
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"snakemake did not finish within {timeout} s:\n{output[-5000:]}") from None
+    (workdir / "snakemake.out").write_text(output, encoding="utf-8")
+    return subprocess.CompletedProcess(cmd, proc.returncode, output, "")
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table as {rule: count} (empty when nothing was scheduled)."""
+    counts: dict[str, int] = {}
+    if "Job stats:" not in output:
+        return counts
+    table = output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match[1] != "total":
+            counts[match[1]] = int(match[2])
+    return counts
