@@ -57,6 +57,13 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{key}: {error.instance!r} is not allowed; use one of {allowed}"
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(sub.get("properties", {})))
+        secrets = [k for k in extra if "password" in k.lower() or "passphrase" in k.lower()]
+        if secrets:
+            where = f"{key}." if error.absolute_path else ""
+            return (
+                f"{where}{secrets[0]}: secrets are never read from the config file; remove it and export the "
+                "secret in the environment variable named by credentials.password_env / passphrase_env"
+            )
         known = ", ".join(sorted(sub.get("properties", {})))
         where = f"{key}." if error.absolute_path else ""
         return f"{where}{', '.join(extra)}: unknown key; known keys here are {known}"
@@ -88,7 +95,7 @@ def validate(
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(completed), key=lambda e: list(e.path))
     problems = [_describe(e) for e in errors]
     if not problems:
-        problems += _semantic_problems(completed)
+        problems += _semantic_problems(completed) + output_problems(completed)
     if not problems and check_environment:
         problems += environment_problems(completed)
     if problems:
@@ -132,8 +139,8 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """What a real run needs outside the file: writable output, credentials, the emulator's state file."""
+def output_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """The output folder must exist or be creatable (checked at parse time: the DAG itself scans it)."""
     problems: list[str] = []
     out = Path(cfg["output_dir"]).expanduser()
     probe = out
@@ -141,6 +148,12 @@ def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         problems.append(f"output_dir: {str(out)!r} cannot be created or written (nearest folder {str(probe)!r})")
+    return problems
+
+
+def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """What a real run needs outside the file: writable output, credentials, the emulator's state file."""
+    problems: list[str] = []
     if cfg["source"] == "emulator":
         state = Path(cfg["emulator"]["state_file"]).expanduser()
         if not state.is_file():

@@ -1,0 +1,121 @@
+"""Configuration: defaults, and malformed configs that must fail before any network call, naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator_fixtures import read_stats, start_emulator, stop_emulator
+from workflow_helpers import emulator_config, run_workflow
+
+from amsr2flow import config as settings
+
+
+def test_defaults_fill_every_documented_key(tmp_path: Path) -> None:
+    cfg = settings.validate({"start": "2024-01-01", "end": "2024-01-02"}, check_environment=False)
+    assert cfg["source"] == "gportal"
+    assert cfg["channels"] == ["36.5H"]
+    assert cfg["part_size"] == 500
+    assert cfg["geolocation"] is False
+    assert cfg["gportal"]["sftp_port"] == 22
+    assert cfg["gportal"]["host_key_sha256"].startswith("SHA256:pYLmuMNF")
+    assert cfg["transfer"]["stall_timeout_s"] == 120
+
+
+def test_unquoted_yaml_dates_are_accepted() -> None:
+    import datetime
+
+    cfg = settings.validate(
+        {"start": datetime.date(2024, 1, 1), "end": datetime.date(2024, 1, 1)}, check_environment=False
+    )
+    assert cfg["start"] == "2024-01-01"
+
+
+def test_year_periods_split_at_new_year() -> None:
+    cfg = settings.validate({"start": "2023-12-30", "end": "2024-01-02"}, check_environment=False)
+    periods = settings.year_periods(cfg)
+    assert [(y, a.isoformat(), b.isoformat()) for y, (a, b) in periods.items()] == [
+        (2023, "2023-12-30", "2024-01-01"),
+        (2024, "2024-01-01", "2024-01-03"),
+    ]
+
+
+def test_source_repr_hides_secrets() -> None:
+    source = settings.Source("legacy", "u", "h", 1, "SHA256:x", "user", "hunter2-secret", None, "pass-secret")
+    assert "hunter2" not in repr(source) and "pass-secret" not in repr(source)
+
+
+# -- malformed configurations, through the real command --------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    proc, state = start_emulator(tmp_path_factory.mktemp("emulator"), "--scans", "16")
+    try:
+        yield state
+    finally:
+        stop_emulator(proc)
+
+
+def _blocked_output(tmp: Path) -> dict[str, str]:
+    # A regular file where a folder must be: unwritable for every user, root included.
+    blocker = tmp / "not-a-folder"
+    blocker.write_text("x")
+    return {"output_dir": str(blocker / "results")}
+
+
+# (case, overrides or callable(tmp) -> overrides, key the message must name)
+BAD_CONFIGS: list[tuple[str, Any, str]] = [
+    ("dates reversed", {"start": "2024-01-05", "end": "2024-01-01"}, "end"),
+    ("invalid calendar date", {"start": "2024-02-30"}, "start"),
+    ("date not ISO", {"start": "01/02/2024"}, "start"),
+    ("date as a number", {"end": 20240101}, "end"),
+    ("unknown channel", {"channels": ["36.5X"]}, "channels"),
+    ("empty channel list", {"channels": []}, "channels"),
+    ("duplicate channel", {"channels": ["36.5H", "36.5H"]}, "channels"),
+    (
+        "7.3 GHz on AMSR-E",
+        {"dataset": "amsre-l1b", "start": "2010-01-01", "end": "2010-01-01", "channels": ["7.3H"]},
+        "channels",
+    ),
+    ("part size 0", {"part_size": 0}, "part_size"),
+    ("part size not a number", {"part_size": "many"}, "part_size"),
+    ("unknown source", {"source": "ftp"}, "source"),
+    ("unknown dataset", {"dataset": "amsr3-l1b"}, "dataset"),
+    ("before the mission", {"start": "2011-01-01", "end": "2011-01-02"}, "start"),
+    ("AMSR-E after its end", {"dataset": "amsre-l1b", "start": "2011-10-01", "end": "2011-12-01"}, "end"),
+    ("unknown top-level key", {"chanels": ["36.5H"]}, "chanels"),
+    ("unknown transfer key", {"transfer": {"timeout": 5}}, "transfer.timeout"),
+    ("negative timeout", {"transfer": {"stall_timeout_s": -1}}, "transfer.stall_timeout_s"),
+    ("zero attempts", {"transfer": {"attempts": 0}}, "transfer.attempts"),
+    ("geolocation not boolean", {"geolocation": "yes"}, "geolocation"),
+    ("bad host key fingerprint", {"gportal": {"host_key_sha256": "MD5:aa:bb"}}, "gportal.host_key_sha256"),
+    ("legacy service without pinned host key", {"source": "gportal-legacy"}, "gportal_legacy.host_key_sha256"),
+    ("password in the config file", {"credentials": {"password": "hunter2"}}, "credentials.password"),
+    ("missing credentials for the real service", {"source": "gportal"}, "credentials.username_env"),
+    (
+        "missing key file for the current service",
+        {"source": "gportal", "credentials": {"private_key_path": "/nope/key"}},
+        "credentials.private_key_path",
+    ),
+    ("unwritable output folder", _blocked_output, "output_dir"),
+    ("emulator state file missing", {"emulator": {"state_file": "/nonexistent/state.json"}}, "emulator.state_file"),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides", "key"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_fails_before_any_network_call(
+    case: str, overrides: Any, key: str, tmp_path: Path, live_emulator: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GPORTAL_USERNAME", raising=False)
+    before = read_stats(live_emulator)
+    values = overrides(tmp_path) if callable(overrides) else overrides
+    cfg = emulator_config(live_emulator, tmp_path, **values)
+    run = run_workflow(tmp_path, cfg, timeout=120)
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "amsr2flow:" in run.stdout and key in run.stdout, run.stdout[-2000:]
+    assert "Traceback" not in run.stdout
+    after = read_stats(live_emulator)
+    assert after["catalogue_requests"] == before["catalogue_requests"]
+    assert after["sftp_connections"] == before["sftp_connections"]
+    assert not (tmp_path / "results" / "manifests").exists()
