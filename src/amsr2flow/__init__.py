@@ -9,4 +9,13 @@ JAXA_ACKNOWLEDGEMENT = (
     "(https://gportal.jaxa.jp/). Use is subject to JAXA's G-Portal terms of use."
 )
 
-__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__"]
+__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__", "open_archive"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: `import amsr2flow` stays cheap (no numpy/zipfile) until the reader is used.
+    if name == "open_archive":
+        from .archive import open_archive
+
+        return open_archive
+    raise AttributeError(f"module 'amsr2flow' has no attribute {name!r}")

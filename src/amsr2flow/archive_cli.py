@@ -1,0 +1,159 @@
+"""Archive subcommands: ``info``, ``partition``, ``convert-legacy`` and ``export-legacy``.
+
+``cli.py`` hands ``configure_parser`` the subcommand's own parser (its ``prog`` ends with the subcommand
+name) and calls ``run`` with ``args.command`` set to it. Errors print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .archive import (
+    DEFAULT_PART_SIZE,
+    ArchiveError,
+    open_archive,
+    parse_utc,
+    partition_archive,
+    partition_swaths,
+    summarise,
+)
+from .swath import SwathError
+
+
+def _configure_info(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="ARCHIVE")
+    parser.add_argument(
+        "--trust-legacy-pickle", action="store_true", help="also open legacy pickled archives (trusted files only)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _configure_partition(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="one archive (.npz), or swath files (.npy) / folders of them"
+    )
+    parser.add_argument("-o", "--out-dir", type=Path, required=True, help="folder for the part files")
+    parser.add_argument("--size", type=int, default=DEFAULT_PART_SIZE, help="swaths per part (default 500)")
+    parser.add_argument(
+        "--period", nargs=2, metavar=("START", "END"), help="period of swath-file parts (default: their span)"
+    )
+    parser.add_argument("--config-digest", default="", help="recorded in the provenance of swath-file parts")
+
+
+def _configure_convert(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="LEGACY_NPZ")
+    parser.add_argument("-o", "--out-dir", type=Path, required=True, help="folder for the converted archives")
+    parser.add_argument(
+        "--trust-legacy-pickle",
+        action="store_true",
+        help="required: the legacy files are pickles, and unpickling runs code they carry",
+    )
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("archive", metavar="ARCHIVE")
+    parser.add_argument("output", type=Path, metavar="LEGACY_NPZ")
+
+
+_CONFIGURE: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "info": _configure_info,
+    "partition": _configure_partition,
+    "convert-legacy": _configure_convert,
+    "export-legacy": _configure_export,
+}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    _CONFIGURE[parser.prog.split()[-1]](parser)
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+def run_info(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        with open_archive(path, allow_legacy_pickle=args.trust_legacy_pickle) as archive:
+            summary = summarise(archive)
+        size = Path(path).stat().st_size
+        if args.json:
+            print(json.dumps({**summary.__dict__, "path": str(summary.path), "bytes": size}, sort_keys=True))
+            continue
+        provenance = summary.provenance
+        print(f"{summary.path} ({size / 1e6:.1f} MB, {summary.format})")
+        print(f"  swaths:       {summary.swaths}  orbit types: {summary.orbit_types}")
+        print(f"  period:       {summary.period or '(none)'}")
+        print(f"  scans:        {summary.first_scan_utc or '?'} .. {summary.last_scan_utc or '?'}")
+        print(f"  channels:     {', '.join(summary.channels)}  coordinates: {'yes' if summary.geolocation else 'no'}")
+        print(f"  software:     {provenance.get('software', '?')}  config: {provenance.get('config_digest') or '-'}")
+        for note in provenance.get("notes", []):
+            print(f"  note:         {note}")
+    return 0
+
+
+def _swath_files(inputs: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        files.extend(sorted(item.glob("*.npy")) if item.is_dir() else [item])
+    return files
+
+
+def run_partition(args: argparse.Namespace) -> int:
+    if len(args.inputs) == 1 and args.inputs[0].endswith(".npz"):
+        parts = partition_archive(args.inputs[0], args.out_dir, part_size=args.size)
+    else:
+        period = tuple(parse_utc(t) for t in args.period) if args.period else None
+        parts = partition_swaths(
+            _swath_files(args.inputs),
+            args.out_dir,
+            part_size=args.size,
+            period=period,  # type: ignore[arg-type]
+            config_digest=args.config_digest,
+        )
+    for part in parts:
+        print(part)
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .legacy import convert_legacy  # the only module that unpickles
+
+    if not args.trust_legacy_pickle:
+        raise ArchiveError(
+            "legacy archives are pickles and loading them runs code they carry; re-run with "
+            "--trust-legacy-pickle if you trust these files"
+        )
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for path in args.paths:
+        print(convert_legacy(path, args.out_dir, trust_legacy_pickle=True))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .legacy import export_legacy
+
+    target = export_legacy(args.archive, args.output)
+    print(target)
+    print(
+        "note: this file is a pickle (legacy layout, np.load(..., allow_pickle=True)); do not share it: "
+        "whoever loads it must trust it",
+        file=sys.stderr,
+    )
+    return 0
+
+
+_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "info": run_info,
+    "partition": run_partition,
+    "convert-legacy": run_convert,
+    "export-legacy": run_export,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _RUN[args.command](args)
+    except (ArchiveError, SwathError, FileNotFoundError, ValueError) as exc:
+        print(f"amsr2flow {args.command}: {exc}", file=sys.stderr)
+        return 2

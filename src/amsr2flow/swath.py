@@ -1,0 +1,472 @@
+"""The swath format: one granule's brightness temperatures as a pickle-free ``.npy`` plus a JSON sidecar.
+
+A swath is the workflow's intermediate product: one L1B granule reduced to the configured channels (raw
+integers, as in the file) and, optionally, the positions of the low-frequency samples.
+
+On disk (``write_swath``):
+
+- ``<granule_id>.npy``: a **structured** array with one row per scan and one sub-array field per variable,
+  readable with ``np.load(path, allow_pickle=False)``. Field ``temperature`` is the first configured channel
+  (the legacy name, so ``np.load(p)['temperature']`` is the legacy array); further channels keep their short
+  names (``36.5V``, ``89.0AV``, ...); ``latitude``/``longitude`` (float32) are present with geolocation.
+  A structured array is the one plain ``.npy`` layout that holds fields of different widths (243 and 486
+  columns) and dtypes (uint16 and float32) in a single file.
+- ``<granule_id>.json``: the metadata (``SwathMetadata``), written after the ``.npy`` so that an existing
+  sidecar means the pair is complete.
+
+Conventions kept from the legacy system, on purpose:
+
+- Temperatures stay raw ``uint16`` with the file's ``SCALE FACTOR`` recorded per channel; the missing codes
+  (65535, 65534) become 0, so the legacy rule ``valid = temperature != 0`` holds (0 K is unphysical).
+- **All scan rows are kept, overlap rows included** (legacy swaths have 2000-2060 rows, i.e. with overlap);
+  ``overlap_scans`` records how many rows at each end duplicate the neighbouring granules, and the scan
+  start/end times are those of the first/last *non-overlap* row, so consecutive swaths do not overlap in time.
+- The orbit type comes from the file name exactly as the legacy system derives it.
+- Positions keep the file's values, including its fill (-9999, values <= -9991 are abnormal); the
+  ``lat_range``/``lon_range`` ignore those fills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import l1b
+
+SWATH_FORMAT = "amsr2flow.swath"
+SWATH_FORMAT_VERSION = 1
+TEMPERATURE = "temperature"
+LATITUDE = "latitude"
+LONGITUDE = "longitude"
+UNKNOWN_TIME = ""  # scan times unknown (legacy swaths carry none)
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+class SwathError(ValueError):
+    """A granule or swath file cannot be turned into a valid swath."""
+
+
+class MissingDatasetError(SwathError):
+    """A dataset the extraction needs is absent from the granule."""
+
+
+class DatasetLayoutError(SwathError):
+    """A dataset has a shape or dtype other than the L1B format's."""
+
+
+class MissingAttributeError(SwathError):
+    """An attribute the extraction needs (e.g. ``SCALE FACTOR``) is absent."""
+
+
+# -- metadata -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwathMetadata:
+    """Everything known about one swath besides its arrays (one row of an archive's index)."""
+
+    granule_id: str
+    orbit_type: str  # "A", "D" or "U", from the file name
+    channels: tuple[str, ...]  # configured channels; channels[0] is stored as `temperature`
+    scale_factors: tuple[float, ...]  # one per channel, from the file's SCALE FACTOR attribute
+    shape: tuple[int, int]  # shape of `temperature` (scans, pixels)
+    temp_range: tuple[int, int]  # min/max valid (non-zero) raw value of `temperature`; (0, 0) if none
+    lat_range: tuple[float, float] | None = None  # None without geolocation
+    lon_range: tuple[float, float] | None = None
+    scan_start_utc: str = UNKNOWN_TIME  # ISO 8601 with milliseconds and "Z"; "" when unknown
+    scan_end_utc: str = UNKNOWN_TIME
+    overlap_scans: int = -1  # rows at each end duplicating neighbouring granules; -1 unknown
+    source_size: int = -1  # bytes of the source granule file; -1 unknown
+    source_sha256: str = ""
+    product_version: str = ""  # e.g. "2220220", from the file name
+
+    @property
+    def scale_factor(self) -> float:
+        return self.scale_factors[0]
+
+    @property
+    def has_geolocation(self) -> bool:
+        return self.lat_range is not None
+
+    def legacy_dict(self) -> dict[str, Any]:
+        """The metadata as the legacy dictionaries hold it, plus this format's additional keys."""
+        meta: dict[str, Any] = {
+            "orbit_type": self.orbit_type,
+            "scale_factor": self.scale_factor,
+            "temp_range": self.temp_range,
+            "shape": self.shape,
+        }
+        if self.lat_range is not None:
+            meta["lat_range"] = self.lat_range
+            meta["lon_range"] = self.lon_range
+        meta.update(
+            granule_id=self.granule_id,
+            channels=self.channels,
+            scale_factors=dict(zip(self.channels, self.scale_factors, strict=True)),
+            scan_start_utc=self.scan_start_utc,
+            scan_end_utc=self.scan_end_utc,
+            overlap_scans=self.overlap_scans,
+            source_size=self.source_size,
+            source_sha256=self.source_sha256,
+            product_version=self.product_version,
+        )
+        return meta
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = {"format": SWATH_FORMAT, "format_version": SWATH_FORMAT_VERSION, **asdict(self)}
+        for key in ("lat_range", "lon_range"):  # JSON has no NaN: a swath without valid positions gets nulls
+            if data[key] is not None:
+                data[key] = [None if math.isnan(v) else v for v in data[key]]
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> SwathMetadata:
+        if data.get("format") != SWATH_FORMAT:
+            raise SwathError(f"not an {SWATH_FORMAT} sidecar (format={data.get('format')!r})")
+
+        def pair(value: Any, kind: type) -> tuple[Any, Any] | None:
+            if value is None:
+                return None
+            return tuple(math.nan if v is None else kind(v) for v in value)  # type: ignore[return-value]
+
+        return cls(
+            granule_id=str(data["granule_id"]),
+            orbit_type=str(data["orbit_type"]),
+            channels=tuple(str(c) for c in data["channels"]),
+            scale_factors=tuple(float(s) for s in data["scale_factors"]),
+            shape=(int(data["shape"][0]), int(data["shape"][1])),
+            temp_range=(int(data["temp_range"][0]), int(data["temp_range"][1])),
+            lat_range=pair(data.get("lat_range"), float),
+            lon_range=pair(data.get("lon_range"), float),
+            scan_start_utc=str(data.get("scan_start_utc", UNKNOWN_TIME)),
+            scan_end_utc=str(data.get("scan_end_utc", UNKNOWN_TIME)),
+            overlap_scans=int(data.get("overlap_scans", -1)),
+            source_size=int(data.get("source_size", -1)),
+            source_sha256=str(data.get("source_sha256", "")),
+            product_version=str(data.get("product_version", "")),
+        )
+
+
+# -- the swath ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Swath(Mapping[str, Any]):
+    """One swath: arrays plus metadata, usable like a legacy swath dictionary.
+
+    ``swath['temperature']`` is the first channel, ``swath['<channel>']`` any configured channel,
+    ``swath['latitude']``/``['longitude']`` the positions when present, and ``swath['metadata']`` the legacy
+    metadata dictionary (``orbit_type``, ``scale_factor``, ``temp_range``, ``shape``, ...).
+    """
+
+    metadata: SwathMetadata
+    arrays: Mapping[str, np.ndarray] = field(repr=False)  # "temperature", extra channels, latitude, longitude
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "metadata":
+            return self.metadata.legacy_dict()
+        if key == self.metadata.channels[0]:
+            key = TEMPERATURE
+        return self.arrays[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.arrays
+        yield "metadata"
+
+    def __len__(self) -> int:
+        return len(self.arrays) + 1
+
+    def __contains__(self, key: object) -> bool:
+        return key == "metadata" or key in self.arrays or key == self.metadata.channels[0]
+
+    # Identity, not Mapping's value comparison (which would compare arrays elementwise and fail).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    @property
+    def granule_id(self) -> str:
+        return self.metadata.granule_id
+
+    @property
+    def temperature(self) -> np.ndarray:
+        return self.arrays[TEMPERATURE]
+
+    def legacy_dict(self) -> dict[str, Any]:
+        """A plain dictionary in the legacy layout (arrays plus ``metadata``)."""
+        return {**self.arrays, "metadata": self.metadata.legacy_dict()}
+
+
+def array_names(channels: Sequence[str], geolocation: bool) -> tuple[str, ...]:
+    """Names of a swath's arrays, in storage order: temperature, further channels, then positions."""
+    names = (TEMPERATURE, *channels[1:])
+    return (*names, LATITUDE, LONGITUDE) if geolocation else names
+
+
+def valid_range(raw: np.ndarray) -> tuple[int, int]:
+    """Min/max of the valid (non-zero) raw values; (0, 0) when nothing is valid."""
+    valid = raw[raw != 0]
+    return (int(valid.min()), int(valid.max())) if valid.size else (0, 0)
+
+
+def position_range(values: np.ndarray) -> tuple[float, float]:
+    """Min/max of positions, ignoring the L1B fills (<= -9991) and NaN; (nan, nan) when none is valid."""
+    valid = values[np.isfinite(values) & (values > l1b.GEO_ABNORMAL_MAX)]
+    return (float(valid.min()), float(valid.max())) if valid.size else (float("nan"), float("nan"))
+
+
+def make_swath(
+    granule_id: str,
+    orbit_type: str,
+    channel_arrays: Mapping[str, np.ndarray],
+    scale_factors: Sequence[float],
+    *,
+    latitude: np.ndarray | None = None,
+    longitude: np.ndarray | None = None,
+    **metadata: Any,
+) -> Swath:
+    """Build a ``Swath`` from arrays, deriving shape and ranges (used by extraction, conversion and tests)."""
+    channels = tuple(channel_arrays)
+    arrays = {TEMPERATURE if i == 0 else c: channel_arrays[c] for i, c in enumerate(channels)}
+    temperature = arrays[TEMPERATURE]
+    if (latitude is None) != (longitude is None):
+        raise SwathError("latitude and longitude must be given together")
+    if latitude is not None and longitude is not None:
+        arrays[LATITUDE] = latitude
+        arrays[LONGITUDE] = longitude
+        metadata.setdefault("lat_range", position_range(latitude))
+        metadata.setdefault("lon_range", position_range(longitude))
+    meta = SwathMetadata(
+        granule_id=granule_id,
+        orbit_type=orbit_type,
+        channels=channels,
+        scale_factors=tuple(float(s) for s in scale_factors),
+        shape=(int(temperature.shape[0]), int(temperature.shape[1])),
+        temp_range=valid_range(temperature),
+        **metadata,
+    )
+    return Swath(meta, arrays)
+
+
+# -- extraction from L1B HDF5 ---------------------------------------------------------------------------------
+def file_digest(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> tuple[int, str]:
+    """Size in bytes and SHA-256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def utc_iso(unix_utc: float) -> str:
+    """UTC Unix seconds as ISO 8601 with milliseconds and a ``Z`` (the form the L1B attributes use)."""
+    stamp = datetime.fromtimestamp(round(unix_utc, 3), tz=timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dataset(h5: Any, name: str, pixels: int | None, dtype: str, path: str) -> Any:
+    """The dataset ``name``, checked for shape (rows[, pixels]) and dtype; raises naming what is wrong."""
+    if name not in h5:
+        raise MissingDatasetError(f"{path}: dataset {name!r} is missing; is this an AMSR2/AMSR-E L1B granule?")
+    ds = h5[name]
+    expected_ndim = 1 if pixels is None else 2
+    if ds.ndim != expected_ndim or (pixels is not None and ds.shape[1] != pixels):
+        want = "(N,)" if pixels is None else f"(N, {pixels})"
+        raise DatasetLayoutError(f"{path}: dataset {name!r} has shape {ds.shape}, expected {want}")
+    if ds.dtype != np.dtype(dtype):
+        raise DatasetLayoutError(f"{path}: dataset {name!r} has dtype {ds.dtype}, expected {dtype}")
+    return ds
+
+
+def _scale_factor(ds: Any, path: str) -> float:
+    if "SCALE FACTOR" not in ds.attrs:
+        raise MissingAttributeError(f"{path}: dataset {ds.name!r} has no 'SCALE FACTOR' attribute")
+    return float(np.asarray(ds.attrs["SCALE FACTOR"]).ravel()[0])
+
+
+def _global_int(h5: Any, name: str) -> int | None:
+    """A global attribute stored as a 1-element string array (``attrs[name][0]``), as an int."""
+    if name not in h5.attrs:
+        return None
+    value = np.asarray(h5.attrs[name]).ravel()[0]
+    return int(value.decode() if isinstance(value, bytes) else value)
+
+
+def overlap_scans_of(h5: Any, rows: int) -> int:
+    """Overlap rows at each end: the ``OverlapScans`` attribute, else derived from ``NumberOfScans``, else 0."""
+    overlap = _global_int(h5, "OverlapScans")
+    if overlap is None:
+        number_of_scans = _global_int(h5, "NumberOfScans")
+        overlap = (rows - number_of_scans) // 2 if number_of_scans is not None else 0
+    return overlap if overlap >= 0 and 2 * overlap < rows else 0
+
+
+def raw_temperatures(ds: Any) -> np.ndarray:
+    """A brightness temperature dataset as uint16 with the missing codes mapped to 0 (invalid)."""
+    raw = np.asarray(ds[()], dtype=np.uint16)
+    raw[raw >= min(l1b.TB_MISSING_CODES)] = 0
+    return raw
+
+
+def extract_swath(
+    h5_path: str | os.PathLike[str],
+    channels: Sequence[str] = l1b.DEFAULT_CHANNELS,
+    geolocation: bool = False,
+    *,
+    sha256: str | None = None,
+    source_size: int | None = None,
+) -> Swath:
+    """Read one L1B granule into a ``Swath``; raises a ``SwathError`` subclass naming any bad dataset.
+
+    ``sha256``/``source_size`` may be passed when already known (e.g. from the download) to avoid reading the
+    file twice; otherwise they are computed here.
+    """
+    import h5py  # only extraction needs HDF5
+
+    path = os.fspath(h5_path)
+    if not channels:
+        raise SwathError("at least one channel is needed")
+    unknown = [c for c in channels if c not in l1b.CHANNEL_DATASETS]
+    if unknown:
+        raise SwathError(f"unknown channel(s) {unknown}; known: {', '.join(l1b.CHANNEL_DATASETS)}")
+    if sha256 is None or source_size is None:
+        source_size, sha256 = file_digest(path)
+    name = Path(path).name
+    try:
+        parsed = l1b.parse_granule_name(name)
+        granule_id, product_version = parsed.granule_id, parsed.product_version
+    except ValueError:
+        granule_id, product_version = name.split(".h5", 1)[0], ""
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise SwathError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with h5:
+        arrays: dict[str, np.ndarray] = {}
+        scales: list[float] = []
+        for channel in channels:
+            ds = _dataset(h5, l1b.CHANNEL_DATASETS[channel], l1b.channel_pixels(channel), "uint16", path)
+            scales.append(_scale_factor(ds, path))
+            arrays[channel] = raw_temperatures(ds)
+        rows = {a.shape[0] for a in arrays.values()}
+        if len(rows) != 1:
+            raise DatasetLayoutError(f"{path}: channels have different scan counts {sorted(rows)}")
+        n_rows = rows.pop()
+        scan_time = _dataset(h5, l1b.SCAN_TIME, None, "float64", path)[()]
+        if scan_time.shape[0] != n_rows:
+            raise DatasetLayoutError(f"{path}: {l1b.SCAN_TIME!r} has {scan_time.shape[0]} rows, not {n_rows}")
+        overlap = overlap_scans_of(h5, n_rows)
+        positions: dict[str, np.ndarray] = {}
+        if geolocation:
+            for key, ds_name in ((LATITUDE, l1b.LATITUDE_89A), (LONGITUDE, l1b.LONGITUDE_89A)):
+                ds = _dataset(h5, ds_name, l1b.HIGH_FREQ_PIXELS, "float32", path)
+                if ds.shape[0] != n_rows:
+                    raise DatasetLayoutError(f"{path}: {ds_name!r} has {ds.shape[0]} rows, not {n_rows}")
+                # every second 89A sample sits on a low-frequency footprint (legacy system, satpy)
+                positions[key] = np.ascontiguousarray(ds[()][:, ::2])
+
+    first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
+    if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
+        raise SwathError(f"{path}: {l1b.SCAN_TIME!r} of the non-overlap rows is invalid ({first}, {last})")
+    return make_swath(
+        granule_id,
+        l1b.orbit_type_from_name(name),
+        arrays,
+        scales,
+        latitude=positions.get(LATITUDE),
+        longitude=positions.get(LONGITUDE),
+        scan_start_utc=utc_iso(l1b.tai93_to_unix(float(first))),
+        scan_end_utc=utc_iso(l1b.tai93_to_unix(float(last))),
+        overlap_scans=overlap,
+        source_size=int(source_size),
+        source_sha256=sha256,
+        product_version=product_version,
+    )
+
+
+# -- swath files ----------------------------------------------------------------------------------------------
+def structured_dtype(swath: Swath) -> np.dtype:
+    """One field per array, each a row of that array (sub-array of its width)."""
+    return np.dtype([(name, arr.dtype.newbyteorder("<"), arr.shape[1:]) for name, arr in swath.arrays.items()])
+
+
+def to_structured(swath: Swath) -> np.ndarray:
+    rows = swath.metadata.shape[0]
+    out = np.empty(rows, dtype=structured_dtype(swath))
+    for name, arr in swath.arrays.items():
+        if arr.shape[0] != rows:
+            raise SwathError(f"{swath.granule_id}: array {name!r} has {arr.shape[0]} rows, not {rows}")
+        out[name] = arr
+    return out
+
+
+def atomic_write(path: Path, write: Any, suffix: str = ".tmp") -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename it to ``path``.
+
+    A crash leaves at most a temporary file, never a partial file under the final name.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; final files are ordinary data files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sidecar_path(npy_path: str | os.PathLike[str]) -> Path:
+    return Path(npy_path).with_suffix(".json")
+
+
+def metadata_json(metadata: SwathMetadata) -> bytes:
+    # sorted keys + fixed indentation: identical metadata gives identical bytes
+    return (json.dumps(metadata.to_json_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_swath(swath: Swath, npy_path: str | os.PathLike[str]) -> Path:
+    """Write ``<id>.npy`` and its ``<id>.json`` sidecar atomically; returns the ``.npy`` path.
+
+    The bytes depend only on the swath (no timestamps), so rewriting a swath gives identical files.
+    """
+    path = Path(npy_path)
+    table = to_structured(swath)
+    atomic_write(path, lambda f: np.lib.format.write_array(f, table, allow_pickle=False))
+    atomic_write(sidecar_path(path), lambda f: f.write(metadata_json(swath.metadata)))
+    return path
+
+
+def read_swath_metadata(npy_path: str | os.PathLike[str]) -> SwathMetadata:
+    """Only the sidecar (cheap: used to sort swaths by time before streaming them)."""
+    side = sidecar_path(npy_path)
+    try:
+        return SwathMetadata.from_json_dict(json.loads(side.read_text()))
+    except FileNotFoundError as exc:
+        raise SwathError(f"{npy_path}: sidecar {side.name} is missing (incomplete write?)") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SwathError(f"{side}: malformed swath sidecar ({exc})") from exc
+
+
+def read_swath(npy_path: str | os.PathLike[str]) -> Swath:
+    """Read a swath written by ``write_swath`` (never unpickles)."""
+    meta = read_swath_metadata(npy_path)
+    try:
+        table = np.load(npy_path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SwathError(f"{npy_path}: not a readable swath .npy ({exc})") from exc
+    names = array_names(meta.channels, meta.has_geolocation)
+    if table.dtype.names != names or table.shape != (meta.shape[0],):
+        raise SwathError(f"{npy_path}: fields {table.dtype.names} / rows {table.shape} do not match the sidecar")
+    return Swath(meta, {name: np.ascontiguousarray(table[name]) for name in names})
