@@ -23,6 +23,7 @@ import numpy as np
 import tenacity
 
 from . import atomic, l1b, swath
+from .breaker import CircuitBreaker, ServerLooksDown
 from .config import Source
 from .transfer import (
     FatalTransferError,
@@ -168,6 +169,7 @@ def collect_granule(
     npy_path: Path,
     ledger_path: Path,
     stop_flag: Path,
+    breaker: CircuitBreaker | None = None,
 ) -> str:
     """Produce the granule's swath (or tombstone). Returns ``"archived"``, ``"absent"`` or ``"invalid"``.
 
@@ -181,12 +183,25 @@ def collect_granule(
 
     def attempt() -> swath.Swath:
         nonlocal attempts
-        attempts += 1
         if stop_flag.is_file():
-            raise RunStopped("run stopped by a fatal error in another job")
-        return _attempt(
-            task, source=source, timeouts=timeouts, scratch_dir=scratch_dir, channels=channels, geolocation=geolocation
-        )
+            raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
+        attempts += 1
+        try:
+            result = _attempt(
+                task,
+                source=source,
+                timeouts=timeouts,
+                scratch_dir=scratch_dir,
+                channels=channels,
+                geolocation=geolocation,
+            )
+        except TransientTransferError as exc:
+            if breaker is not None:
+                breaker.record_transient_failure(f"{task.granule_id}: {exc}")
+            raise
+        if breaker is not None:
+            breaker.record_success()
+        return result
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(TransientTransferError),
@@ -219,6 +234,10 @@ def collect_granule(
         update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
         atomic.write_bytes(stop_flag, (str(exc) + "\n").encode("utf-8"))
         raise
+    except (RunStopped, ServerLooksDown) as exc:
+        # Not this granule's fault: recorded so the report says why it is missing; retried next run.
+        update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
+        raise RunStopped(str(exc)) from exc
     swath.write_swath(result, npy_path)
     if ledger_path.is_file():
         update_ledger(ledger_path, task, status="resolved", reason_class="", error="", attempts=attempts)

@@ -62,3 +62,6 @@ class Layout:
 
     def stop_flag(self) -> Path:
         return self.state_dir() / "STOP"
+
+    def breaker_state(self) -> Path:
+        return self.state_dir() / "breaker.json"

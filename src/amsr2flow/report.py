@@ -27,6 +27,7 @@ REASONS = {
     "auth": "login refused (fix credentials, then rerun)",
     "host_key": "host key did not match the pinned fingerprint",
     "disk_full": "the disk filled up",
+    "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
     "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
 }
 

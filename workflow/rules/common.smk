@@ -1,4 +1,5 @@
 # Configuration, validated before anything runs, and the path helpers every rule shares.
+import shutil
 import sys
 from datetime import date, datetime
 from functools import lru_cache
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
+from amsr2flow import preflight
 from amsr2flow.archive import archive_name
 from amsr2flow.layout import Layout, period_tag
 from amsr2flow.listing import read_listing
@@ -86,20 +88,46 @@ def swath_path(day, granule_id):
     return str(LAYOUT.swath(day, granule_id))
 
 
+NETWORK_RULES = {"catalogue", "granule_temp_swath", "granule_kept_swath"}
+
+
 def prepare_run():
-    """Start of a real run, before any job: check the environment, clear a previous run's stop flag, and
-    sweep temporaries of killed jobs."""
+    """Start of a real run with work to do (never in dry runs): check the environment, log in once to
+    G-Portal if jobs will need it, reset the run-wide stop flag and circuit breaker, and sweep what killed
+    jobs left behind."""
     problems = settings.environment_problems(config)
     if problems:
         sys.stderr.write("amsr2flow: cannot start:\n  " + "\n  ".join(problems) + "\n")
         sys.exit(2)
     LAYOUT.stop_flag().unlink(missing_ok=True)
-    for folder in (LAYOUT.scratch, LAYOUT.root):
-        for leftover in atomic.sweep_temporaries(folder):
-            print(
-                f"amsr2flow: removed leftover of an interrupted job: {leftover}",
-                file=sys.stderr,
+    LAYOUT.breaker_state().unlink(missing_ok=True)
+    if LAYOUT.scratch.is_dir():
+        # No job runs yet: anything in scratch is a download of a killed job.
+        for leftover in sorted(LAYOUT.scratch.iterdir()):
+            print(f"amsr2flow: removing leftover download {leftover}", file=sys.stderr)
+            leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
+    for leftover in atomic.sweep_temporaries(LAYOUT.root):
+        print(
+            f"amsr2flow: removed leftover of an interrupted job: {leftover}",
+            file=sys.stderr,
+        )
+    if _network_jobs_pending():
+        try:
+            preflight.check_service(
+                config,
+                settings.resolve_source(config),
+                probe_day=settings.days(config)[0],
             )
+        except (preflight.PreflightError, settings.ConfigError) as exc:
+            sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
+            sys.exit(2)
+
+
+def _network_jobs_pending():
+    try:
+        return any(j.rule.name in NETWORK_RULES for j in workflow.dag.needrun_jobs())
+    except AttributeError:  # a Snakemake without this API: check anyway
+        return True
 
 
 # -- granules ------------------------------------------------------------------------------------

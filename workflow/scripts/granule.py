@@ -5,9 +5,10 @@ from pathlib import Path
 
 from amsr2flow import config as settings
 from amsr2flow import fetch
+from amsr2flow.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
-from amsr2flow.transfer import Timeouts
+from amsr2flow.preflight import timeouts_from
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
@@ -23,12 +24,7 @@ try:
     outcome = fetch.collect_granule(
         task,
         source=settings.resolve_source(cfg),
-        timeouts=Timeouts(
-            connect_s=transfer["connect_timeout_s"],
-            banner_s=transfer["banner_timeout_s"],
-            auth_s=transfer["auth_timeout_s"],
-            stall_s=transfer["stall_timeout_s"],
-        ),
+        timeouts=timeouts_from(cfg),
         policy=fetch.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
         scratch_dir=layout.scratch,
         channels=tuple(snakemake.params.channels),
@@ -36,6 +32,7 @@ try:
         npy_path=Path(snakemake.output.npy),
         ledger_path=layout.ledger_entry(task.day, task.granule_id),
         stop_flag=layout.stop_flag(),
+        breaker=CircuitBreaker(layout.breaker_state(), layout.stop_flag(), transfer["circuit_breaker_failures"]),
     )
 except (fetch.GranuleFailed, fetch.RunStopped, fetch.FatalTransferError) as exc:
     log.error("%s", exc)

@@ -1,0 +1,74 @@
+"""A circuit breaker shared by all granule jobs of a run (processes, possibly on several hosts).
+
+The legacy system stopped after 10 consecutive failures within its one process. Here the count lives in a
+small file beside the results, updated under an exclusive ``fcntl`` lock, so consecutive transient failures are
+counted across parallel jobs: after ``threshold`` of them in a row the breaker opens, the run's stop flag is
+written, and no job starts another transfer until the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import atomic
+
+
+class ServerLooksDown(RuntimeError):
+    """The breaker is open: too many consecutive transient failures across jobs."""
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    state_file: Path
+    stop_flag: Path
+    threshold: int
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict]:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.state_file.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                try:
+                    state = json.loads(self.state_file.read_text(encoding="utf-8"))
+                except (FileNotFoundError, ValueError):
+                    state = {"consecutive_failures": 0}
+                yield state
+                atomic.write_json(self.state_file, state)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def check(self) -> None:
+        """Raise :class:`ServerLooksDown` if the breaker is open (the run's stop flag says why)."""
+        if self.stop_flag.is_file():
+            raise ServerLooksDown(self.stop_flag.read_text(encoding="utf-8").strip())
+
+    def record_success(self) -> None:
+        with self._locked() as state:
+            state["consecutive_failures"] = 0
+
+    def record_transient_failure(self, error: str) -> int:
+        """Count one failure; open the breaker (write the stop flag) when the threshold is reached."""
+        with self._locked() as state:
+            state["consecutive_failures"] = int(state.get("consecutive_failures", 0)) + 1
+            state["last_error"] = error
+            count = state["consecutive_failures"]
+            if count >= self.threshold and not self.stop_flag.is_file():
+                atomic.write_bytes(
+                    self.stop_flag,
+                    (
+                        f"G-Portal looks down: {count} consecutive transient failures across jobs "
+                        f"(last: {error}). No new transfers were started; rerun later to continue.\n"
+                    ).encode(),
+                )
+        return count
+
+    def reset(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.state_file)
