@@ -1,0 +1,145 @@
+"""Start the local G-Portal in a subprocess for tests: ``start_emulator``/``stop_emulator`` and fixtures.
+
+The service runs as ``python -m amsr2flow.emulator --state <dir>/state.json ...`` exactly as users run it;
+the helpers wait for its state file (polling with a deadline, no fixed sleeps) and stop it with SIGTERM.
+
+    proc, state = start_emulator(tmp_path, "--scans", "16", "--faults", json.dumps(spec))
+    ...
+    stop_emulator(proc)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Small granules keep tests fast; pass other ``--scans`` explicitly to override.
+DEFAULT_SCANS = 16
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_json(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def start_emulator(
+    tmp_dir: str | Path, *extra_args: str, scans: int | None = DEFAULT_SCANS, timeout: float = START_TIMEOUT_S
+):
+    """Start the emulator writing its state into ``tmp_dir``; returns ``(Popen, state dict)``.
+
+    ``--scans <scans>`` (16: small, fast granules) is added unless ``scans`` is None (full-size granules) or
+    ``extra_args`` has ``--scans`` or ``--serve-dir``; ``--log`` goes to ``tmp_dir/emulator.log`` unless given.
+    The process's stdout/stderr go to ``tmp_dir/emulator.out``.
+    """
+    tmp = Path(tmp_dir)
+    tmp.mkdir(parents=True, exist_ok=True)
+    state_path = tmp / "state.json"
+    state_path.unlink(missing_ok=True)
+    args = list(extra_args)
+    if scans is not None and "--scans" not in args and "--serve-dir" not in args:
+        args += ["--scans", str(scans)]
+    if "--log" not in args:
+        args += ["--log", str(tmp / "emulator.log")]
+    out = open(tmp / "emulator.out", "wb")  # noqa: SIM115 - the child owns it for its lifetime
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amsr2flow.emulator", "--state", str(state_path), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
+    out.close()
+    deadline = time.monotonic() + timeout
+    while (state := _read_state(state_path)) is None:
+        if proc.poll() is not None:
+            output = (tmp / "emulator.out").read_text(errors="replace")
+            raise RuntimeError(f"emulator exited with {proc.returncode} before writing its state:\n{output}")
+        if time.monotonic() > deadline:
+            stop_emulator(proc)
+            raise TimeoutError(f"emulator wrote no state file within {timeout} s")
+        time.sleep(0.02)
+    return proc, state
+
+
+def stop_emulator(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM, wait (killing it if it does not stop in time); returns the exit code."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def read_stats(state: dict[str, Any]) -> dict[str, Any]:
+    return read_json(state["stats_path"])
+
+
+def wait_for_stats(state: dict[str, Any], predicate: Callable[[dict], bool], timeout: float = 5.0) -> dict:
+    """Stats once ``predicate(stats)`` holds (the file is rewritten at most every 0.2 s)."""
+
+    def check() -> dict | None:
+        try:
+            stats = read_stats(state)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return stats if predicate(stats) else None
+
+    return wait_for(check, timeout, what="emulator stats")
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A fault-free emulator with small granules; yields its state dict."""
+    proc, state = start_emulator(tmp_path / "emulator")
+    try:
+        yield state
+    finally:
+        stop_emulator(proc)
+
+
+@pytest.fixture
+def emulator_factory(tmp_path: Path) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Start emulators with extra arguments: ``state = emulator_factory("--faults", spec)``; all stop at teardown."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*extra_args: str) -> dict[str, Any]:
+        proc, state = start_emulator(tmp_path / f"emulator{len(procs)}", *extra_args)
+        procs.append(proc)
+        return state
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            stop_emulator(proc)
