@@ -9,13 +9,15 @@ JAXA_ACKNOWLEDGEMENT = (
     "(https://gportal.jaxa.jp/). Use is subject to JAXA's G-Portal terms of use."
 )
 
-__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__", "open_archive"]
+#: Reader entry points, importable from the package root: ``amsr2flow.open_archive(path)``.
+_ARCHIVE_EXPORTS = ("open_archive", "to_kelvin", "crop_or_pad")
+__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__", *_ARCHIVE_EXPORTS]
 
 
 def __getattr__(name: str) -> object:
     # Lazy: `import amsr2flow` stays cheap (no numpy/zipfile) until the reader is used.
-    if name == "open_archive":
-        from .archive import open_archive
+    if name in _ARCHIVE_EXPORTS:
+        from . import archive
 
-        return open_archive
+        return getattr(archive, name)
     raise AttributeError(f"module 'amsr2flow' has no attribute {name!r}")

@@ -26,6 +26,7 @@ from . import atomic, l1b, swath
 from .breaker import CircuitBreaker, ServerLooksDown
 from .config import Source
 from .transfer import (
+    AuthenticationRefused,
     FatalTransferError,
     GPortalSFTP,
     GranuleAbsent,
@@ -42,6 +43,16 @@ class CorruptGranule(TransientTransferError):
     """The download has the right size but is not a readable L1B granule; fetched again, then given up."""
 
     kind = "corrupt"
+
+
+class SporadicAuthRefusal(TransientTransferError):
+    """A login refused although the run's preflight login with the same credentials succeeded.
+
+    Wrong credentials are caught by the preflight before any job starts; a refusal afterwards is what
+    overloaded servers do now and then, so it is retried (and counted by the circuit breaker).
+    """
+
+    kind = "auth"
 
 
 class RunStopped(RuntimeError):
@@ -127,6 +138,15 @@ def is_tombstone(npy_path: str | Path) -> bool:
 
 
 # -- one attempt -------------------------------------------------------------------------------------------
+def _session(source: Source, timeouts: Timeouts) -> GPortalSFTP:
+    session = GPortalSFTP(source, timeouts)
+    try:
+        session.connect()
+    except AuthenticationRefused as exc:
+        raise SporadicAuthRefusal(str(exc)) from exc
+    return session
+
+
 def _attempt(
     task: GranuleTask,
     *,
@@ -138,7 +158,7 @@ def _attempt(
 ) -> swath.Swath:
     h5_path = scratch_dir / f"{task.granule_id}.h5"
     try:
-        with GPortalSFTP(source, timeouts) as session:
+        with _session(source, timeouts) as session:
             stat_size = session.remote_size(task.remote_path)
             if stat_size != task.size_bytes:
                 raise TransientTransferError(
@@ -180,9 +200,10 @@ def collect_granule(
         raise RunStopped(f"run stopped by an earlier fatal error: {stop_flag.read_text(encoding='utf-8').strip()}")
     n_pixels = l1b.channel_pixels(channels[0])
     attempts = 0
+    last_failure: TransientTransferError | None = None
 
     def attempt() -> swath.Swath:
-        nonlocal attempts
+        nonlocal attempts, last_failure
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
         attempts += 1
@@ -196,6 +217,7 @@ def collect_granule(
                 geolocation=geolocation,
             )
         except TransientTransferError as exc:
+            last_failure = exc
             if breaker is not None:
                 breaker.record_transient_failure(f"{task.granule_id}: {exc}")
             raise
@@ -239,8 +261,16 @@ def collect_granule(
         update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
         raise RunStopped(str(exc)) from exc
     swath.write_swath(result, npy_path)
-    if ledger_path.is_file():
-        update_ledger(ledger_path, task, status="resolved", reason_class="", error="", attempts=attempts)
+    if last_failure is not None or ledger_path.is_file():
+        # Archived after failures (in this run or an earlier one): kept as history, so retries are visible.
+        update_ledger(
+            ledger_path,
+            task,
+            status="resolved",
+            reason_class=last_failure.kind if last_failure else "",
+            error=str(last_failure) if last_failure else "",
+            attempts=attempts,
+        )
     log.info(
         "%s: archived as swath in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts
     )

@@ -16,9 +16,12 @@ import tenacity
 
 from . import catalogue
 from .config import DATASETS, Source
-from .transfer import FatalTransferError, GPortalSFTP, Timeouts, TransientTransferError
+from .transfer import AuthenticationRefused, FatalTransferError, GPortalSFTP, Timeouts, TransientTransferError
 
 PREFLIGHT_ATTEMPTS = 3
+#: A refused login is tried twice: once more in case the server refused it sporadically, no more, so wrong
+#: credentials cost two connection attempts.
+LOGIN_REFUSALS_TOLERATED = 1
 
 
 class PreflightError(RuntimeError):
@@ -61,8 +64,13 @@ def check_service(cfg: Mapping[str, Any], source: Source, *, probe_day: date) ->
 
 
 def _login(source: Source, timeouts: Timeouts) -> None:
-    with GPortalSFTP(source, timeouts):
-        pass
+    for refusals in range(LOGIN_REFUSALS_TOLERATED + 1):
+        try:
+            with GPortalSFTP(source, timeouts):
+                return
+        except AuthenticationRefused:
+            if refusals == LOGIN_REFUSALS_TOLERATED:
+                raise
 
 
 def _catalogue_probe(cfg: Mapping[str, Any], source: Source, day: date) -> None:

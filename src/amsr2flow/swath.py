@@ -288,7 +288,10 @@ def _dataset(h5: Any, name: str, pixels: int | None, dtype: str, path: str) -> A
 def _scale_factor(ds: Any, path: str) -> float:
     if "SCALE FACTOR" not in ds.attrs:
         raise MissingAttributeError(f"{path}: dataset {ds.name!r} has no 'SCALE FACTOR' attribute")
-    return float(np.asarray(ds.attrs["SCALE FACTOR"]).ravel()[0])
+    value = np.asarray(ds.attrs["SCALE FACTOR"]).ravel()[0]
+    # Files store it as float32 (0.01 reads back as 0.009999999776...). Recording the shortest decimal that
+    # round-trips at the stored precision gives users 0.01, the value JAXA documents.
+    return float(np.format_float_positional(value, unique=True)) if value.dtype == np.float32 else float(value)
 
 
 def _global_int(h5: Any, name: str) -> int | None:

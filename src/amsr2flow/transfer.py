@@ -127,7 +127,8 @@ class GPortalSFTP:
         self.sftp: gportal.SFTP | None = None
 
     def __enter__(self) -> GPortalSFTP:
-        self.connect()
+        if self.sftp is None:
+            self.connect()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
