@@ -211,3 +211,35 @@ def test_lint_is_clean() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Congratulations" in out.stdout + out.stderr
+
+
+def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
+    """transfer_jobs: local (downloads where Snakemake runs, extraction as its own job) changes no byte."""
+    from amsr2flow import orbit
+
+    absent = orbit.granules_beginning_on(pd.Timestamp("2024-01-01").date())[4].granule_id
+    spec = {
+        "granules": {
+            absent: ["absent"],
+            orbit.granules_beginning_on(pd.Timestamp("2024-01-01").date())[6].granule_id: ["corrupted"],
+        }
+    }
+    proc, state = start_emulator(tmp_path / "emulator", "--scans", "16", "--faults", json.dumps(spec))
+    try:
+        outputs = {}
+        for mode in ("cluster", "local"):
+            workdir = tmp_path / mode
+            run = run_workflow(workdir, emulator_config(state, workdir, transfer_jobs=mode), "--resources", "gportal=2")
+            assert run.returncode == 0, run.stdout[-4000:]
+            results = workdir / "results"
+            # granule jobs are planned after the checkpoint, so their trace is their log files
+            downloads = list((results / "logs" / "downloads").rglob("*.log"))
+            assert len(downloads) == (29 if mode == "local" else 0)
+            outputs[mode] = {p.name: p.read_bytes() for p in _archives(results)}
+            report = json.loads((results / "reports" / "run_20240101-20240102.json").read_text())
+            assert {m["granule_id"]: m["reason_class"] for m in report["missing"]} == {absent: "absent"}
+            assert not list((results / ".scratch").rglob("*.h5"))
+    finally:
+        stop_emulator(proc)
+    assert outputs["local"] == outputs["cluster"]
+    assert len(outputs["local"]) == 1

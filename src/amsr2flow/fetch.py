@@ -27,6 +27,7 @@ from .breaker import CircuitBreaker, ServerLooksDown
 from .config import Source
 from .transfer import (
     AuthenticationRefused,
+    Download,
     FatalTransferError,
     GPortalSFTP,
     GranuleAbsent,
@@ -147,16 +148,24 @@ def _session(source: Source, timeouts: Timeouts) -> GPortalSFTP:
     return session
 
 
+@dataclass(frozen=True)
+class FetchResult:
+    download: Download
+    swath: swath.Swath
+
+
 def _attempt(
     task: GranuleTask,
     *,
     source: Source,
     timeouts: Timeouts,
-    scratch_dir: Path,
+    destination: Path,
+    keep_download: bool,
     channels: tuple[str, ...],
     geolocation: bool,
-) -> swath.Swath:
-    h5_path = scratch_dir / f"{task.granule_id}.h5"
+) -> FetchResult:
+    """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
+    kept = False
     try:
         with _session(source, timeouts) as session:
             stat_size = session.remote_size(task.remote_path)
@@ -164,17 +173,92 @@ def _attempt(
                 raise TransientTransferError(
                     f"{task.remote_path}: SFTP stat says {stat_size} bytes, the catalogue {task.size_bytes}"
                 )
-            download = session.download(task.remote_path, h5_path, stat_size)
+            download = session.download(task.remote_path, destination, stat_size)
         try:
-            return swath.extract_swath(
-                h5_path, channels, geolocation, sha256=download.sha256, source_size=download.size_bytes
+            extracted = swath.extract_swath(
+                destination, channels, geolocation, sha256=download.sha256, source_size=download.size_bytes
             )
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
             raise CorruptGranule(f"{task.granule_id}: downloaded file is not a readable L1B granule: {exc}") from exc
+        kept = keep_download
+        return FetchResult(download, extracted)
     finally:
-        # The HDF5 is only a means to the swath: it never outlives the job.
-        with contextlib.suppress(FileNotFoundError):
-            h5_path.unlink()
+        # The HDF5 is only a means to the swath: it never outlives the job unless another job extracts it.
+        if not kept:
+            with contextlib.suppress(FileNotFoundError):
+                destination.unlink()
+
+
+# -- what a granule job leaves behind ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwathOutputs:
+    """One job does everything: the outputs are the swath (or its tombstone)."""
+
+    npy_path: Path
+    scratch_dir: Path
+    n_pixels: int
+    keep_download = False
+
+    def download_path(self, task: GranuleTask) -> Path:
+        return self.scratch_dir / f"{task.granule_id}.h5"
+
+    def success(self, task: GranuleTask, result: FetchResult) -> None:
+        swath.write_swath(result.swath, self.npy_path)
+
+    def permanent(self, task: GranuleTask, reason_class: str, error: str) -> None:
+        write_tombstone(self.npy_path, task, reason_class=reason_class, error=error, n_pixels=self.n_pixels)
+
+
+@dataclass(frozen=True)
+class DownloadOutputs:
+    """Split transfers: this job (on a host with internet) leaves a checked HDF5 and a download record;
+    :func:`extract_download` (on a compute node) turns them into the swath."""
+
+    h5_path: Path
+    record_path: Path
+    keep_download = True
+
+    def download_path(self, task: GranuleTask) -> Path:
+        return self.h5_path
+
+    def success(self, task: GranuleTask, result: FetchResult) -> None:
+        record = {"granule_id": task.granule_id, "status": "downloaded", "size_bytes": result.download.size_bytes}
+        record["sha256"] = result.download.sha256
+        atomic.write_json(self.record_path, record)
+
+    def permanent(self, task: GranuleTask, reason_class: str, error: str) -> None:
+        atomic.write_bytes(self.h5_path, b"")  # a declared output must exist; the record says it is empty
+        atomic.write_json(
+            self.record_path,
+            {"granule_id": task.granule_id, "status": TOMBSTONE_STATUS, "reason_class": reason_class, "reason": error},
+        )
+
+
+def extract_download(
+    task: GranuleTask,
+    *,
+    h5_path: Path,
+    record_path: Path,
+    channels: tuple[str, ...],
+    geolocation: bool,
+    npy_path: Path,
+) -> str:
+    """Second half of a split granule: the checked download becomes the swath (or the tombstone)."""
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if record["status"] == TOMBSTONE_STATUS:
+        write_tombstone(
+            npy_path,
+            task,
+            reason_class=record["reason_class"],
+            error=record["reason"],
+            n_pixels=l1b.channel_pixels(channels[0]),
+        )
+        return record["reason_class"]
+    extracted = swath.extract_swath(
+        h5_path, channels, geolocation, sha256=record["sha256"], source_size=record["size_bytes"]
+    )
+    swath.write_swath(extracted, npy_path)
+    return "archived"
 
 
 def collect_granule(
@@ -183,26 +267,26 @@ def collect_granule(
     source: Source,
     timeouts: Timeouts,
     policy: RetryPolicy,
-    scratch_dir: Path,
     channels: tuple[str, ...],
     geolocation: bool,
-    npy_path: Path,
+    outputs: SwathOutputs | DownloadOutputs,
     ledger_path: Path,
     stop_flag: Path,
     breaker: CircuitBreaker | None = None,
 ) -> str:
-    """Produce the granule's swath (or tombstone). Returns ``"archived"``, ``"absent"`` or ``"invalid"``.
+    """Produce the granule's outputs (swath, or checked download; or tombstone).
+
+    Returns ``"archived"``, ``"absent"`` or ``"invalid"``.
 
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
     if stop_flag.is_file():
         raise RunStopped(f"run stopped by an earlier fatal error: {stop_flag.read_text(encoding='utf-8').strip()}")
-    n_pixels = l1b.channel_pixels(channels[0])
     attempts = 0
     last_failure: TransientTransferError | None = None
 
-    def attempt() -> swath.Swath:
+    def attempt() -> FetchResult:
         nonlocal attempts, last_failure
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
@@ -212,7 +296,8 @@ def collect_granule(
                 task,
                 source=source,
                 timeouts=timeouts,
-                scratch_dir=scratch_dir,
+                destination=outputs.download_path(task),
+                keep_download=outputs.keep_download,
                 channels=channels,
                 geolocation=geolocation,
             )
@@ -240,12 +325,12 @@ def collect_granule(
     except GranuleAbsent as exc:
         log.error("%s: %s", task.granule_id, exc)
         update_ledger(ledger_path, task, status="absent", reason_class="absent", error=str(exc), attempts=attempts)
-        write_tombstone(npy_path, task, reason_class="absent", error=str(exc), n_pixels=n_pixels)
+        outputs.permanent(task, "absent", str(exc))
         return "absent"
     except CorruptGranule as exc:
         log.error("%s: still unreadable after %d downloads: %s", task.granule_id, attempts, exc)
         update_ledger(ledger_path, task, status="invalid", reason_class="invalid", error=str(exc), attempts=attempts)
-        write_tombstone(npy_path, task, reason_class="invalid", error=str(exc), n_pixels=n_pixels)
+        outputs.permanent(task, "invalid", str(exc))
         return "invalid"
     except TransientTransferError as exc:
         update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
@@ -260,7 +345,7 @@ def collect_granule(
         # Not this granule's fault: recorded so the report says why it is missing; retried next run.
         update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
         raise RunStopped(str(exc)) from exc
-    swath.write_swath(result, npy_path)
+    outputs.success(task, result)
     if last_failure is not None or ledger_path.is_file():
         # Archived after failures (in this run or an earlier one): kept as history, so retries are visible.
         update_ledger(
@@ -271,7 +356,5 @@ def collect_granule(
             error=str(last_failure) if last_failure else "",
             attempts=attempts,
         )
-    log.info(
-        "%s: archived as swath in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts
-    )
+    log.info("%s: done in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts)
     return "archived"

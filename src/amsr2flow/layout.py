@@ -40,6 +40,10 @@ class Layout:
         day_s = day if isinstance(day, str) else day.isoformat()
         return self.root / "swaths" / day_s[:4] / day_s / f"{granule_id}.npy"
 
+    def download(self, year: str, day: str, granule_id: str) -> Path:
+        """A checked download waiting for its extraction job (split transfers only)."""
+        return self.scratch / year / day / f"{granule_id}.h5"
+
     # archives, parts, reports, ledger
     def archives_dir(self) -> Path:
         return self.root / "archives"

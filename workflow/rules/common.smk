@@ -1,5 +1,4 @@
 # Configuration, validated before anything runs, and the path helpers every rule shares.
-import shutil
 import sys
 from datetime import date, datetime
 from functools import lru_cache
@@ -88,7 +87,12 @@ def swath_path(day, granule_id):
     return str(LAYOUT.swath(day, granule_id))
 
 
-NETWORK_RULES = {"catalogue", "granule_temp_swath", "granule_kept_swath"}
+NETWORK_RULES = {
+    "catalogue",
+    "download_granule",
+    "granule_temp_swath",
+    "granule_kept_swath",
+}
 
 
 def prepare_run():
@@ -102,10 +106,13 @@ def prepare_run():
     LAYOUT.stop_flag().unlink(missing_ok=True)
     LAYOUT.breaker_state().unlink(missing_ok=True)
     if LAYOUT.scratch.is_dir():
-        # No job runs yet: anything in scratch is a download of a killed job.
-        for leftover in sorted(LAYOUT.scratch.iterdir()):
+        # No job runs yet: downloads of killed jobs (partial ones anywhere; whole ones at the top level,
+        # where one-job-per-granule downloads live) go. Split-transfer downloads below are declared outputs.
+        leftovers = [p for p in LAYOUT.scratch.iterdir() if p.is_file()]
+        leftovers += [p for p in LAYOUT.scratch.rglob("*.part-*") if p.is_file()]
+        for leftover in sorted(set(leftovers)):
             print(f"amsr2flow: removing leftover download {leftover}", file=sys.stderr)
-            leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
+            leftover.unlink()
     for leftover in atomic.sweep_temporaries(LAYOUT.root):
         print(
             f"amsr2flow: removed leftover of an interrupted job: {leftover}",
@@ -140,6 +147,18 @@ def granule_entry(wildcards):
             f"{wildcards.granule_id} is not in the {wildcards.year} listing; "
             "ask for swaths of granules the catalogue lists"
         ) from None
+
+
+SPLIT_TRANSFERS = config["transfer_jobs"] == "local"
+DOWNLOAD_PATTERN = str(LAYOUT.download("{year}", "{day}", "{granule_id}"))
+
+
+def granule_inputs(wildcards):
+    """With split transfers the swath job extracts a download made on the submit host; else it downloads."""
+    if not SPLIT_TRANSFERS:
+        return {}
+    h5 = DOWNLOAD_PATTERN.format(**wildcards)
+    return {"h5": h5, "record": h5.replace(".h5", ".download.json")}
 
 
 def _granule_rule_params():

@@ -1,10 +1,15 @@
-"""Granule job: download, check, extract, delete (adapter; logic in amsr2flow.fetch)."""
+"""Granule job: download, check, extract, delete; or, with split transfers, only one half of it.
+
+Adapter only; the logic is in amsr2flow.fetch. Which half runs follows from the rule's inputs and outputs:
+a job with a ``record`` output downloads (split transfers, on the submit host), a job with a ``record`` input
+extracts (on a compute node), a job with neither does both.
+"""
 
 import sys
 from pathlib import Path
 
 from amsr2flow import config as settings
-from amsr2flow import fetch
+from amsr2flow import fetch, l1b
 from amsr2flow.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
@@ -14,22 +19,41 @@ log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 layout = Layout.from_config(cfg)
 transfer = cfg["transfer"]
+channels = tuple(snakemake.params.channels)
 task = fetch.GranuleTask(
     granule_id=snakemake.wildcards.granule_id,
     day=snakemake.wildcards.day,
     remote_path=snakemake.params.remote_path,
     size_bytes=int(snakemake.params.size_bytes),
 )
+
+if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone tests values
+    outcome = fetch.extract_download(
+        task,
+        h5_path=Path(snakemake.input.h5),
+        record_path=Path(snakemake.input.record),
+        channels=channels,
+        geolocation=bool(snakemake.params.geolocation),
+        npy_path=Path(snakemake.output.npy),
+    )
+    log.info("%s: %s", task.granule_id, outcome)
+    sys.exit(0)
+
+if "record" in snakemake.output.keys():  # noqa: SIM118
+    outputs = fetch.DownloadOutputs(h5_path=Path(snakemake.output.h5), record_path=Path(snakemake.output.record))
+else:
+    outputs = fetch.SwathOutputs(
+        npy_path=Path(snakemake.output.npy), scratch_dir=layout.scratch, n_pixels=l1b.channel_pixels(channels[0])
+    )
 try:
     outcome = fetch.collect_granule(
         task,
         source=settings.resolve_source(cfg),
         timeouts=timeouts_from(cfg),
         policy=fetch.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
-        scratch_dir=layout.scratch,
-        channels=tuple(snakemake.params.channels),
+        channels=channels,
         geolocation=bool(snakemake.params.geolocation),
-        npy_path=Path(snakemake.output.npy),
+        outputs=outputs,
         ledger_path=layout.ledger_entry(task.day, task.granule_id),
         stop_flag=layout.stop_flag(),
         breaker=CircuitBreaker(layout.breaker_state(), layout.stop_flag(), transfer["circuit_breaker_failures"]),
