@@ -160,17 +160,19 @@ def test_mixed_faults_at_ten_percent_lose_nothing_silently(tmp_path: Path) -> No
 
 
 # -- credentials and host keys -------------------------------------------------------------------------
-def _real_service_config(state: dict, tmp_path: Path, **overrides: object) -> dict:
+def _real_service_config(state: dict, tmp_path: Path, *, legacy: bool = False) -> dict:
     """The real-service code path (environment credentials, pinned key) pointed at the local G-Portal."""
     host = {
-        "catalogue_url": state["catalogue_url"],
+        "catalogue_url": state["legacy_catalogue_url" if legacy else "catalogue_url"],
         "sftp_host": state["sftp_host"],
         "sftp_port": state["sftp_port"],
         "host_key_sha256": state["host_key_sha256"],
     }
-    cfg = emulator_config(state, tmp_path, source="gportal", gportal=host)
+    source, section = ("gportal-legacy", "gportal_legacy") if legacy else ("gportal", "gportal")
+    cfg = emulator_config(state, tmp_path, source=source, **{section: host})
     cfg.pop("emulator")
-    cfg.update(overrides)
+    if legacy:
+        cfg["credentials"] = {"private_key_path": None}  # password login
     return cfg
 
 
@@ -199,7 +201,8 @@ def _assert_fast_clear_stop(run: subprocess.CompletedProcess, state: dict, needl
 
 def test_unregistered_key_stops_at_once(tmp_path: Path, strict_emulator: dict, monkeypatch) -> None:
     monkeypatch.setenv("GPORTAL_USERNAME", strict_emulator["username"])
-    cfg = _real_service_config(strict_emulator, tmp_path, credentials={"private_key_path": _unregistered_key(tmp_path)})
+    cfg = _real_service_config(strict_emulator, tmp_path)
+    cfg["credentials"] = {"private_key_path": _unregistered_key(tmp_path)}
     started = time.monotonic()
     run = run_workflow(tmp_path, cfg, "--resources", "gportal=4", timeout=120)
     stats = _assert_fast_clear_stop(run, strict_emulator, "refused the public key login", max_connections=2)
@@ -212,15 +215,7 @@ def test_wrong_password_stops_at_once(tmp_path: Path, monkeypatch) -> None:
     try:
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
         monkeypatch.setenv("GPORTAL_PASSWORD", "not-the-password")
-        legacy = {
-            "catalogue_url": state["legacy_catalogue_url"],
-            "sftp_host": state["sftp_host"],
-            "sftp_port": state["sftp_port"],
-            "host_key_sha256": state["host_key_sha256"],
-        }
-        cfg = emulator_config(state, tmp_path, source="gportal-legacy", gportal_legacy=legacy)
-        cfg.pop("emulator")
-        cfg["credentials"] = {"private_key_path": None}
+        cfg = _real_service_config(state, tmp_path, legacy=True)
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=4", timeout=120)
         stats = _assert_fast_clear_stop(run, state, "refused the password login", max_connections=2)
         assert stats["failed_logins"] == 2
@@ -251,15 +246,7 @@ def test_no_secret_reaches_any_file(tmp_path: Path, monkeypatch) -> None:
         assert state["password"] == sentinel
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
         monkeypatch.setenv("GPORTAL_PASSWORD", sentinel)
-        legacy = {
-            "catalogue_url": state["legacy_catalogue_url"],
-            "sftp_host": state["sftp_host"],
-            "sftp_port": state["sftp_port"],
-            "host_key_sha256": state["host_key_sha256"],
-        }
-        cfg = emulator_config(state, tmp_path, source="gportal-legacy", gportal_legacy=legacy)
-        cfg.pop("emulator")
-        cfg["credentials"] = {"private_key_path": None}
+        cfg = _real_service_config(state, tmp_path, legacy=True)
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=4")
         assert run.returncode == 0, run.stdout[-3000:]
         assert wait_for_stats(state, lambda s: s["files_served"] >= 29)

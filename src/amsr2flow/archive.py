@@ -35,7 +35,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -46,7 +45,7 @@ from typing import IO, Any, overload
 
 import numpy as np
 
-from . import JAXA_ACKNOWLEDGEMENT, __version__, l1b
+from . import JAXA_ACKNOWLEDGEMENT, __version__, atomic, l1b
 from .swath import (
     LATITUDE,
     LONGITUDE,
@@ -382,9 +381,7 @@ class ArchiveWriter:
         self._metas: list[SwathMetadata] = []
         self._ids: set[str] = set()
         self._layout: tuple[tuple[str, ...], bool] | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._tmp = Path(tmp)
+        fd, self._tmp = atomic.temporary_beside(self.path)
         self._file = os.fdopen(fd, "w+b")
         self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self._file, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
 
@@ -491,8 +488,7 @@ class ArchiveWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, self.path)
+            atomic.commit(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +18,40 @@ from typing import IO, Any
 TMP_MARKER = ".tmp-"
 
 
+def _file_mode() -> int:
+    # mkstemp creates 0600; results are ordinary data files, so apply the usual umask to 0666.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
+def temporary_beside(final: Path) -> tuple[int, Path]:
+    """An open descriptor and path of a new temporary file next to ``final``, named so a sweep finds it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}{TMP_MARKER}", dir=final.parent)
+    return fd, Path(name)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Give the temporary file its final mode and name (it must be flushed and fsynced already)."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, final)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error removed."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}{TMP_MARKER}", dir=final.parent)
+    fd, tmp = temporary_beside(final)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        commit(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -66,14 +88,18 @@ def write_if_changed(path: str | os.PathLike[str], data: bytes) -> bool:
 
 
 def sweep_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove leftovers of killed writers below ``folder``; returns what was removed."""
-    removed = []
+    """Remove leftovers of killed writers below ``folder`` (files and staging folders); returns them."""
     root = Path(folder)
     if not root.is_dir():
-        return removed
-    for p in root.rglob(f"*{TMP_MARKER}*"):
-        if p.is_file():
+        return []
+    removed = []
+    for p in sorted(root.rglob(f"*{TMP_MARKER}*")):
+        if not p.exists():  # inside a staging folder removed just before
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-                removed.append(p)
+        removed.append(p)
     return removed

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import l1b
+from . import atomic, l1b
 
 SWATH_FORMAT = "amsr2flow.swath"
 SWATH_FORMAT_VERSION = 1
@@ -411,23 +410,10 @@ def to_structured(swath: Swath) -> np.ndarray:
     return out
 
 
-def atomic_write(path: Path, write: Any, suffix: str = ".tmp") -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename it to ``path``.
-
-    A crash leaves at most a temporary file, never a partial file under the final name.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; final files are ordinary data files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path`` (see ``atomic``)."""
+    with atomic.atomic_open(path, "wb") as fh:
+        write(fh)
 
 
 def sidecar_path(npy_path: str | os.PathLike[str]) -> Path:
