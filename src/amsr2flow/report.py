@@ -24,7 +24,7 @@ REASONS = {
     "stall": "transfers stalled on every attempt (retried next run)",
     "truncated": "transfers ended early on every attempt (retried next run)",
     "corrupt": "downloads were corrupt on every attempt (retried next run)",
-    "auth": "login refused (fix credentials, then rerun)",
+    "auth": "logins refused on every attempt although the preflight login worked (retried next run)",
     "host_key": "host key did not match the pinned fingerprint",
     "disk_full": "the disk filled up",
     "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
