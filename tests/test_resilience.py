@@ -316,3 +316,34 @@ def test_killed_runs_resume_to_identical_archives(tmp_path: Path) -> None:
     assert _outputs(workdir / "results") == expected
     assert not any(p.name.startswith(".") and ".tmp-" in p.name for p in (workdir / "results").rglob("*"))
     assert not list((workdir / "results" / ".scratch").glob("*"))
+
+
+def test_failed_run_leaves_an_interim_report_and_the_next_run_retries(tmp_path: Path) -> None:
+    from amsr2flow import orbit
+
+    victim = orbit.granules_beginning_on(pd.Timestamp(DAY).date())[2].granule_id
+    spec = {"granules": {victim: ["truncated", "truncated", "truncated"]}}
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(spec))
+    try:
+        cfg = emulator_config(state, tmp_path, transfer={"attempts": 2})
+        first = run_workflow(tmp_path, cfg, "--keep-going")
+        assert first.returncode != 0
+        results = tmp_path / "results"
+        interim = json.loads((results / "reports" / f"interim_{PERIOD}.json").read_text())
+        assert interim["status"].startswith("interim")
+        assert [(m["granule_id"], m["reason_class"], m["retryable"]) for m in interim["missing"]] == [
+            (victim, "truncated", True)
+        ]
+        assert interim["archived_granules"] == interim["expected_granules"] - 1
+        assert "Interim report" in first.stdout
+
+        second = run_workflow(tmp_path, cfg)
+        assert second.returncode == 0, second.stdout[-3000:]
+    finally:
+        stop_emulator(proc)
+    final = _report(results)
+    assert final["status"] == "complete"
+    assert not list((results / "reports").glob("interim_*"))
+    entry = _ledger(results)[victim]
+    assert entry["status"] == "resolved" and entry["reason_class"] == "truncated"
+    assert entry["attempts"] == 4

@@ -18,7 +18,10 @@ from typing import Any
 import gportal
 import pandas as pd
 import requests
+import tenacity
 from gportal.search import Search
+
+from .backoff import exponential_backoff
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +70,40 @@ class DaySearchResult:
     duplicates: int  # records received more than once
 
 
-class CatalogueSearch(Search):
-    """``gportal.search.Search`` pointed at any catalogue URL, with JSON checks and a paging guard."""
+#: Tries of one catalogue request (and of an empty early page) before the day's listing gives up; a failure
+#: late in a long listing then costs one request again, not the whole day.
+REQUEST_ATTEMPTS = 3
 
-    def __init__(self, params: Mapping[str, Any], *, url: str, timeout: float, session: requests.Session):
+
+class CatalogueSearch(Search):
+    """``gportal.search.Search`` pointed at any catalogue URL, with JSON checks, per-request retries and a
+    paging guard."""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        url: str,
+        timeout: float,
+        session: requests.Session,
+        request_attempts: int = REQUEST_ATTEMPTS,
+    ):
         super().__init__(params, timeout=timeout)
         self.url = url
         self.session = session
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(CatalogueUnavailable),
+            stop=tenacity.stop_after_attempt(request_attempts),
+            wait=exponential_backoff(0.5, 5),
+            before_sleep=lambda rs: log.warning("catalogue request failed (%s); retrying", rs.outcome.exception()),
+            reraise=True,
+        )
+        self.request_attempts = request_attempts
 
     def _request(self, extra_params: dict[str, Any]) -> dict[str, Any]:
+        return self._retrying(self._request_once, extra_params)
+
+    def _request_once(self, extra_params: dict[str, Any]) -> dict[str, Any]:
         params = {
             **self.params,
             "service": "CSW",
@@ -112,13 +140,20 @@ class CatalogueSearch(Search):
         start_index = 1
         seen_first_ids: set[str] = set()
         while True:
-            page = self._request({"startIndex": start_index})
-            props = page["properties"]
-            returned = int(props.get("numberOfRecordsReturned", 0))
-            matched = int(props.get("numberOfRecordsMatched", 0))
+            for _ in range(self.request_attempts):  # bounded: an empty early page is asked again, not forever
+                page = self._request({"startIndex": start_index})
+                props = page["properties"]
+                returned = int(props.get("numberOfRecordsReturned", 0))
+                matched = int(props.get("numberOfRecordsMatched", 0))
+                if returned or start_index > matched:
+                    break
+                log.warning(
+                    "catalogue returned an empty page at startIndex=%d of %d; asking again", start_index, matched
+                )
             if returned == 0 and start_index <= matched:
                 raise CataloguePagingError(
-                    f"catalogue returned an empty page at startIndex={start_index} of {matched} matches"
+                    f"catalogue returned an empty page at startIndex={start_index} of {matched} matches, "
+                    f"{self.request_attempts} times"
                 )
             first_id = _first_identifier(page)
             if first_id is not None and first_id in seen_first_ids:

@@ -23,6 +23,7 @@ import numpy as np
 import tenacity
 
 from . import atomic, l1b, swath
+from .backoff import exponential_backoff
 from .breaker import CircuitBreaker, ServerLooksDown
 from .config import Source
 from .transfer import (
@@ -98,6 +99,9 @@ def update_ledger(path: Path, task: GranuleTask, *, status: str, reason_class: s
     runs.append(
         {"time_utc": _now(), "status": status, "reason_class": reason_class, "error": error, "attempts": attempts}
     )
+    if status == "resolved" and not error:
+        # Archived at the first try of this run after failing in an earlier one: keep why it had failed.
+        reason_class, error = entry.get("reason_class", ""), entry.get("last_error", "")
     entry.update(
         granule_id=task.granule_id,
         day=task.day,
@@ -313,7 +317,7 @@ def collect_granule(
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(TransientTransferError),
         stop=tenacity.stop_after_attempt(policy.attempts),
-        wait=tenacity.wait_exponential_jitter(initial=policy.backoff_initial_s, max=policy.backoff_max_s),
+        wait=exponential_backoff(policy.backoff_initial_s, policy.backoff_max_s),
         before_sleep=lambda rs: log.warning(
             "%s: attempt %d failed (%s); retrying", task.granule_id, rs.attempt_number, rs.outcome.exception()
         ),

@@ -20,6 +20,7 @@ import requests
 import tenacity
 
 from . import atomic, catalogue
+from .backoff import exponential_backoff
 from .config import DATASETS, Source
 from .layout import Layout
 
@@ -60,7 +61,7 @@ def fetch_day_manifest(
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, catalogue.CatalogueError) and e.transient),
         stop=tenacity.stop_after_attempt(transfer["attempts"]),
-        wait=tenacity.wait_exponential_jitter(initial=transfer["backoff_initial_s"], max=transfer["backoff_max_s"]),
+        wait=exponential_backoff(transfer["backoff_initial_s"], transfer["backoff_max_s"]),
         before_sleep=lambda rs: log.warning(
             "%s: catalogue attempt %d failed (%s); retrying", day, rs.attempt_number, rs.outcome.exception()
         ),

@@ -15,6 +15,7 @@ import requests
 import tenacity
 
 from . import catalogue
+from .backoff import exponential_backoff
 from .config import DATASETS, Source
 from .transfer import AuthenticationRefused, FatalTransferError, GPortalSFTP, Timeouts, TransientTransferError
 
@@ -42,7 +43,7 @@ def check_service(cfg: Mapping[str, Any], source: Source, *, probe_day: date) ->
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((TransientTransferError, catalogue.CatalogueUnavailable)),
         stop=tenacity.stop_after_attempt(PREFLIGHT_ATTEMPTS),
-        wait=tenacity.wait_exponential_jitter(initial=min(cfg["transfer"]["backoff_initial_s"], 5), max=10),
+        wait=exponential_backoff(min(cfg["transfer"]["backoff_initial_s"], 5), 10),
         reraise=True,
     )
     try:

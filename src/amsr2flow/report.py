@@ -304,3 +304,59 @@ def build_year_report(*, year: int, listing_path: Path, archive_path: Path, part
         parts=parts,
         ledger=read_ledger(ledger_dir),
     )
+
+
+def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A run report from what exists after a failed run: listings, archives or swaths, and the ledger.
+
+    Years whose catalogue was not listed yet are named in ``unlisted_years``. Returns ``None`` when nothing
+    was listed at all.
+    """
+    from . import config as settings
+    from .archive import open_archive
+    from .layout import Layout, period_tag
+    from .listing import read_listing
+    from .yearly import archive_path_for
+
+    layout = Layout.from_config(cfg)
+    years, unlisted = [], []
+    for year, (first, after) in settings.year_periods(cfg).items():
+        listing_path = layout.year_listing(year, period_tag(first, after))
+        if not listing_path.is_file():
+            unlisted.append(year)
+            continue
+        listing = read_listing(listing_path)
+        archive = archive_path_for(layout, first, after, cfg["geolocation"])
+        if archive.is_file():
+            with open_archive(archive) as arch:
+                archived = list(arch.index["granule_id"])
+        else:
+            archived = [
+                gid
+                for gid, day in zip(listing["granule_id"], listing["day"], strict=True)
+                if _is_finished_swath(layout.swath(day, gid))
+            ]
+        years.append(
+            year_report(
+                year=year,
+                listing=listing,
+                archive_path=archive,
+                archive_index=pd.DataFrame({"granule_id": archived}),
+                verification={"valid": 0, "damaged": 0, "ok": archive.is_file(), "problems": []},
+                parts=[],
+                ledger=read_ledger(layout.ledger_dir(year)),
+            )
+        )
+    if not years:
+        return None
+    run = run_report(years, start=cfg["start"], end=cfg["end"])
+    run["status"] = "interim: the run stopped before its end; rerun the same command to continue"
+    run["unlisted_years"] = unlisted
+    return run
+
+
+def _is_finished_swath(npy_path: Path) -> bool:
+    """A swath whose sidecar exists (written last) and which is not a tombstone."""
+    from .fetch import is_tombstone
+
+    return npy_path.is_file() and npy_path.with_suffix(".json").is_file() and not is_tombstone(npy_path)

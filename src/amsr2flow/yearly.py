@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from . import archive, fetch
+from .layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ class YearArchiveSummary:
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
+
+
+def archive_path_for(layout: Layout, first_day: date, day_after_last: date, geolocation: bool) -> Path:
+    """Where the archive of a year's requested period lives (the legacy name carries the period)."""
+    return layout.archives_dir() / archive.archive_name(_midnight(first_day), _midnight(day_after_last), geolocation)
 
 
 def superseded_archives(new_archive: Path, year: int) -> list[Path]:

@@ -1,13 +1,13 @@
 # Configuration, validated before anything runs, and the path helpers every rule shares.
 import sys
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
-from amsr2flow import preflight
-from amsr2flow.archive import archive_name
+from amsr2flow import preflight, report
+from amsr2flow.yearly import archive_path_for
 from amsr2flow.layout import Layout, period_tag
 from amsr2flow.listing import read_listing
 
@@ -34,10 +34,6 @@ RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1
 RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
 
 
-def _datetime(day):
-    return datetime(day.year, day.month, day.day)
-
-
 def is_complete_year(year):
     """A year whose requested period is the whole calendar year: archived for good, swaths temporary."""
     first, after = YEAR_PERIODS[year]
@@ -45,9 +41,7 @@ def is_complete_year(year):
 
 
 def year_archive(year):
-    first, after = YEAR_PERIODS[year]
-    name = archive_name(_datetime(first), _datetime(after), config["geolocation"])
-    return f"{OUT}/archives/{name}"
+    return str(archive_path_for(LAYOUT, *YEAR_PERIODS[year], config["geolocation"]))
 
 
 def year_of_archive_name(name):
@@ -128,6 +122,21 @@ def prepare_run():
         except (preflight.PreflightError, settings.ConfigError) as exc:
             sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
             sys.exit(2)
+
+
+def write_interim_report():
+    """After a failed run: a report from what exists, so every granule's state and reason is visible."""
+    interim = report.interim_report(config)
+    if interim is None:
+        return
+    path = LAYOUT.reports_dir() / f"interim_{RUN_TAG}.md"
+    atomic.write_json(path.with_suffix(".json"), interim)
+    atomic.write_bytes(path, report.run_markdown(interim).encode("utf-8"))
+    print(
+        f"amsr2flow: the run stopped early; {interim['archived_granules']} of "
+        f"{interim['expected_granules']} listed granules are done. Interim report: {path}",
+        file=sys.stderr,
+    )
 
 
 def _network_jobs_pending():

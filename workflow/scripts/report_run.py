@@ -13,5 +13,8 @@ markdown = report.run_markdown(run)
 atomic.write_json(snakemake.output.json, run)
 atomic.write_bytes(snakemake.output.markdown, markdown.encode("utf-8"))
 atomic.write_bytes(snakemake.output.html, report.markdown_to_html(markdown, "AMSR-2 collection report").encode("utf-8"))
+# The final report supersedes any interim one of an earlier, interrupted run.
+for interim in Path(snakemake.output.json).parent.glob("interim_*"):
+    interim.unlink()
 log.info("run report: %s, %s of %s granules", run["status"], run["archived_granules"], run["expected_granules"])
 print(f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} granules archived ({run['status']})")
