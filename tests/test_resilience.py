@@ -59,11 +59,13 @@ def test_each_fault_kind_is_handled_as_what_it_is(tmp_path: Path) -> None:
         ids[7]: ["corrupted"],
         ids[9]: ["absent"],
         ids[11]: ["truncated", "connection_reset", "corrupted"],
-        ids[13]: ["corrupted", "corrupted", "corrupted", "corrupted", "corrupted"],
+        ids[13]: ["corrupted"] * 8,
     }
+    # Banner failures are drawn per connection, so they can hit any granule's attempts: 7 attempts leave room
+    # for them (the targeted granules need at most 4 without them).
     spec = {
         "seed": 3,
-        "rates": {"ssh_banner": 0.1, "http_503": 0.2, "html_maintenance": 0.1, "empty_page": 0.2},
+        "rates": {"ssh_banner": 0.05, "http_503": 0.2, "html_maintenance": 0.1, "empty_page": 0.2},
         "stall_seconds": 4,
         "granules": targets,
     }
@@ -73,7 +75,7 @@ def test_each_fault_kind_is_handled_as_what_it_is(tmp_path: Path) -> None:
             state,
             tmp_path,
             catalogue={"page_size": 10},
-            transfer={"stall_timeout_s": 1.5, "attempts": 4},
+            transfer={"stall_timeout_s": 1.5, "attempts": 7},
         )
         started = time.monotonic()
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=8", cores=4)
@@ -95,8 +97,8 @@ def test_each_fault_kind_is_handled_as_what_it_is(tmp_path: Path) -> None:
     }
     ledger = _ledger(results)
     assert ledger[ids[11]]["status"] == "resolved"
-    assert ledger[ids[11]]["attempts"] == 4
-    # permanent: absent on SFTP, and corrupt on every one of the 4 attempts
+    assert ledger[ids[11]]["attempts"] >= 4
+    # permanent: absent on SFTP, and corrupt on every one of the 7 attempts
     assert missing == {ids[9]: "absent", ids[13]: "invalid"}
     assert ledger[ids[9]]["reason_class"] == "absent"
     report = _report(results)

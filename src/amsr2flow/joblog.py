@@ -12,6 +12,7 @@ def setup_logging(log_path: str) -> logging.Logger:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    # paramiko logs every packet-level event at INFO; its warnings are what matters to a user.
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    # paramiko logs each failed handshake as an ERROR with a traceback; our own message for it (with the
+    # attempt number and what happens next) is the one a user needs.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     return logging.getLogger("amsr2flow")
