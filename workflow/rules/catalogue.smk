@@ -9,6 +9,8 @@ checkpoint catalogue:
         listing=f"{OUT}/manifests/{{year}}/granules_{{period}}.csv",
     log:
         f"{OUT}/logs/catalogue/{{year}}_{{period}}.log",
+    # Runs where Snakemake runs: it needs the internet (compute nodes may have none) and little else.
+    localrule: True
     conda:
         "../envs/amsr2flow.yaml"
     params:

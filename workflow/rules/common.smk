@@ -148,9 +148,21 @@ def _network_jobs_pending():
 
 # -- granules ------------------------------------------------------------------------------------
 def granule_entry(wildcards):
-    """(day, remote path, size) of a granule, from its year's listing."""
+    """(day, remote path, size) of a granule, from its year's listing.
+
+    Reads the listing file directly instead of through checkpoints.catalogue.get(): a cluster job re-parses the
+    workflow with only its own granule jobs in the DAG, where the checkpoint is not known to be complete and
+    Snakemake refuses params that depend on it. A granule job only exists once its year's listing does.
+    """
+    path = year_listing(int(wildcards.year))
+    if not Path(path).is_file():
+        raise ValueError(
+            f"{path} does not exist yet; ask for the year's archive, not for single swaths"
+        )
     try:
-        return year_granules(int(wildcards.year))[wildcards.granule_id]
+        return _read_year_index(path, Path(path).stat().st_mtime_ns)[
+            wildcards.granule_id
+        ]
     except KeyError:
         raise ValueError(
             f"{wildcards.granule_id} is not in the {wildcards.year} listing; "

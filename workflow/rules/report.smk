@@ -30,6 +30,8 @@ rule run_report:
         html=RUN_REPORT.replace(".json", ".html"),
     log:
         f"{OUT}/logs/reports/run_{RUN_TAG}.log",
+    # Tiny: joins the year reports; not worth a cluster job.
+    localrule: True
     conda:
         "../envs/amsr2flow.yaml"
     params:
