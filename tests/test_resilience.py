@@ -349,3 +349,26 @@ def test_failed_run_leaves_an_interim_report_and_the_next_run_retries(tmp_path: 
     entry = _ledger(results)[victim]
     assert entry["status"] == "resolved" and entry["reason_class"] == "truncated"
     assert entry["attempts"] == 4
+
+
+def test_circuit_breaker_stops_new_transfers_when_the_server_looks_down(tmp_path: Path) -> None:
+    # Logins work (the preflight passes) but every transfer is reset: the server is effectively down.
+    spec = {"rates": {"connection_reset": 1.0}, "times": 100}
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(spec))
+    try:
+        cfg = emulator_config(state, tmp_path, transfer={"attempts": 3, "circuit_breaker_failures": 5})
+        started = time.monotonic()
+        run = run_workflow(tmp_path, cfg, "--resources", "gportal=2", "--keep-going")
+        elapsed = time.monotonic() - started
+        stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)
+    finally:
+        stop_emulator(proc)
+    assert run.returncode != 0
+    assert "G-Portal looks down: 5 consecutive transient failures" in run.stdout
+    # at most the threshold, plus what was already in flight on the other transfer slot, reached the server
+    assert stats["files_opened"] <= 5 + 1, stats["files_opened"]
+    interim = json.loads((tmp_path / "results" / "reports" / f"interim_{PERIOD}.json").read_text())
+    reasons = {m["reason_class"] for m in interim["missing"]}
+    assert reasons <= {"stopped", "transient"} and "stopped" in reasons
+    assert interim["archived_granules"] == 0 and interim["silent_losses"] == 0
+    assert elapsed < 120

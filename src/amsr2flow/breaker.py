@@ -11,16 +11,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import atomic
-
-
-class ServerLooksDown(RuntimeError):
-    """The breaker is open: too many consecutive transient failures across jobs."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +39,6 @@ class CircuitBreaker:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def check(self) -> None:
-        """Raise :class:`ServerLooksDown` if the breaker is open (the run's stop flag says why)."""
-        if self.stop_flag.is_file():
-            raise ServerLooksDown(self.stop_flag.read_text(encoding="utf-8").strip())
-
     def record_success(self) -> None:
         with self._locked() as state:
             state["consecutive_failures"] = 0
@@ -68,7 +58,3 @@ class CircuitBreaker:
                     ).encode(),
                 )
         return count
-
-    def reset(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.state_file)

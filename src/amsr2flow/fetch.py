@@ -24,7 +24,7 @@ import tenacity
 
 from . import atomic, l1b, swath
 from .backoff import exponential_backoff
-from .breaker import CircuitBreaker, ServerLooksDown
+from .breaker import CircuitBreaker
 from .config import Source
 from .transfer import (
     AuthenticationRefused,
@@ -285,8 +285,6 @@ def collect_granule(
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
-    if stop_flag.is_file():
-        raise RunStopped(f"run stopped by an earlier fatal error: {stop_flag.read_text(encoding='utf-8').strip()}")
     attempts = 0
     last_failure: TransientTransferError | None = None
 
@@ -345,10 +343,10 @@ def collect_granule(
         update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
         atomic.write_bytes(stop_flag, (str(exc) + "\n").encode("utf-8"))
         raise
-    except (RunStopped, ServerLooksDown) as exc:
+    except RunStopped as exc:
         # Not this granule's fault: recorded so the report says why it is missing; retried next run.
         update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
-        raise RunStopped(str(exc)) from exc
+        raise
     outputs.success(task, result)
     if last_failure is not None or ledger_path.is_file():
         # Archived after failures (in this run or an earlier one): kept as history, so retries are visible.
