@@ -96,8 +96,23 @@ FLAVOURS = {AMSR2.key: AMSR2, AMSRE.key: AMSRE}
 FLAVOUR_BY_DATASET = {f.dataset_id: f for f in FLAVOURS.values()}
 
 
+class UtcSpan:
+    """``start_utc``/``end_utc`` of anything with ``start_unix``/``end_unix`` (UTC seconds)."""
+
+    start_unix: float
+    end_unix: float
+
+    @property
+    def start_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.start_unix, tz=timezone.utc)
+
+    @property
+    def end_utc(self) -> datetime:
+        return datetime.fromtimestamp(self.end_unix, tz=timezone.utc)
+
+
 @dataclass(frozen=True)
-class GranuleSpec:
+class GranuleSpec(UtcSpan):
     """Everything needed to name, catalogue and generate one half-orbit granule."""
 
     flavour: Flavour
@@ -108,14 +123,6 @@ class GranuleSpec:
     path_number: int
     orbit_number: int
     number_of_scans: int
-
-    @property
-    def start_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.start_unix, tz=timezone.utc)
-
-    @property
-    def end_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.end_unix, tz=timezone.utc)
 
     @property
     def granule_id(self) -> str:

@@ -62,7 +62,7 @@ PRODUCT_KINDS: dict[tuple[str, str], ProductKind] = {
 
 
 @dataclass(frozen=True)
-class GranuleEntry:
+class GranuleEntry(orbit.UtcSpan):
     """One catalogued granule, whichever store it comes from."""
 
     granule_id: str
@@ -81,14 +81,6 @@ class GranuleEntry:
     spec: orbit.GranuleSpec | None = None  # synthetic granules
     source_path: Path | None = None  # mirrored files
     ring: tuple[tuple[float, float], ...] | None = None  # (lon, lat) footprint outline of mirrored files
-
-    @property
-    def start_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.start_unix, tz=timezone.utc)
-
-    @property
-    def end_utc(self) -> datetime:
-        return datetime.fromtimestamp(self.end_unix, tz=timezone.utc)
 
     @property
     def day(self) -> date:
