@@ -110,6 +110,12 @@ def test_each_fault_kind_is_handled_as_what_it_is(tmp_path: Path) -> None:
 
 
 def test_mixed_faults_at_ten_percent_lose_nothing_silently(tmp_path: Path) -> None:
+    """Every fault kind at 10 %, 8 transfers: each granule ends archived or reported, never silently lost.
+
+    A granule can meet a fault on every one of its attempts (11 kinds at 10 % each); it is then in the ledger
+    with its reason, the run exits non-zero with an interim report, and running the same command again
+    fetches it: that contract, not luck, is what this test checks.
+    """
     rates = {
         name: 0.1
         for name in (
@@ -127,6 +133,8 @@ def test_mixed_faults_at_ten_percent_lose_nothing_silently(tmp_path: Path) -> No
         )
     }
     spec = {"seed": 11, "rates": rates, "stall_seconds": 3, "max_sessions": 6, "bandwidth_bytes_per_s": 20_000_000}
+    period = "20240101-20240103"
+    transient = {"transient", "stall", "truncated", "corrupt", "auth", "stopped"}
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(spec))
     try:
         cfg = emulator_config(
@@ -136,29 +144,32 @@ def test_mixed_faults_at_ten_percent_lose_nothing_silently(tmp_path: Path) -> No
             catalogue={"page_size": 10},
             transfer={"stall_timeout_s": 1.5, "attempts": 5},
         )
-        started = time.monotonic()
-        run = run_workflow(tmp_path, cfg, "--resources", "gportal=8", cores=4, timeout=600)
-        elapsed = time.monotonic() - started
+        results = tmp_path / "results"
+        runs = []
+        for _ in range(4):
+            started = time.monotonic()
+            run = run_workflow(tmp_path, cfg, "--resources", "gportal=8", "--keep-going", cores=4, timeout=600)
+            runs.append((run.returncode, time.monotonic() - started))
+            if run.returncode == 0:
+                break
+            interim = json.loads((results / "reports" / f"interim_{period}.json").read_text())
+            assert interim["silent_losses"] == 0, interim["missing"]
+            assert {m["reason_class"] for m in interim["missing"]} <= transient | {"absent"}, interim["missing"]
         stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)
     finally:
         stop_emulator(proc)
-    results = tmp_path / "results"
-    period = "20240101-20240103"
+    assert runs[-1][0] == 0, runs
     listing = read_listing(results / "manifests" / "2024" / f"granules_{period}.csv")
     report = json.loads((results / "reports" / f"run_{period}.json").read_text())
-    assert run.returncode == 0, run.stdout[-4000:]
     assert report["expected_granules"] == len(listing) >= 58
     assert report["silent_losses"] == 0
-    absent = {g for g, fs in stats["faults_by_granule"].items() if "absent" in fs}
+    absent = {g.removesuffix(".h5") for g, fs in stats["faults_by_granule"].items() if "absent" in fs}
     missing = {m["granule_id"]: m["reason_class"] for m in report["missing"]}
-    assert {g for g, r in missing.items() if r == "absent"} == {g.removesuffix(".h5") for g in absent} & set(
-        listing["granule_id"]
-    )
-    assert set(missing.values()) <= {"absent"}, missing
+    assert missing == dict.fromkeys(absent & set(listing["granule_id"]), "absent")
     assert stats["faults_injected"].get("connection_reset", 0) > 0
-    # bound: every granule at worst uses all attempts with a stall each, 8 at a time, plus listing and archive
+    # bound per run: every granule at worst uses all attempts with a stall each, 8 at a time, plus listing
     bound = (len(listing) / 8 + 1) * 5 * (1.5 + 0.5 + 3) + 120
-    assert elapsed < bound
+    assert all(elapsed < bound for _, elapsed in runs), runs
 
 
 # -- credentials and host keys -------------------------------------------------------------------------
