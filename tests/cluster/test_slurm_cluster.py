@@ -36,7 +36,8 @@ from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE, emulator_config, run_wo
 from amsr2flow.listing import read_listing
 
 PROFILE = REPO / "profiles" / "slurm"
-CAP = 2  # gportal for the SLURM runs: below the granule jobs ready at once and the node's 8 CPU slots
+CAP = 4  # gportal for the SLURM runs: below the granule jobs ready at once and the node's 8 CPU slots
+GROUP_CAP = 2  # gportal for the toy group test: two groups of six
 NODE_CPUS = 8
 SLURM_RUN_TIMEOUT_S = 480
 #: Slow transfers (16-scan granules are ~1 MB: ~1 s each) so that sessions of concurrent jobs overlap.
@@ -168,6 +169,7 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
             *("--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500", "cpus_per_task=1"),
             *("--resources", f"gportal={CAP}", "serial=1"),
             *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"),
+            *("--seconds-between-status-checks", "2"),  # CI: poll often (the plugin adds 10 s per idle check)
             *("--latency-wait", "10", "--retries", "0"),
         ]
         run = run_through_slurm(workdir, cmd, cluster)
@@ -234,7 +236,7 @@ def test_group_jobs_hold_one_gportal_slot_each(tmp_path: Path, cluster: SlurmClu
     cmd = [
         str(SNAKEMAKE),
         *("--executor", "slurm", "--jobs", "10", "--workflow-profile", "none"),
-        *("--resources", f"gportal={CAP}", "serial=1", "--set-resource-scopes", "serial=local"),
+        *("--resources", f"gportal={GROUP_CAP}", "serial=1", "--set-resource-scopes", "serial=local"),
         *("--set-resources", "fetch:serial=1", "--group-components", "granules=6"),
         *("--default-resources", "slurm_partition=debug", "mem_mb=200", "runtime=5"),
         *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1", "--verbose"),
@@ -244,7 +246,7 @@ def test_group_jobs_hold_one_gportal_slot_each(tmp_path: Path, cluster: SlurmClu
     sbatch = [line for line in run.stdout.splitlines() if line.startswith("sbatch call:")]
     assert len(sbatch) == 2, "\n".join(sbatch)
     assert all("--cpus-per-task=1" in line and "--mem 200" in line and "-t 30" in line for line in sbatch), sbatch
-    assert _peak_overlap(tmp_path / "spans") == CAP
+    assert _peak_overlap(tmp_path / "spans") == GROUP_CAP
 
 
 def test_private_cluster_runs_jobs_and_stops_by_pid(tmp_path: Path, cluster: SlurmCluster) -> None:
