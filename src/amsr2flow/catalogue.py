@@ -265,11 +265,16 @@ def search_day(
 
 
 # -- manifest files -----------------------------------------------------------------------------------------
+def iso_ms(t: pd.Timestamp) -> str:
+    """``2024-01-01T00:16:06.777Z``: the catalogue's own form (UTC, milliseconds)."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
 def manifest_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """Deterministic CSV text of a manifest (ISO times with milliseconds, fixed column order)."""
     out = frame.copy()
     for col in ("begin_utc", "end_utc"):
-        out[col] = [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in out[col]]
+        out[col] = [iso_ms(t) for t in out[col]]
     return out[MANIFEST_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 

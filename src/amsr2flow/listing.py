@@ -121,7 +121,7 @@ def build_year_listing(
     listing = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LISTING_COLUMNS)
     out = listing.copy()
     for col in ("begin_utc", "end_utc"):
-        out[col] = [t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" for t in out[col]]
+        out[col] = [catalogue.iso_ms(t) for t in out[col]]
     atomic.write_if_changed(listing_path, out[LISTING_COLUMNS].to_csv(index=False, lineterminator="\n").encode())
     return listing
 
