@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(BIN)/snakefmt workflow
 
 demo: $(STAMP)
-	$(BIN)/python -m amsr2flow.demo
+	$(BIN)/python -m amsr2flow.cli.demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_archive.py

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_archive.py --swaths 100 # quicker
 
 Swaths are full size (2038-2044 scans x 243, uint16), made from ``--bases`` synthetic granules of
-``amsr2flow.synth`` (realistic fields: surface, weather, noise, missing rows), each reused with a different
+``amsr2flow.emulator.synth`` (realistic fields: surface, weather, noise, missing rows), each reused with a different
 row roll, so generating 1,000 stays fast. Reuse does not flatter compression: DEFLATE's window (32 KiB) is
 far smaller than one swath (~1 MB), so neither format can exploit repeats between swaths.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amsr2flow import archive, l1b, orbit, swath
+from amsr2flow.emulator import orbit
+from amsr2flow.formats import archive, l1b, swath
 
 HALF_ORBIT = timedelta(minutes=49, seconds=30)
 
@@ -37,7 +38,7 @@ HALF_ORBIT = timedelta(minutes=49, seconds=30)
 # -- data -----------------------------------------------------------------------------------------------------
 def base_fields(count: int, cache: Path) -> list[np.ndarray]:
     """36.5H raw fields (missing codes -> 0) of ``count`` synthetic granules, cached between runs."""
-    from amsr2flow import synth
+    from amsr2flow.emulator import synth
 
     fields = []
     specs = [g for day in (date(2020, 1, 1), date(2020, 7, 1)) for g in orbit.granules_beginning_on(day)]
@@ -161,7 +162,7 @@ def child_zlib(args: argparse.Namespace) -> dict:
 
 def child_read_new(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
-    with archive.open_archive(args.out) as opened:
+    with archive.Archive(args.out) as opened:
         temperature = opened[args.n // 2]["temperature"]
     return {"seconds": time.perf_counter() - t, "shape": list(temperature.shape)}
 

@@ -120,7 +120,7 @@ def window(days: int) -> tuple[date, date]:
 
 def truth_ids(days: int) -> set[str]:
     """Granules that begin in the window: what a complete collection holds."""
-    from amsr2flow import orbit
+    from amsr2flow.emulator import orbit
 
     first, _ = window(days)
     return {g.granule_id for k in range(days) for g in orbit.granules_beginning_on(first + timedelta(days=k))}
@@ -209,7 +209,7 @@ def run_ours(rate: float, p: int, args: argparse.Namespace, data_dir: Path, work
         out["status"] = f"no report after {len(runs)} run(s)"
         return out
     report = json.loads(report_path.read_text(encoding="utf-8"))
-    from amsr2flow.listing import read_listing
+    from amsr2flow.stages.catalogue import read_listing
 
     listing = set(read_listing(results / "manifests" / str(first.year) / f"granules_{period}.csv")["granule_id"])
     missing = {m["granule_id"]: m["reason_class"] for m in report["missing"]}

@@ -18,9 +18,9 @@ What is measured, each in its own ``snakemake`` process (wall time, and peak RSS
   and reports with ordered modification times): what "rerun only missing years" costs when nothing is missing.
 
 Manifests and listings are written without the network by the project's own code: granules from
-``amsr2flow.orbit`` (29-30 per day, realistic ids), rows as the catalogue stage writes them
+``amsr2flow.emulator.orbit`` (29-30 per day, realistic ids), rows as the catalogue stage writes them
 (``catalogue.manifest_to_csv_bytes``), a settled info file per day, and the year listing from
-``listing.build_year_listing`` (which fetches nothing when every day is settled). Hooks are off
+``stages.catalogue.build_year_listing`` (which fetches nothing when every day is settled). Hooks are off
 (``--no-hooks``): the run start-up checks of ``onstart`` need credentials or a running local G-Portal.
 """
 
@@ -41,11 +41,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from amsr2flow import atomic, catalogue, listing, orbit
+from amsr2flow import atomic
 from amsr2flow import config as settings
-from amsr2flow.archive import archive_name
+from amsr2flow.emulator import orbit
 from amsr2flow.emulator.store import entry_from_spec
+from amsr2flow.formats.archive import archive_name
+from amsr2flow.gportal import catalogue
 from amsr2flow.layout import Layout, period_tag
+from amsr2flow.stages.catalogue import build_year_listing
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -167,7 +170,7 @@ def write_manifests(workdir: Path, cfg: dict) -> int:
             info = {"day": day.isoformat(), "granules": len(frame), "fetched_utc": fetched.isoformat()}
             atomic.write_json(layout.day_manifest_info(day), {**info, "settled": True, "generation": "current"})
             total += len(frame)
-        listing.build_year_listing(
+        build_year_listing(
             days,
             cfg=full,
             source=None,  # every day is settled: nothing is fetched

@@ -12,21 +12,21 @@ import pytest
 
 import amsr2flow
 from amsr2flow import cli
-from amsr2flow.archive import (
+from amsr2flow.formats.archive import (
     ArchiveError,
     ArchiveOrderError,
     ArchiveWriter,
     NotAnArchiveError,
     archive_name,
     crop_or_pad,
-    open_archive,
     part_name,
     partition_archive,
     partition_swaths,
     to_kelvin,
     write_archive,
 )
-from amsr2flow.swath import Swath, make_swath, read_swath, write_swath
+from amsr2flow.formats.reader import open_archive
+from amsr2flow.formats.swath import Swath, make_swath, read_swath, write_swath
 
 
 def synthetic_swath(i: int, rows: int = 40, geolocation: bool = False, orbit_type: str | None = None) -> Swath:

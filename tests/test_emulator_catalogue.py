@@ -11,7 +11,7 @@ import pytest
 import requests
 from emulator_fixtures import start_emulator, stop_emulator, wait_for_stats
 
-from amsr2flow import orbit
+from amsr2flow.emulator import orbit
 from amsr2flow.emulator.catalogue import MAX_COUNT, QueryError, parse_query
 
 pytestmark = pytest.mark.timeout(60)

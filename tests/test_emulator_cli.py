@@ -20,7 +20,7 @@ import requests
 from emulator_fixtures import read_json, start_emulator, stop_emulator, wait_for_stats
 
 from amsr2flow import cli as main_cli
-from amsr2flow import orbit, synth
+from amsr2flow.emulator import orbit, synth
 from amsr2flow.emulator.__main__ import main
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,8 +17,9 @@ import pytest
 import requests
 from emulator_fixtures import start_emulator, stop_emulator, wait_for, wait_for_stats
 
-from amsr2flow import l1b, orbit
+from amsr2flow.emulator import orbit
 from amsr2flow.emulator.faults import FaultPlan, FaultSpecError, load_fault_spec, parse_fault_spec
+from amsr2flow.formats import l1b
 
 pytestmark = pytest.mark.timeout(60)
 

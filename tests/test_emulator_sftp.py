@@ -13,7 +13,7 @@ import paramiko
 import pytest
 from emulator_fixtures import start_emulator, stop_emulator, wait_for_stats
 
-from amsr2flow import orbit
+from amsr2flow.emulator import orbit
 from amsr2flow.emulator.keys import sha256_fingerprint
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 
 from amsr2flow import cli
-from amsr2flow.archive import LegacyPickleRefused, NotAnArchiveError, open_archive, write_archive
-from amsr2flow.legacy import (
+from amsr2flow.formats.archive import LegacyPickleRefused, NotAnArchiveError, write_archive
+from amsr2flow.formats.legacy import (
     LegacyFormatError,
     UnsafeLegacyContent,
     convert_legacy,
     export_legacy,
     load_legacy_archive,
 )
-from amsr2flow.swath import make_swath
-from amsr2flow.verify import verify_archive
+from amsr2flow.formats.reader import open_archive
+from amsr2flow.formats.swath import make_swath
+from amsr2flow.formats.verify import verify_archive
 
 LEGACY_NAME = "AMSR2_temp_only_20160101_000000_to_20170101_000000.npz"
 PERIOD = "2016-01-01T00:00:00 to 2017-01-01T00:00:00"

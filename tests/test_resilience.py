@@ -17,8 +17,8 @@ import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for, wait_for_stats
 from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, run_workflow
 
-from amsr2flow.listing import read_listing
-from amsr2flow.transfer import fingerprint_sha256
+from amsr2flow.gportal.sftp import fingerprint_sha256
+from amsr2flow.stages.catalogue import read_listing
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def _accounted(results: Path) -> tuple[set[str], dict[str, str]]:
 # -- faults ----------------------------------------------------------------------------------------------
 def test_each_fault_kind_is_handled_as_what_it_is(tmp_path: Path) -> None:
     """Every granule fault kind, each aimed at its own granule of one day, in one run."""
-    from amsr2flow import orbit
+    from amsr2flow.emulator import orbit
 
     ids = [g.granule_id for g in orbit.granules_beginning_on(pd.Timestamp(DAY).date())]
     targets = {
@@ -332,7 +332,7 @@ def test_killed_runs_resume_to_identical_archives(tmp_path: Path) -> None:
 
 
 def test_failed_run_leaves_an_interim_report_and_the_next_run_retries(tmp_path: Path) -> None:
-    from amsr2flow import orbit
+    from amsr2flow.emulator import orbit
 
     victim = orbit.granules_beginning_on(pd.Timestamp(DAY).date())[2].granule_id
     spec = {"granules": {victim: ["truncated", "truncated", "truncated"]}}

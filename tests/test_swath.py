@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from amsr2flow import l1b
-from amsr2flow.swath import (
+from amsr2flow.formats import l1b
+from amsr2flow.formats.swath import (
     DatasetLayoutError,
     MissingAttributeError,
     MissingDatasetError,
@@ -166,8 +166,8 @@ def test_extract_rejects_non_hdf5_and_unknown_channel(tmp_path: Path) -> None:
 
 
 def test_extract_from_the_synthetic_generator(tmp_path: Path) -> None:
-    synth = pytest.importorskip("amsr2flow.synth")
-    from amsr2flow import orbit
+    synth = pytest.importorskip("amsr2flow.emulator.synth")
+    from amsr2flow.emulator import orbit
 
     spec = orbit.granules_beginning_on(date(2020, 1, 1))[0]
     try:

@@ -1,4 +1,4 @@
-"""Tests of the synthetic L1B granule generator (amsr2flow.synth) and its ``amsr2flow synth`` command."""
+"""Tests of the synthetic L1B granule generator (amsr2flow.emulator.synth) and its ``amsr2flow synth`` command."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
-from amsr2flow import cli, l1b, orbit, synth
+from amsr2flow import cli
+from amsr2flow.emulator import orbit, synth
+from amsr2flow.formats import l1b
 
 DAY = date(2020, 1, 1)
 SCANS = 40
@@ -446,7 +448,7 @@ def test_cli_rejects_an_unwritable_out_folder(tmp_path: Path, capsys: pytest.Cap
 
 def test_module_entry_point_goes_through_the_cli(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "amsr2flow.synth", "--date", "2020-02-30", "--out", str(tmp_path)],
+        [sys.executable, "-m", "amsr2flow.emulator.synth", "--date", "2020-02-30", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from amsr2flow import catalogue
-from amsr2flow.config import Source
-from amsr2flow.transfer import GPortalSFTP, Timeouts, TransientTransferError
+from amsr2flow.gportal import catalogue
+from amsr2flow.gportal.sftp import GPortalSFTP, Timeouts, TransientTransferError
+from amsr2flow.gportal.source import Source
 
 
 @pytest.fixture

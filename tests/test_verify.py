@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from amsr2flow import cli
-from amsr2flow.archive import ArchiveWriter, write_archive
-from amsr2flow.swath import Swath, make_swath
-from amsr2flow.verify import verify_archive
+from amsr2flow.formats.archive import ArchiveWriter, write_archive
+from amsr2flow.formats.swath import Swath, make_swath
+from amsr2flow.formats.verify import verify_archive
 
 
 def swath(i: int, rows: int = 30, columns: int = 243, high: int = 28000, gid: str | None = None) -> Swath:

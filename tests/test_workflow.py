@@ -13,7 +13,7 @@ from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from workflow_helpers import REPO, SNAKEMAKE, emulator_config, job_counts, run_workflow
 
 from amsr2flow import open_archive
-from amsr2flow.listing import read_listing
+from amsr2flow.stages.catalogue import read_listing
 
 pytestmark = pytest.mark.slow
 
@@ -215,7 +215,7 @@ def test_lint_is_clean() -> None:
 
 def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
     """transfer_jobs: local (downloads where Snakemake runs, extraction as its own job) changes no byte."""
-    from amsr2flow import orbit
+    from amsr2flow.emulator import orbit
 
     absent = orbit.granules_beginning_on(pd.Timestamp("2024-01-01").date())[4].granule_id
     spec = {

@@ -9,15 +9,22 @@ JAXA_ACKNOWLEDGEMENT = (
     "(https://gportal.jaxa.jp/). Use is subject to JAXA's G-Portal terms of use."
 )
 
-#: Reader entry points, importable from the package root: ``amsr2flow.open_archive(path)``.
-_ARCHIVE_EXPORTS = ("open_archive", "to_kelvin", "crop_or_pad")
-__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__", *_ARCHIVE_EXPORTS]
+#: The reading API, importable from the package root (``amsr2flow.open_archive(path)``): name -> module.
+_EXPORTS = {
+    "open_archive": "amsr2flow.formats.reader",
+    "Archive": "amsr2flow.formats.archive",
+    "to_kelvin": "amsr2flow.formats.archive",
+    "crop_or_pad": "amsr2flow.formats.archive",
+    "read_swath": "amsr2flow.formats.swath",
+    "verify_archive": "amsr2flow.formats.verify",
+}
+__all__ = ["JAXA_ACKNOWLEDGEMENT", "__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> object:
     # Lazy: `import amsr2flow` stays cheap (no numpy/zipfile) until the reader is used.
-    if name in _ARCHIVE_EXPORTS:
-        from . import archive
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(archive, name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'amsr2flow' has no attribute {name!r}")

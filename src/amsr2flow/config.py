@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import orbit
+from .gportal.source import Source, Timeouts
+from .mission import DATASETS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-DATASETS = {"amsr2-l1b": orbit.AMSR2, "amsre-l1b": orbit.AMSRE}
 
 
 class ConfigError(ValueError):
@@ -214,26 +213,9 @@ def digest(cfg: Mapping[str, Any]) -> str:
 
 
 # -- the G-Portal to talk to ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    """Where and how to reach one G-Portal generation. Holds secrets: never log or print it."""
-
-    generation: str  # "current" or "legacy"
-    catalogue_url: str
-    sftp_host: str
-    sftp_port: int
-    host_key_sha256: str
-    username: str
-    password: str | None
-    private_key_path: str | None
-    passphrase: str | None
-
-    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
-        return (
-            f"Source(generation={self.generation!r}, catalogue_url={self.catalogue_url!r}, "
-            f"sftp={self.sftp_host}:{self.sftp_port}, username={self.username!r}, "
-            f"auth={'publickey' if self.private_key_path else 'password'})"
-        )
+def timeouts_from(cfg: Mapping[str, Any]) -> Timeouts:
+    t = cfg["transfer"]
+    return Timeouts(t["connect_timeout_s"], t["banner_timeout_s"], t["auth_timeout_s"], t["stall_timeout_s"])
 
 
 def resolve_source(cfg: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Source:

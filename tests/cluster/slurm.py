@@ -5,13 +5,13 @@ the config, munge key, sockets, state, logs and PID files all live in ROOT, the 
 ports picked at start, and each daemon runs in the foreground (``-F``/``-D``) as a child, so the PID we record
 is the daemon's own and ``stop`` ends exactly the processes ``start`` made.
 
-By hand (as root; see docs/readme-parts/slurm.md)::
+By hand (as root; see docs/hpc.md)::
 
     python tests/cluster/slurm.py start /tmp/slurm      # prints the environment to use, leaves it running
     eval "$(python tests/cluster/slurm.py env /tmp/slurm)"
     sinfo; sbatch --wrap hostname; squeue
     python tests/cluster/slurm.py stop /tmp/slurm       # stops the three daemons by their recorded PIDs
-    python tests/cluster/slurm.py run /tmp/slurm -- snakemake --profile profiles/slurm ...   # start, run, stop
+    python tests/cluster/slurm.py run /tmp/slurm -- snakemake --workflow-profile profiles/slurm ...   # start, run, stop
 
 From Python::
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
-from amsr2flow import preflight, report
-from amsr2flow.yearly import archive_path_for
+from amsr2flow.gportal import preflight
+from amsr2flow.stages import report
+from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
-from amsr2flow.listing import read_listing
+from amsr2flow.stages.catalogue import read_listing
 
 try:
     # The file alone is checked at parse time (also for --dry-run and --lint); what lies outside it

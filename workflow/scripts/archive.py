@@ -1,14 +1,14 @@
-"""Year archive job: stream the year's swaths into one archive (adapter; logic in amsr2flow.yearly)."""
+"""Year archive job: stream the year's swaths into one archive (adapter; logic in amsr2flow.stages.year)."""
 
 from datetime import date
 from pathlib import Path
 
-from amsr2flow import yearly
 from amsr2flow.joblog import setup_logging
+from amsr2flow.stages import year
 
 log = setup_logging(snakemake.log[0])
 first, after = (date.fromisoformat(d) for d in snakemake.params.period)
-summary = yearly.build_year_archive(
+summary = year.build_year_archive(
     [Path(p) for p in snakemake.input.swaths],
     Path(snakemake.output.archive),
     first_day=first,

@@ -1,4 +1,4 @@
-"""Checkpoint job: a year's day manifests and listing (adapter; logic in amsr2flow.listing)."""
+"""Checkpoint job: a year's day manifests and listing (adapter; logic in amsr2flow.stages.catalogue)."""
 
 from datetime import date, timedelta
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 from amsr2flow import config as settings
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
-from amsr2flow.listing import build_year_listing
+from amsr2flow.stages.catalogue import build_year_listing
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk

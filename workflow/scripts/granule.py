@@ -1,6 +1,6 @@
 """Granule job: download, check, extract, delete; or, with split transfers, only one half of it.
 
-Adapter only; the logic is in amsr2flow.fetch. Which half runs follows from the rule's inputs and outputs:
+Adapter only; the logic is in amsr2flow.stages.granule. Which half runs follows from the rule's inputs and outputs:
 a job with a ``record`` output downloads (split transfers, on the submit host), a job with a ``record`` input
 extracts (on a compute node), a job with neither does both.
 """
@@ -9,18 +9,19 @@ import sys
 from pathlib import Path
 
 from amsr2flow import config as settings
-from amsr2flow import fetch, l1b
-from amsr2flow.breaker import CircuitBreaker
+from amsr2flow.config import timeouts_from
+from amsr2flow.formats import l1b
+from amsr2flow.gportal.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
-from amsr2flow.preflight import timeouts_from
+from amsr2flow.stages import granule
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 layout = Layout.from_config(cfg)
 transfer = cfg["transfer"]
 channels = tuple(snakemake.params.channels)
-task = fetch.GranuleTask(
+task = granule.GranuleTask(
     granule_id=snakemake.wildcards.granule_id,
     day=snakemake.wildcards.day,
     remote_path=snakemake.params.remote_path,
@@ -28,7 +29,7 @@ task = fetch.GranuleTask(
 )
 
 if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone tests values
-    outcome = fetch.extract_download(
+    outcome = granule.extract_download(
         task,
         h5_path=Path(snakemake.input.h5),
         record_path=Path(snakemake.input.record),
@@ -40,17 +41,17 @@ if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone t
     sys.exit(0)
 
 if "record" in snakemake.output.keys():  # noqa: SIM118
-    outputs = fetch.DownloadOutputs(h5_path=Path(snakemake.output.h5), record_path=Path(snakemake.output.record))
+    outputs = granule.DownloadOutputs(h5_path=Path(snakemake.output.h5), record_path=Path(snakemake.output.record))
 else:
-    outputs = fetch.SwathOutputs(
+    outputs = granule.SwathOutputs(
         npy_path=Path(snakemake.output.npy), scratch_dir=layout.scratch, n_pixels=l1b.channel_pixels(channels[0])
     )
 try:
-    outcome = fetch.collect_granule(
+    outcome = granule.collect_granule(
         task,
         source=settings.resolve_source(cfg),
         timeouts=timeouts_from(cfg),
-        policy=fetch.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
+        policy=granule.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
         channels=channels,
         geolocation=bool(snakemake.params.geolocation),
         outputs=outputs,
@@ -58,7 +59,7 @@ try:
         stop_flag=layout.stop_flag(),
         breaker=CircuitBreaker(layout.breaker_state(), layout.stop_flag(), transfer["circuit_breaker_failures"]),
     )
-except (fetch.GranuleFailed, fetch.RunStopped, fetch.FatalTransferError) as exc:
+except (granule.GranuleFailed, granule.RunStopped, granule.FatalTransferError) as exc:
     log.error("%s", exc)
     sys.stderr.write(f"amsr2flow: {exc}\n")
     sys.exit(1)

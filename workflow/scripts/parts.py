@@ -1,10 +1,10 @@
-"""Parts job: split a year's archive into parts of part_size swaths (adapter; logic in amsr2flow.yearly)."""
+"""Parts job: split a year's archive into parts of part_size swaths (adapter; logic in amsr2flow.stages.year)."""
 
 from pathlib import Path
 
-from amsr2flow import yearly
 from amsr2flow.joblog import setup_logging
+from amsr2flow.stages import year
 
 log = setup_logging(snakemake.log[0])
-parts = yearly.build_parts(Path(snakemake.input.archive), Path(snakemake.output.parts), snakemake.params.part_size)
+parts = year.build_parts(Path(snakemake.input.archive), Path(snakemake.output.parts), snakemake.params.part_size)
 log.info("%d part file(s) in %s", len(parts), snakemake.output.parts)

@@ -1,10 +1,11 @@
-"""Run report job: the years' reports summed up (adapter; logic in amsr2flow.report)."""
+"""Run report job: the years' reports summed up (adapter; logic in amsr2flow.stages.report)."""
 
 import json
 from pathlib import Path
 
-from amsr2flow import atomic, report
+from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging
+from amsr2flow.stages import report
 
 log = setup_logging(snakemake.log[0])
 years = [json.loads(Path(p).read_text(encoding="utf-8")) for p in snakemake.input.years]

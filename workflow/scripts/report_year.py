@@ -1,9 +1,10 @@
-"""Year report job: verify the year's archive and parts, join the ledger (adapter; logic in amsr2flow.report)."""
+"""Year report job: verify the year's archive and parts, join the ledger (adapter; logic in amsr2flow.stages.report)."""
 
 from pathlib import Path
 
-from amsr2flow import atomic, report
+from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging
+from amsr2flow.stages import report
 
 log = setup_logging(snakemake.log[0])
 year_report = report.build_year_report(

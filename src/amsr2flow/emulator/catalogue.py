@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .. import orbit
+from . import orbit
 from .faults import FaultPlan
 from .stats import Stats
 from .store import GranuleEntry, GranuleStore
@@ -174,7 +174,7 @@ def ascending_node(entry: GranuleEntry) -> tuple[str, str]:
         return "", ""
     orbit_index = spec.index // 2
     # Orbit k starts (descending) at the north pole; the node (argument of latitude 0) is 3/4 orbit later.
-    t = spec.flavour.epoch_start_unix + (orbit_index + 0.75) * orbit.ORBIT_PERIOD_S
+    t = orbit.EPOCHS[spec.flavour.key].start_unix + (orbit_index + 0.75) * orbit.ORBIT_PERIOD_S
     _, lon = orbit.subsatellite_point(np.array([t]), spec.flavour)
     return iso_ms(t), f"{float(lon[0]):.2f}"
 

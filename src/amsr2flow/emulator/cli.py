@@ -14,7 +14,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from .. import orbit
+from . import orbit
 from .faults import FaultSpecError, load_fault_spec
 from .service import DEFAULT_USERNAME, EmulatorConfig, run_service
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import h5py
 
-from .. import l1b
+from ..formats import l1b
 
 log = logging.getLogger("amsr2flow.emulator.corruption")
 

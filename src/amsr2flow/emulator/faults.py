@@ -8,7 +8,7 @@ same spec gives the same faults regardless of thread scheduling or of which requ
 
 Transient granule faults (reset, stall, truncated, corrupted) hit the first ``times`` read-opens of the
 granule each, in the order listed, so a client that retries eventually gets the good file; ``absent`` is
-permanent. See ``docs/readme-parts/emulator.md`` for the user-facing description.
+permanent. See ``docs/local-gportal.md`` for the user-facing description.
 """
 
 from __future__ import annotations

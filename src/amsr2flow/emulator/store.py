@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from .. import l1b, orbit
+from ..formats import l1b
+from ..mission import Mission
+from . import orbit
 from .stats import Stats, write_json_atomically
 
 log = logging.getLogger("amsr2flow.emulator.store")
@@ -275,7 +277,7 @@ class SyntheticStore(GranuleStore):
         self._closed = False
 
     # -- served days and entries ---------------------------------------------------------------------------
-    def _is_served(self, day: date, flavour: orbit.Flavour) -> bool:
+    def _is_served(self, day: date, flavour: Mission) -> bool:
         if self.first_day and day < self.first_day:
             return False
         if self.last_day and day > self.last_day:
@@ -398,9 +400,9 @@ class SyntheticStore(GranuleStore):
 
 def generator_fingerprint() -> str:
     """Short hash of the generator's source (read, not imported: importing it is the workers' job)."""
-    spec = importlib.util.find_spec("amsr2flow.synth")
+    spec = importlib.util.find_spec("amsr2flow.emulator.synth")
     if spec is None or spec.origin is None:
-        raise RuntimeError("amsr2flow.synth is missing: synthetic granules cannot be generated")
+        raise RuntimeError("amsr2flow.emulator.synth is missing: synthetic granules cannot be generated")
     return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:8]
 
 
@@ -419,7 +421,7 @@ def _stop_worker_processes(executor: ProcessPoolExecutor) -> None:
 
 def write_synthetic_granule(path: Path, spec: orbit.GranuleSpec, seed: int, scans: int | None) -> int:
     """Generate one granule (run in a worker process); returns its size."""
-    from .. import synth  # imported late: only a service that generates needs it
+    from . import synth  # imported late: only a service that generates needs it
 
     return int(synth.write_granule(path, spec, seed=seed, n_scans=scans))
 

@@ -1,16 +1,13 @@
 """Verify archives: structure, every swath readable, shapes, physical ranges, index, duplicates, time order.
 
-``verify_archive(path)`` returns a ``VerifyReport``; ``amsr2flow verify PATH...`` prints the legacy
-``testOutput.py``-style summary (valid / damaged / success rate) and exits 1 when anything is damaged.
+``verify_archive(path)`` returns a ``VerifyReport`` whose ``summary()`` is the legacy ``testOutput.py``-style
+text (valid / damaged / success rate); ``amsr2flow verify`` (``amsr2flow.cli.verify``) prints it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
-import sys
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -32,10 +29,10 @@ from .archive import (
     LegacyPickleRefused,
     NotAnArchiveError,
     member_name,
-    open_archive,
     parse_period,
     parse_utc,
 )
+from .reader import open_archive
 from .swath import LATITUDE, LONGITUDE, TEMPERATURE, SwathMetadata, array_names, position_range, valid_range
 
 PHYSICAL_MAX_K = 350.0  # instrument limit quoted by the legacy README (physical range 0-350 K)
@@ -262,52 +259,3 @@ def verify_archive(
         report.warnings = [w for w in report.warnings if "short swath" not in w]
         report.warnings.append(f"{short} short swaths (< {SHORT_SWATH_SCANS} scans)")
     return report
-
-
-# -- command --------------------------------------------------------------------------------------------------
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="archives (.npz) to verify")
-    parser.add_argument(
-        "--trust-legacy-pickle",
-        action="store_true",
-        help="also verify legacy pickled archives (unpickles them: only for files you trust)",
-    )
-    parser.add_argument("--min-scans", type=int, default=DEFAULT_MIN_SCANS, help="fewest plausible scans")
-    parser.add_argument("--max-scans", type=int, default=MAX_PLAUSIBLE_SCANS, help="most plausible scans")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per archive instead")
-
-
-def report_json(report: VerifyReport) -> str:
-    return json.dumps(
-        {
-            "path": str(report.path),
-            "format": report.format,
-            "swaths": report.swaths,
-            "valid": report.valid,
-            "damaged": len(report.damaged),
-            "success_rate": round(report.success_rate, 3),
-            "ok": report.ok,
-            "problems": report.problems(),
-            "warnings": report.warnings,
-        },
-        sort_keys=True,
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every archive is good, 1 when any is damaged, 2 on usage errors (e.g. untrusted legacy)."""
-    damaged = False
-    for path in args.paths:
-        try:
-            report = verify_archive(
-                path,
-                allow_legacy_pickle=args.trust_legacy_pickle,
-                min_scans=args.min_scans,
-                max_scans=args.max_scans,
-            )
-        except (LegacyPickleRefused, FileNotFoundError) as exc:
-            print(f"amsr2flow verify: {exc}", file=sys.stderr)
-            return 2
-        print(report_json(report) if args.json else report.summary())
-        damaged |= not report.ok
-    return 1 if damaged else 0

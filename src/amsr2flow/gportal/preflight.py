@@ -14,10 +14,12 @@ from typing import Any
 import requests
 import tenacity
 
+from ..config import timeouts_from
+from ..mission import DATASETS
 from . import catalogue
 from .backoff import exponential_backoff
-from .config import DATASETS, Source
-from .transfer import AuthenticationRefused, FatalTransferError, GPortalSFTP, Timeouts, TransientTransferError
+from .sftp import AuthenticationRefused, FatalTransferError, GPortalSFTP, TransientTransferError
+from .source import Source, Timeouts
 
 PREFLIGHT_ATTEMPTS = 3
 #: A refused login is tried twice: once more in case the server refused it sporadically, no more, so wrong
@@ -31,11 +33,6 @@ class PreflightError(RuntimeError):
     def __init__(self, message: str, *, fatal: bool):
         super().__init__(message)
         self.fatal = fatal
-
-
-def timeouts_from(cfg: Mapping[str, Any]) -> Timeouts:
-    t = cfg["transfer"]
-    return Timeouts(t["connect_timeout_s"], t["banner_timeout_s"], t["auth_timeout_s"], t["stall_timeout_s"])
 
 
 def check_service(cfg: Mapping[str, Any], source: Source, *, probe_day: date) -> None:

@@ -45,7 +45,8 @@ from typing import IO, Any, overload
 
 import numpy as np
 
-from . import JAXA_ACKNOWLEDGEMENT, __version__, atomic, l1b
+from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
+from . import l1b
 from .swath import (
     LATITUDE,
     LONGITUDE,
@@ -568,7 +569,7 @@ def partition_archive(
     Parts keep the source's period and provenance and are named ``<source stem>_part_XofY.npz``.
     """
     out: list[Path] = []
-    with open_archive(archive_path) as source, open(archive_path, "rb") as raw_file:
+    with Archive(archive_path) as source, open(archive_path, "rb") as raw_file:
         chunks = _chunks(len(source), part_size)
         for number, chunk in enumerate(chunks, start=1):
             target = Path(out_dir) / part_name_for(archive_path, number, len(chunks))
@@ -672,7 +673,7 @@ class Archive(Sequence[ArchiveSwath]):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if detect_format(self.path) != "archive":
-            raise LegacyPickleRefused(_legacy_refusal(self.path))
+            raise LegacyPickleRefused(legacy_refusal(self.path))
         self._zip = zipfile.ZipFile(self.path)
         self._table: np.ndarray = self._read_member(INDEX_MEMBER)
         self.period: str = str(self._read_member(PERIOD_MEMBER))
@@ -791,28 +792,12 @@ def _iso_bound(value: str | datetime) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _legacy_refusal(path: Path) -> str:
+def legacy_refusal(path: Path) -> str:
     return (
         f"{path} is a legacy pickled archive: reading it runs whatever code the file carries. If you trust "
         "where it came from, open it with open_archive(path, allow_legacy_pickle=True) or convert it once with "
         "`amsr2flow convert-legacy --trust-legacy-pickle`"
     )
-
-
-def open_archive(path: str | os.PathLike[str], *, allow_legacy_pickle: bool = False) -> Any:
-    """Open an archive lazily (``Archive``); legacy pickled archives only with ``allow_legacy_pickle=True``.
-
-    Legacy archives are refused with ``LegacyPickleRefused`` unless the caller says the file is trusted; even
-    then they are unpickled by a restricted unpickler (``amsr2flow.legacy``) and held in memory.
-    """
-    kind = detect_format(path)
-    if kind == "legacy":
-        if not allow_legacy_pickle:
-            raise LegacyPickleRefused(_legacy_refusal(Path(path)))
-        from .legacy import load_legacy_archive
-
-        return load_legacy_archive(path, trust_legacy_pickle=True)
-    return Archive(path)
 
 
 # -- helpers for analysis -------------------------------------------------------------------------------------

@@ -8,14 +8,14 @@ the archive nor the ledger is a *silent loss*; the report counts them separately
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import __version__
+from .. import __version__
+from ..ledger import read_ledger
 
 REASONS = {
     "absent": "in the catalogue but not on the SFTP server",
@@ -30,20 +30,6 @@ REASONS = {
     "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
     "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
 }
-
-
-def read_ledger(ledger_dir: Path) -> dict[str, dict[str, Any]]:
-    """The latest ledger entry of every granule with one, by granule id."""
-    out: dict[str, dict[str, Any]] = {}
-    if not ledger_dir.is_dir():
-        return out
-    for path in sorted(ledger_dir.glob("*.json")):
-        try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        out[entry.get("granule_id", path.stem)] = entry
-    return out
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -278,12 +264,12 @@ def _pairs(text: str, marker: str, open_tag: str, close_tag: str) -> str:
 # -- building from files --------------------------------------------------------------------------------------
 def build_year_report(*, year: int, listing_path: Path, archive_path: Path, parts_dir: Path, ledger_dir: Path) -> dict:
     """Read the listing, verify the archive and its parts, join the ledger: the year's report."""
-    from .archive import open_archive
-    from .listing import read_listing
-    from .verify import verify_archive
+    from ..formats.archive import Archive
+    from ..formats.verify import verify_archive
+    from .catalogue import read_listing
 
     verification = verify_archive(archive_path)
-    with open_archive(archive_path) as arch:
+    with Archive(archive_path) as arch:
         index = arch.index
     parts = []
     for part in sorted(parts_dir.glob("*.npz")):
@@ -312,11 +298,11 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     Years whose catalogue was not listed yet are named in ``unlisted_years``. Returns ``None`` when nothing
     was listed at all.
     """
-    from . import config as settings
-    from .archive import open_archive
-    from .layout import Layout, period_tag
-    from .listing import read_listing
-    from .yearly import archive_path_for
+    from .. import config as settings
+    from ..formats.archive import Archive
+    from ..layout import Layout, period_tag
+    from .catalogue import read_listing
+    from .year import archive_path_for
 
     layout = Layout.from_config(cfg)
     years, unlisted = [], []
@@ -328,7 +314,7 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
         listing = read_listing(listing_path)
         archive = archive_path_for(layout, first, after, cfg["geolocation"])
         if archive.is_file():
-            with open_archive(archive) as arch:
+            with Archive(archive) as arch:
                 archived = list(arch.index["granule_id"])
         else:
             archived = [
@@ -357,6 +343,6 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _is_finished_swath(npy_path: Path) -> bool:
     """A swath whose sidecar exists (written last) and which is not a tombstone."""
-    from .fetch import is_tombstone
+    from ..formats.swath import is_tombstone
 
     return npy_path.is_file() and npy_path.with_suffix(".json").is_file() and not is_tombstone(npy_path)

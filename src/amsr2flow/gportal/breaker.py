@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ Conventions of the model (simplifications, documented in the README):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from . import l1b
+from .. import mission
+from ..formats import l1b
+from ..mission import Mission
 
 EARTH_RADIUS_KM = 6371.0
 INCLINATION_DEG = 98.2
@@ -38,61 +40,22 @@ SCAN_HALF_ANGLE_DEG = math.degrees(math.asin(SWATH_WIDTH_KM / 2 / SCAN_RADIUS_KM
 
 
 @dataclass(frozen=True)
-class Flavour:
-    """A sensor whose granules the generator writes in the AMSR2 L1B layout."""
+class OrbitEpoch:
+    """Where the model anchors a mission's granule sequence: one descending granule's start, path and orbit."""
 
-    key: str
-    sensor: str
-    platform: str
-    name_prefix: str
-    product_kind: str
-    product_version: str
-    dataset_id: str
-    remote_product_dir: str  # below standard/ (legacy) or /product/Standard/ (current)
-    first_day: date
-    last_day: date | None
-    epoch_start_unix: float  # start of a descending granule with the path and orbit below
-    epoch_path: int
-    epoch_orbit: int
-    channels: tuple[str, ...] = field(default=tuple(l1b.CHANNEL_DATASETS))
+    start_unix: float
+    path: int
+    orbit: int
 
 
-AMSR2 = Flavour(
-    key="amsr2",
-    sensor="AMSR2",
-    platform="GCOM-W1",
-    name_prefix="GW1AM2",
-    product_kind="L1SGBTBR",
-    product_version="2220220",
-    dataset_id="11001001",
-    remote_product_dir="GCOM-W/GCOM-W.AMSR2/L1B/2",
-    first_day=date(2012, 7, 3),
-    last_day=None,
-    epoch_start_unix=datetime(2020, 1, 1, 0, 47, 0, 855000, tzinfo=timezone.utc).timestamp(),
-    epoch_path=189,
-    epoch_orbit=40552,
-)
-
-# AMSR-E in AMSR2 format: name prefix, version digits and remote folder are not confirmed by the reference
-# ([U]); they are kept in this one place so that a user with real files can correct them.
-AMSRE = Flavour(
-    key="amsre",
-    sensor="AMSR-E",
-    platform="Aqua",
-    name_prefix="A2ES1M",
-    product_kind="L1SGBTBR",
-    product_version="4000000",
-    dataset_id="25001000",
-    remote_product_dir="Aqua/Aqua.AMSR-E/L1B/4",
-    first_day=date(2002, 6, 1),
-    last_day=date(2011, 10, 4),
-    epoch_start_unix=datetime(2002, 6, 1, 0, 3, 12, 0, tzinfo=timezone.utc).timestamp(),
-    epoch_path=1,
-    epoch_orbit=1,
-    channels=tuple(c for c in l1b.CHANNEL_DATASETS if c not in l1b.AMSRE_MISSING_CHANNELS),
-)
-
-FLAVOURS = {AMSR2.key: AMSR2, AMSRE.key: AMSRE}
+AMSR2 = mission.AMSR2
+AMSRE = mission.AMSRE
+EPOCHS: dict[str, OrbitEpoch] = {
+    # the real granule GW1AM2_202001010047_189D
+    AMSR2.key: OrbitEpoch(datetime(2020, 1, 1, 0, 47, 0, 855000, tzinfo=timezone.utc).timestamp(), 189, 40552),
+    AMSRE.key: OrbitEpoch(datetime(2002, 6, 1, 0, 3, 12, 0, tzinfo=timezone.utc).timestamp(), 1, 1),
+}
+FLAVOURS = mission.MISSIONS
 FLAVOUR_BY_DATASET = {f.dataset_id: f for f in FLAVOURS.values()}
 
 
@@ -115,7 +78,7 @@ class UtcSpan:
 class GranuleSpec(UtcSpan):
     """Everything needed to name, catalogue and generate one half-orbit granule."""
 
-    flavour: Flavour
+    flavour: Mission
     index: int  # granules since the flavour's epoch granule (negative before it)
     start_unix: float  # observation start (first non-overlap scan), UTC
     end_unix: float  # observation end (last non-overlap scan), UTC
@@ -156,10 +119,10 @@ class GranuleSpec(UtcSpan):
         return self.start_unix + (np.arange(rows, dtype=np.float64) - overlap_scans) * l1b.SCAN_PERIOD_S
 
 
-def _granule(flavour: Flavour, index: int) -> GranuleSpec:
-    start = flavour.epoch_start_unix + index * HALF_ORBIT_S
+def _granule(flavour: Mission, index: int) -> GranuleSpec:
+    start = EPOCHS[flavour.key].start_unix + index * HALF_ORBIT_S
     orbit = index // 2  # floor division keeps D (even) and the next A (odd) on one orbit
-    path = (flavour.epoch_path - 1 + PATH_ADVANCE_PER_ORBIT * orbit) % REPEAT_ORBITS + 1
+    path = (EPOCHS[flavour.key].path - 1 + PATH_ADVANCE_PER_ORBIT * orbit) % REPEAT_ORBITS + 1
     n_scans = math.ceil(HALF_ORBIT_S / l1b.SCAN_PERIOD_S - _scan_phase(start))
     return GranuleSpec(
         flavour=flavour,
@@ -168,7 +131,7 @@ def _granule(flavour: Flavour, index: int) -> GranuleSpec:
         end_unix=start + (n_scans - 1) * l1b.SCAN_PERIOD_S,
         orbit_direction="D" if index % 2 == 0 else "A",
         path_number=path,
-        orbit_number=flavour.epoch_orbit + orbit,
+        orbit_number=EPOCHS[flavour.key].orbit + orbit,
         number_of_scans=n_scans,
     )
 
@@ -182,14 +145,14 @@ def _scan_phase(start_unix: float) -> float:
     return (start_unix / l1b.SCAN_PERIOD_S) % 1.0
 
 
-def granules_between(start: datetime, end: datetime, flavour: Flavour = AMSR2) -> list[GranuleSpec]:
+def granules_between(start: datetime, end: datetime, flavour: Mission = AMSR2) -> list[GranuleSpec]:
     """Granules whose observation interval intersects ``[start, end]`` (what the catalogue's filter does).
 
     Granules outside the flavour's mission period are not returned.
     """
     t0, t1 = start.timestamp(), end.timestamp()
-    first = math.floor((t0 - flavour.epoch_start_unix) / HALF_ORBIT_S) - 1
-    last = math.floor((t1 - flavour.epoch_start_unix) / HALF_ORBIT_S) + 1
+    first = math.floor((t0 - EPOCHS[flavour.key].start_unix) / HALF_ORBIT_S) - 1
+    last = math.floor((t1 - EPOCHS[flavour.key].start_unix) / HALF_ORBIT_S) + 1
     out = []
     for index in range(first, last + 1):
         g = _granule(flavour, index)
@@ -198,14 +161,14 @@ def granules_between(start: datetime, end: datetime, flavour: Flavour = AMSR2) -
     return out
 
 
-def granules_beginning_on(day: date, flavour: Flavour = AMSR2) -> list[GranuleSpec]:
+def granules_beginning_on(day: date, flavour: Mission = AMSR2) -> list[GranuleSpec]:
     """Granules whose observation starts on the UTC day ``day``: 29 or 30 of them."""
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     end = start + timedelta(days=1)
     return [g for g in granules_between(start, end, flavour) if start.timestamp() <= g.start_unix < end.timestamp()]
 
 
-def granule_by_id(granule_id: str, flavour: Flavour | None = None) -> GranuleSpec | None:
+def granule_by_id(granule_id: str, flavour: Mission | None = None) -> GranuleSpec | None:
     """The modelled granule with this id, or ``None`` if the model has no such granule."""
     try:
         parsed = l1b.parse_granule_name(granule_id)
@@ -220,18 +183,18 @@ def granule_by_id(granule_id: str, flavour: Flavour | None = None) -> GranuleSpe
     return None
 
 
-def _in_mission(g: GranuleSpec, flavour: Flavour) -> bool:
+def _in_mission(g: GranuleSpec, flavour: Mission) -> bool:
     day = g.start_utc.date()
     return day >= flavour.first_day and (flavour.last_day is None or day <= flavour.last_day)
 
 
 # -- geometry ------------------------------------------------------------------------------------------------
-def argument_of_latitude(times_unix: np.ndarray, flavour: Flavour = AMSR2) -> np.ndarray:
+def argument_of_latitude(times_unix: np.ndarray, flavour: Mission = AMSR2) -> np.ndarray:
     """Angle from the ascending node along the orbit, radians; descending granules start at pi/2."""
-    return np.pi / 2 + 2 * np.pi * (np.asarray(times_unix) - flavour.epoch_start_unix) / ORBIT_PERIOD_S
+    return np.pi / 2 + 2 * np.pi * (np.asarray(times_unix) - EPOCHS[flavour.key].start_unix) / ORBIT_PERIOD_S
 
 
-def subsatellite_point(times_unix: np.ndarray, flavour: Flavour = AMSR2) -> tuple[np.ndarray, np.ndarray]:
+def subsatellite_point(times_unix: np.ndarray, flavour: Mission = AMSR2) -> tuple[np.ndarray, np.ndarray]:
     """Geodetic (spherical) latitude and longitude of the nadir point, degrees, longitude in [-180, 180)."""
     t = np.asarray(times_unix, dtype=np.float64)
     u = argument_of_latitude(t, flavour)
@@ -244,7 +207,7 @@ def subsatellite_point(times_unix: np.ndarray, flavour: Flavour = AMSR2) -> tupl
     return np.degrees(lat), _wrap_lon(np.degrees(lon))
 
 
-def ground_track_heading(times_unix: np.ndarray, flavour: Flavour = AMSR2) -> np.ndarray:
+def ground_track_heading(times_unix: np.ndarray, flavour: Mission = AMSR2) -> np.ndarray:
     """Azimuth (degrees clockwise from north) of the nadir point's motion, by a 1-second finite difference."""
     lat1, lon1 = subsatellite_point(times_unix, flavour)
     lat2, lon2 = subsatellite_point(np.asarray(times_unix) + 1.0, flavour)
@@ -272,7 +235,7 @@ def destination_point(
 
 
 def footprints(
-    times_unix: np.ndarray, n_pixels: int, flavour: Flavour = AMSR2, radius_km: float = SCAN_RADIUS_KM
+    times_unix: np.ndarray, n_pixels: int, flavour: Mission = AMSR2, radius_km: float = SCAN_RADIUS_KM
 ) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude (rows x pixels, float32) of the conical scan's footprints.
 

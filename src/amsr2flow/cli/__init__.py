@@ -1,7 +1,8 @@
 """The ``amsr2flow`` command: one entry point, one subcommand per capability.
 
-Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and ``run(args) -> int``;
-modules are imported only when their subcommand runs, so ``amsr2flow --help`` stays fast.
+Each subcommand lives in its own module (in this folder; the local G-Portal's in ``emulator``), which
+provides ``configure_parser(parser)`` and ``run(args) -> int``; modules are imported only when their
+subcommand runs, so ``amsr2flow --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import sys
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("amsr2flow.synth", "write synthetic AMSR2/AMSR-E L1B granules (HDF5)"),
+    "synth": ("amsr2flow.emulator.synth", "write synthetic AMSR2/AMSR-E L1B granules (HDF5)"),
     "emulator": ("amsr2flow.emulator.cli", "run the local G-Portal (catalogue over HTTP, SFTP) on 127.0.0.1"),
-    "verify": ("amsr2flow.verify", "verify archives: structure, every swath, ranges, index, order"),
-    "info": ("amsr2flow.archive_cli", "summarise an archive (swaths, period, channels, provenance)"),
-    "partition": ("amsr2flow.archive_cli", "split an archive into part files of N swaths"),
-    "convert-legacy": ("amsr2flow.archive_cli", "convert a trusted legacy pickled archive to the new format"),
-    "export-legacy": ("amsr2flow.archive_cli", "export an archive to the legacy pickled layout (opt-in)"),
+    "verify": ("amsr2flow.cli.verify", "verify archives: structure, every swath, ranges, index, order"),
+    "info": ("amsr2flow.cli.archive", "summarise an archive (swaths, period, channels, provenance)"),
+    "partition": ("amsr2flow.cli.archive", "split an archive into part files of N swaths"),
+    "convert-legacy": ("amsr2flow.cli.archive", "convert a trusted legacy pickled archive to the new format"),
+    "export-legacy": ("amsr2flow.cli.archive", "export an archive to the legacy pickled layout (opt-in)"),
 }
 
 
@@ -27,7 +28,7 @@ def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
         prog="amsr2flow",
         description="Collect AMSR-2 brightness temperatures from JAXA G-Portal into verified archives.",
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"amsr2flow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

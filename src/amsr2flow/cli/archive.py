@@ -12,16 +12,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .archive import (
+from ..formats.archive import (
     DEFAULT_PART_SIZE,
     ArchiveError,
-    open_archive,
     parse_utc,
     partition_archive,
     partition_swaths,
     summarise,
 )
-from .swath import SwathError
+from ..formats.reader import open_archive
+from ..formats.swath import SwathError
 
 
 def _configure_info(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +117,7 @@ def run_partition(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .legacy import convert_legacy  # the only module that unpickles
+    from ..formats.legacy import convert_legacy  # the only module that unpickles
 
     if not args.trust_legacy_pickle:
         raise ArchiveError(
@@ -131,7 +131,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .legacy import export_legacy
+    from ..formats.legacy import export_legacy
 
     target = export_legacy(args.archive, args.output)
     print(target)

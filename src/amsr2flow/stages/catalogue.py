@@ -19,10 +19,12 @@ import pandas as pd
 import requests
 import tenacity
 
-from . import atomic, catalogue
-from .backoff import exponential_backoff
-from .config import DATASETS, Source
-from .layout import Layout
+from .. import atomic
+from ..gportal import catalogue
+from ..gportal.backoff import exponential_backoff
+from ..gportal.source import Source
+from ..layout import Layout
+from ..mission import DATASETS
 
 log = logging.getLogger(__name__)
 

@@ -15,30 +15,28 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tenacity
 
-from . import atomic, l1b, swath
-from .backoff import exponential_backoff
-from .breaker import CircuitBreaker
-from .config import Source
-from .transfer import (
+from .. import atomic
+from ..formats import l1b, swath
+from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
+from ..gportal.backoff import exponential_backoff
+from ..gportal.breaker import CircuitBreaker
+from ..gportal.sftp import (
     AuthenticationRefused,
     Download,
     FatalTransferError,
     GPortalSFTP,
     GranuleAbsent,
-    Timeouts,
     TransientTransferError,
 )
+from ..gportal.source import Source, Timeouts
+from ..ledger import update_ledger
 
 log = logging.getLogger(__name__)
-
-TOMBSTONE_STATUS = "missing"
 
 
 class CorruptGranule(TransientTransferError):
@@ -82,64 +80,6 @@ class RetryPolicy:
     attempts: int = 4
     backoff_initial_s: float = 5.0
     backoff_max_s: float = 120.0
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# -- ledger ----------------------------------------------------------------------------------------------
-def update_ledger(path: Path, task: GranuleTask, *, status: str, reason_class: str, error: str, attempts: int) -> None:
-    """Record this run's outcome for a granule; earlier runs' rows are kept as history."""
-    entry: dict[str, Any] = {}
-    if path.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            entry = json.loads(path.read_text(encoding="utf-8"))
-    runs = list(entry.get("runs", []))
-    runs.append(
-        {"time_utc": _now(), "status": status, "reason_class": reason_class, "error": error, "attempts": attempts}
-    )
-    if status == "resolved" and not error:
-        # Archived at the first try of this run after failing in an earlier one: keep why it had failed.
-        reason_class, error = entry.get("reason_class", ""), entry.get("last_error", "")
-    entry.update(
-        granule_id=task.granule_id,
-        day=task.day,
-        remote_path=task.remote_path,
-        status=status,
-        reason_class=reason_class,
-        last_error=error,
-        attempts=sum(r["attempts"] for r in runs),
-        last_attempt_utc=runs[-1]["time_utc"],
-        retryable=status == "failed",
-        runs=runs,
-    )
-    atomic.write_json(path, entry)
-
-
-def write_tombstone(npy_path: Path, task: GranuleTask, *, reason_class: str, error: str, n_pixels: int) -> None:
-    """A 0-scan swath whose sidecar says why the granule is not archived."""
-    sidecar = swath.sidecar_path(npy_path)
-    atomic.write_json(
-        sidecar,
-        {
-            "granule_id": task.granule_id,
-            "status": TOMBSTONE_STATUS,
-            "reason_class": reason_class,
-            "reason": error,
-            "orbit_type": l1b.orbit_type_from_name(task.granule_id),
-            "remote_path": task.remote_path,
-        },
-    )
-    with atomic.atomic_open(npy_path) as fh:
-        np.save(fh, np.zeros((0, n_pixels), dtype=np.uint16), allow_pickle=False)
-
-
-def is_tombstone(npy_path: str | Path) -> bool:
-    try:
-        return json.loads(swath.sidecar_path(npy_path).read_text(encoding="utf-8")).get("status") == TOMBSTONE_STATUS
-    except (OSError, ValueError):
-        return False
 
 
 # -- one attempt -------------------------------------------------------------------------------------------
@@ -210,7 +150,14 @@ class SwathOutputs:
         swath.write_swath(result.swath, self.npy_path)
 
     def permanent(self, task: GranuleTask, reason_class: str, error: str) -> None:
-        write_tombstone(self.npy_path, task, reason_class=reason_class, error=error, n_pixels=self.n_pixels)
+        write_tombstone(
+            self.npy_path,
+            task.granule_id,
+            task.remote_path,
+            reason_class=reason_class,
+            error=error,
+            n_pixels=self.n_pixels,
+        )
 
 
 @dataclass(frozen=True)
@@ -252,7 +199,8 @@ def extract_download(
     if record["status"] == TOMBSTONE_STATUS:
         write_tombstone(
             npy_path,
-            task,
+            task.granule_id,
+            task.remote_path,
             reason_class=record["reason_class"],
             error=record["reason"],
             n_pixels=l1b.channel_pixels(channels[0]),

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STATE_TIMEOUT_S = 60
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m amsr2flow.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m amsr2flow.cli.demo", description=__doc__.splitlines()[0])
     p.add_argument("--dir", default="demo", help="folder for the demo's service, config and results (default demo/)")
     p.add_argument("--start", default="2024-01-01", help="first day (default 2024-01-01)")
     p.add_argument("--days", type=int, default=3, help="number of days (default 3)")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from . import archive, fetch
-from .layout import Layout
+from ..formats import archive
+from ..formats.swath import is_tombstone
+from ..layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def build_year_archive(
     config_digest: str,
 ) -> YearArchiveSummary:
     """Write the archive of one year's requested period, then remove superseded partial archives."""
-    real = [p for p in swath_paths if not fetch.is_tombstone(p)]
+    real = [p for p in swath_paths if not is_tombstone(p)]
     notes = []
     tombstones = len(swath_paths) - len(real)
     if tombstones:

@@ -14,7 +14,7 @@ What is in a granule:
   a few missing pixels and now and then a missing scan;
 - plausible, highly compressible engineering datasets (counts, flags, navigation).
 
-Storage conventions (documented in ``docs/readme-parts/synth.md``): global attributes and ``UNIT`` are
+Storage conventions (documented in ``docs/local-gportal.md``): global attributes and ``UNIT`` are
 1-element fixed-length ASCII arrays (read ``attrs[name][0].decode()``), ``SCALE FACTOR`` is a 1-element
 float32 array (read ``float(attrs["SCALE FACTOR"][0])``); datasets are chunked by at most 256 rows over the
 full width, with shuffle + deflate unless ``compression_level`` is 0.
@@ -40,7 +40,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import l1b, orbit
+from ..formats import l1b
+from ..mission import Mission
+from . import orbit
 
 # -- knobs -----------------------------------------------------------------------------------------------------
 CHUNK_ROWS = 256
@@ -168,7 +170,7 @@ def global_attributes(
     }
 
 
-def dataset_specs(flavour: orbit.Flavour) -> tuple[l1b.DatasetSpec, ...]:
+def dataset_specs(flavour: Mission) -> tuple[l1b.DatasetSpec, ...]:
     """The datasets a granule of this flavour holds: all 43, minus the TB channels the sensor lacks."""
     absent = {l1b.CHANNEL_DATASETS[c] for c in l1b.CHANNEL_DATASETS if c not in flavour.channels}
     return tuple(s for s in l1b.DATASETS if s.name not in absent)
@@ -366,10 +368,10 @@ class _Geometry:
     nadir_lat: np.ndarray  # (rows,)
     nadir_lon: np.ndarray
     anomaly: np.ndarray  # (rows,) argument of latitude, radians
-    flavour: orbit.Flavour
+    flavour: Mission
 
 
-def _geometry(times: np.ndarray, flavour: orbit.Flavour) -> _Geometry:
+def _geometry(times: np.ndarray, flavour: Mission) -> _Geometry:
     lat_a, lon_a = orbit.footprints(times, l1b.HIGH_FREQ_PIXELS, flavour)
     lat_b, lon_b = orbit.footprints(times, l1b.HIGH_FREQ_PIXELS, flavour, radius_km=SCAN_RADIUS_89B_KM)
     nadir_lat, nadir_lon = orbit.subsatellite_point(times, flavour)
@@ -757,7 +759,7 @@ def _chunk_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _write_hdf5(
     path: Path,
-    flavour: orbit.Flavour,
+    flavour: Mission,
     fields: Mapping[str, np.ndarray],
     attributes: Mapping[str, str],
     compression_level: int,
@@ -930,8 +932,8 @@ def _parse_int(option: str, text: str, *, minimum: int, maximum: int | None = No
     return value
 
 
-def _check_in_mission(flavour: orbit.Flavour, first: date, last: date) -> None:
-    def mission_end(f: orbit.Flavour) -> date:
+def _check_in_mission(flavour: Mission, first: date, last: date) -> None:
+    def mission_end(f: Mission) -> date:
         return f.last_day or datetime.now(timezone.utc).date()  # an ongoing mission has observed up to today
 
     if first >= flavour.first_day and last <= mission_end(flavour):
@@ -950,7 +952,7 @@ def _days(first: date, last: date) -> Iterator[date]:
 
 
 def _select_granule(
-    granules: list[orbit.GranuleSpec], wanted: str, first: date, last: date, flavour: orbit.Flavour
+    granules: list[orbit.GranuleSpec], wanted: str, first: date, last: date, flavour: Mission
 ) -> list[orbit.GranuleSpec]:
     granule_id = wanted.rsplit("/", 1)[-1].split(".h5", 1)[0]
     chosen = [g for g in granules if g.granule_id == granule_id]

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, l1b
+from .. import atomic
+from . import l1b
 
 SWATH_FORMAT = "amsr2flow.swath"
 SWATH_FORMAT_VERSION = 1
@@ -48,6 +49,7 @@ TEMPERATURE = "temperature"
 LATITUDE = "latitude"
 LONGITUDE = "longitude"
 UNKNOWN_TIME = ""  # scan times unknown (legacy swaths carry none)
+TOMBSTONE_STATUS = "missing"  # sidecar status of a tombstone: a catalogued granule that could not be archived
 
 
 # -- errors ---------------------------------------------------------------------------------------------------
@@ -459,3 +461,30 @@ def read_swath(npy_path: str | os.PathLike[str]) -> Swath:
     if table.dtype.names != names or table.shape != (meta.shape[0],):
         raise SwathError(f"{npy_path}: fields {table.dtype.names} / rows {table.shape} do not match the sidecar")
     return Swath(meta, {name: np.ascontiguousarray(table[name]) for name in names})
+
+
+# -- tombstones -----------------------------------------------------------------------------------------------
+def write_tombstone(
+    npy_path: str | os.PathLike[str], granule_id: str, remote_path: str, *, reason_class: str, error: str, n_pixels: int
+) -> None:
+    """A 0-scan swath whose sidecar says why the granule is not archived (its year can still be archived)."""
+    atomic.write_json(
+        sidecar_path(npy_path),
+        {
+            "granule_id": granule_id,
+            "status": TOMBSTONE_STATUS,
+            "reason_class": reason_class,
+            "reason": error,
+            "orbit_type": l1b.orbit_type_from_name(granule_id),
+            "remote_path": remote_path,
+        },
+    )
+    with atomic.atomic_open(npy_path) as fh:
+        np.save(fh, np.zeros((0, n_pixels), dtype=np.uint16), allow_pickle=False)
+
+
+def is_tombstone(npy_path: str | os.PathLike[str]) -> bool:
+    try:
+        return json.loads(sidecar_path(npy_path).read_text(encoding="utf-8")).get("status") == TOMBSTONE_STATUS
+    except (OSError, ValueError):
+        return False

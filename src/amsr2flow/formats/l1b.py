@@ -1,6 +1,8 @@
 """Facts about the AMSR2 L1B HDF5 granule format, shared by the generator, the extractor and the verifier.
 
-Sources and confidence are in ``../shared/reference/amsr2-l1b-format.md``; this module only encodes them.
+Collected from public readers that run against real files (satpy's ``amsr2_l1b`` reader and its tests, the
+WRF data-assimilation AMSR2 reader, FIDUCEO's reader tests, operational download scripts); this module only
+encodes them. What is not confirmed by such code is marked so where it is used.
 """
 
 from __future__ import annotations

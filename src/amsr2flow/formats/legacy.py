@@ -37,7 +37,6 @@ from .archive import (
     base_provenance,
     detect_format,
     index_table,
-    open_archive,
 )
 from .swath import LATITUDE, LONGITUDE, TEMPERATURE, Swath, SwathError, atomic_write, make_swath
 
@@ -317,7 +316,7 @@ def export_legacy(source: str | os.PathLike[str], target: str | os.PathLike[str]
     memory while writing, as the legacy format requires. Metadata dictionaries carry the legacy keys plus
     this format's (granule id, scan times, ...), so ``convert_legacy`` restores the archive exactly.
     """
-    with open_archive(source) as archive:
+    with Archive(source) as archive:
         swaths = [swath.load().legacy_dict() for swath in archive]
         period = archive.period
     return write_legacy_npz(target, swaths, period)

@@ -26,7 +26,7 @@ from pathlib import Path
 import gportal
 import paramiko
 
-from .config import Source
+from .source import Source, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,6 @@ class HostKeyMismatch(FatalTransferError):
 
 class DiskFull(FatalTransferError):
     kind = "disk_full"
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect_s: float = 30.0
-    banner_s: float = 30.0
-    auth_s: float = 30.0
-    stall_s: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""File formats: L1B granule facts, swaths, archives, trusted legacy archives, and their verification."""

@@ -1,0 +1,39 @@
+"""Where and how to reach one G-Portal generation, and how long to wait for it: plain values, no I/O.
+
+The configuration (``amsr2flow.config``) builds these from the user's file and environment; the client modules
+of this folder take them, so the client layer never reads the configuration itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where and how to reach one G-Portal generation. Holds secrets: never log or print it."""
+
+    generation: str  # "current" or "legacy"
+    catalogue_url: str
+    sftp_host: str
+    sftp_port: int
+    host_key_sha256: str
+    username: str
+    password: str | None
+    private_key_path: str | None
+    passphrase: str | None
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
+        return (
+            f"Source(generation={self.generation!r}, catalogue_url={self.catalogue_url!r}, "
+            f"sftp={self.sftp_host}:{self.sftp_port}, username={self.username!r}, "
+            f"auth={'publickey' if self.private_key_path else 'password'})"
+        )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 30.0
+    banner_s: float = 30.0
+    auth_s: float = 30.0
+    stall_s: float = 120.0

@@ -1,0 +1,69 @@
+"""The failure ledger: one JSON file per granule that ever failed, under ``<output_dir>/ledger/YYYY/``.
+
+Granule jobs write it (each outcome of each run appended as history); reports read it to say why a
+catalogued granule is not archived. A granule archived after failing keeps its entry, marked ``resolved``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import atomic
+
+
+class GranuleRef(Protocol):
+    """What the ledger records about a granule besides its outcome."""
+
+    granule_id: str
+    day: str
+    remote_path: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def update_ledger(path: Path, task: GranuleRef, *, status: str, reason_class: str, error: str, attempts: int) -> None:
+    """Record this run's outcome for a granule; earlier runs' rows are kept as history."""
+    entry: dict[str, Any] = {}
+    if path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            entry = json.loads(path.read_text(encoding="utf-8"))
+    runs = list(entry.get("runs", []))
+    runs.append(
+        {"time_utc": _now(), "status": status, "reason_class": reason_class, "error": error, "attempts": attempts}
+    )
+    if status == "resolved" and not error:
+        # Archived at the first try of this run after failing in an earlier one: keep why it had failed.
+        reason_class, error = entry.get("reason_class", ""), entry.get("last_error", "")
+    entry.update(
+        granule_id=task.granule_id,
+        day=task.day,
+        remote_path=task.remote_path,
+        status=status,
+        reason_class=reason_class,
+        last_error=error,
+        attempts=sum(r["attempts"] for r in runs),
+        last_attempt_utc=runs[-1]["time_utc"],
+        retryable=status == "failed",
+        runs=runs,
+    )
+    atomic.write_json(path, entry)
+
+
+def read_ledger(ledger_dir: Path) -> dict[str, dict[str, Any]]:
+    """The latest ledger entry of every granule with one, by granule id."""
+    out: dict[str, dict[str, Any]] = {}
+    if not ledger_dir.is_dir():
+        return out
+    for path in sorted(ledger_dir.glob("*.json")):
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out[entry.get("granule_id", path.stem)] = entry
+    return out

@@ -1,0 +1,107 @@
+"""The house rules of the package, checked on its source: no import cycles, the product never imports the
+local G-Portal, and each stage module sits beside the rule file it serves."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "amsr2flow"
+REPO = SRC.parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    base = SRC / name.replace(".", "/")
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> amsr2flow modules it imports (at any depth of the file: lazy imports count too)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    target = ".".join([*base, *([node.module] if node.module else [])])
+                else:
+                    target = node.module or ""
+                if not target.startswith("amsr2flow"):
+                    continue
+                for alias in node.names:
+                    candidate = f"{target}.{alias.name}"
+                    targets.add(candidate if _is_module(candidate) else target)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("amsr2flow")}
+        targets.discard(name)
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            # a package's __init__ importing its own submodules is not a cycle of the code
+            if state.get(target) == 1 and not node.startswith(target + "."):
+                found.append([*stack[stack.index(target) :], target])
+            elif not state.get(target):
+                visit(target, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if not state.get(node):
+            visit(node, [])
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(import_graph()) == []
+
+
+def test_the_product_never_imports_the_local_gportal() -> None:
+    offenders = {
+        (module, target)
+        for module, targets in import_graph().items()
+        if not module.startswith("amsr2flow.emulator")
+        for target in targets
+        if target.startswith("amsr2flow.emulator")
+    }
+    assert offenders == set()
+
+
+@pytest.mark.parametrize(
+    ("stage", "rule_file"),
+    [("catalogue", "catalogue.smk"), ("granule", "granules.smk"), ("year", "archives.smk"), ("report", "report.smk")],
+)
+def test_each_stage_module_serves_its_rule_file(stage: str, rule_file: str) -> None:
+    assert (PACKAGE / "stages" / f"{stage}.py").is_file()
+    assert (REPO / "workflow" / "rules" / rule_file).is_file()
+    scripts = [s.read_text(encoding="utf-8") for s in (REPO / "workflow" / "scripts").glob("*.py")]
+    assert any(f"amsr2flow.stages import {stage}" in s or f"amsr2flow.stages.{stage} import" in s for s in scripts)
+
+
+def test_public_api_and_console_scripts() -> None:
+    import amsr2flow
+
+    for name in ("open_archive", "Archive", "to_kelvin", "crop_or_pad", "read_swath", "verify_archive"):
+        assert callable(getattr(amsr2flow, name))
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'amsr2flow = "amsr2flow.cli:main"' in pyproject
+    assert 'amsr2flow-emulator = "amsr2flow.emulator.__main__:main"' in pyproject
