@@ -33,7 +33,7 @@ from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from slurm import SlurmCluster, missing_binaries
 from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE, emulator_config, run_workflow
 
-from amsr2flow.listing import read_listing
+from amsr2flow.stages.catalogue import read_listing
 
 PROFILE = REPO / "profiles" / "slurm"
 CAP = 4  # gportal for the SLURM runs: below the granule jobs ready at once and the node's 8 CPU slots
@@ -164,7 +164,7 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
         cmd = [
             str(SNAKEMAKE),
             *("-s", str(SNAKEFILE), "--configfile", str(config_path)),
-            *("--profile", str(PROFILE), "--workflow-profile", "none"),
+            *("--workflow-profile", str(PROFILE)),  # as docs/hpc.md says to run it
             # test-only overrides of the profile
             *("--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500", "cpus_per_task=1"),
             *("--resources", f"gportal={CAP}", "serial=1"),

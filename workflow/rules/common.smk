@@ -18,7 +18,8 @@ try:
     _validated = settings.validate(
         config,
         check_environment=False,
-        schema_path=Path(workflow.basedir) / "schemas" / "config.schema.yaml",
+        # this file's own folder, not workflow.basedir: that is the host's folder when used as a module
+        schema_path=Path(workflow.source_path("../schemas/config.schema.yaml")),
     )
 except settings.ConfigError as _exc:
     # One readable message and a non-zero exit, before any job or network call.
@@ -26,6 +27,13 @@ except settings.ConfigError as _exc:
     sys.exit(2)
 config.clear()
 config.update(_validated)
+
+# The safe cap on concurrent G-Portal sessions is the workflow's default, not only a profile's: a plain
+# `snakemake --cores 8` without the default profile, or this workflow used as a module, must not open 8
+# sessions (the legacy system lost 3-5 % of granules at 8 threads, 15-17 % at 16). --resources overrides it.
+DEFAULT_GPORTAL_SESSIONS = 4
+if "gportal" not in workflow.global_resources:
+    workflow.register_resource("gportal", DEFAULT_GPORTAL_SESSIONS)
 
 LAYOUT = Layout.from_config(config)
 OUT = str(LAYOUT.root)
@@ -142,9 +150,33 @@ def write_interim_report():
 
 def _network_jobs_pending():
     try:
-        return any(j.rule.name in NETWORK_RULES for j in workflow.dag.needrun_jobs())
+        names = [j.rule.name for j in workflow.dag.needrun_jobs()]
     except AttributeError:  # a Snakemake without this API: check anyway
         return True
+    # Used as a module, rules may be renamed (`use rule * from amsr2 as amsr2_*`).
+    return any(n == r or n.endswith(f"_{r}") for n in names for r in NETWORK_RULES)
+
+
+def run_hooks_in_module_use():
+    """Make the start-of-run work and the interim report happen when this workflow is used as a module.
+
+    Snakemake registers `onstart`/`onerror` of the main Snakefile only. There is no public way to add a
+    handler from a module, so this chains ours in front of the host's current ones (a host that declares its
+    own `onstart`/`onerror` declares them before its `module` statement; docs/module.md).
+    """
+    if workflow.modifier.is_main_snakefile():
+        return
+    host_onstart, host_onerror = workflow._onstart, workflow._onerror
+
+    def onstart(log):
+        prepare_run()
+        host_onstart(log)
+
+    def onerror(log):
+        write_interim_report()
+        host_onerror(log)
+
+    workflow._onstart, workflow._onerror = onstart, onerror
 
 
 # -- granules ------------------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""The repository as a Snakemake catalog user meets it: the default profile, the .test case, use as a module.
+
+Each test runs the real ``snakemake`` command against a local G-Portal over sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import yaml
+from emulator_fixtures import read_stats, start_emulator, stop_emulator
+from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE
+
+#: Slow enough transfers (16-scan granules of ~0.5 MB at 250 kB/s: ~2 s each) that 4 sessions overlap for sure.
+OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 250_000}
+
+
+def _snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``snakemake ARGS`` in ``workdir`` exactly as typed (no profile flag unless ``args`` has one)."""
+    proc = subprocess.Popen(
+        [str(SNAKEMAKE), *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"snakemake did not finish within {timeout} s:\n{output[-5000:]}") from None
+    (workdir / "snakemake.out").write_text(output, encoding="utf-8")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, output, "")
+
+
+def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Path) -> None:
+    """`snakemake --cores 8` with no profile flag: the default workflow profile applies and caps sessions at 4."""
+    case = tmp_path / "case"
+    shutil.copytree(REPO / ".test", case)
+    proc, state = _start_for_case(case)
+    try:
+        run = _snakemake(
+            tmp_path,
+            "-s",
+            str(SNAKEFILE),
+            "--directory",
+            str(case),
+            "--configfile",
+            str(case / "config" / "config.yaml"),
+            "--cores",
+            "8",
+        )
+        stats = read_stats(state)
+    finally:
+        stop_emulator(proc)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "profiles/default" in run.stdout  # Snakemake says which workflow profile it applied
+    assert stats["peak_sftp_sessions"] == 4
+    assert stats["files_served"] == 29
+    assert list((case / "results" / "archives").glob("AMSR2_temp_only_*.npz"))
+
+
+def _start_for_case(case: Path):
+    """The local G-Portal with its state file where the .test config expects it (emulator/state.json)."""
+    proc, state = start_emulator(case / "emulator", "--faults", json.dumps(OVERLAPPING_TRANSFERS))
+    assert Path(state["stats_path"]).parent == case / "emulator"
+    return proc, state
+
+
+HOST_SNAKEFILE = """
+configfile: "config.yaml"
+
+
+module amsr2:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from amsr2 as amsr2_*
+
+
+rule all:
+    default_target: True
+    input:
+        rules.amsr2_all.input,
+"""
+
+
+def _host_workflow(tmp_path: Path, state: dict, **overrides: object) -> Path:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "Snakefile").write_text(HOST_SNAKEFILE.format(snakefile=SNAKEFILE), encoding="utf-8")
+    cfg = {
+        "start": "2024-01-01",
+        "end": "2024-01-01",
+        "source": "emulator",
+        "output_dir": "results",
+        "emulator": {"state_file": str(Path(state["stats_path"]).parent / "state.json")},
+        "transfer": {"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "stall_timeout_s": 5},
+        **overrides,
+    }
+    (host / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return host
+
+
+def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(OVERLAPPING_TRANSFERS))
+    try:
+        host = _host_workflow(tmp_path, state)
+        # What an earlier, killed run leaves: a stop flag and a half-written archive. The start-of-run work must
+        # clear both, or every granule job would refuse to start.
+        stop_flag = host / "results" / ".state" / "STOP"
+        stop_flag.parent.mkdir(parents=True)
+        stop_flag.write_text("left over from a killed run\n", encoding="utf-8")
+        leftover = host / "results" / "archives" / ".AMSR2_temp_only_x.npz.tmp-abc"
+        leftover.parent.mkdir(parents=True)
+        leftover.write_bytes(b"partial")
+        # No profile and no --resources: the workflow's own default cap must hold.
+        run = _snakemake(host, "--workflow-profile", "none", "--cores", "8")
+        stats = read_stats(state)
+    finally:
+        stop_emulator(proc)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert not stop_flag.exists() and not leftover.exists()
+    # One session per granule plus the preflight login, which downloads nothing.
+    assert stats["files_served"] == 29
+    assert stats["sftp_sessions"] == stats["files_served"] + 1
+    assert stats["peak_sftp_sessions"] == 4
+    assert len(list((host / "results" / "archives").glob("AMSR2_temp_only_*.npz"))) == 1
+    assert list((host / "results" / "reports").glob("run_*.html"))
+
+
+def test_module_run_that_fails_writes_the_interim_report(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"rates": {"connection_reset": 1.0}}))
+    try:
+        host = _host_workflow(tmp_path, state, transfer={"attempts": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5})
+        run = _snakemake(host, "--workflow-profile", "none", "--cores", "2")
+    finally:
+        stop_emulator(proc)
+    assert run.returncode != 0
+    interim = list((host / "results" / "reports").glob("interim_*.json"))
+    assert interim, run.stdout[-4000:]
+    report = json.loads(interim[0].read_text(encoding="utf-8"))
+    assert report["expected_granules"] == 29 and report["archived_granules"] == 0
+    assert "Interim report" in run.stdout
