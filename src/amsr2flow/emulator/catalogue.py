@@ -5,6 +5,10 @@ current one. Both take the CSW GetRecords parameters ``gportal`` sends and answe
 counts are integers while every value inside a feature's ``properties`` is a string, as the real service
 does. They differ only in ``product.fileName``: a download URL (legacy) or a ``host:/products/...`` path that
 is not an SFTP path (current).
+
+``GET /order`` stands for G-Portal's web order of offline granules (the "2.5-year rule", see ``drift``):
+``granule_id=<id>`` (repeatable) or ``day=YYYY-MM-DD`` (optionally narrowed by ``datasetId``) answers
+``{"ordered": [...ids...]}``; unknown granules get HTTP 404.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import zlib
 from collections.abc import Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from . import orbit
+from .drift import OrderBook
 from .faults import FaultPlan
 from .stats import Stats
 from .store import GranuleEntry, GranuleStore
@@ -32,6 +37,7 @@ log = logging.getLogger("amsr2flow.emulator.catalogue")
 
 LEGACY_PATH = "/csw/csw"
 CURRENT_PATH = "/csw"
+ORDER_PATH = "/order"
 LEGACY_DOWNLOAD_PREFIX = "https://gportal.jaxa.jp/download/"
 CURRENT_PRODUCT_PREFIX = "product.gportal.jaxa.jp:/products/Standard/"
 #: Largest page the service returns, whatever ``count`` asks for: why clients must page.
@@ -179,13 +185,16 @@ def ascending_node(entry: GranuleEntry) -> tuple[str, str]:
     return iso_ms(t), f"{float(lon[0]):.2f}"
 
 
-def product_file_name(entry: GranuleEntry, generation: str) -> str:
+def product_file_name(entry: GranuleEntry, generation: str, day_level: bool = True) -> str:
+    """``product.fileName``: legacy download URL, or ``host:/products/Standard/<dir>/YYYY/MM[/DD]/<file>``."""
     if generation == "legacy":
         return LEGACY_DOWNLOAD_PREFIX + entry.legacy_remote_path.lstrip("/")
-    return CURRENT_PRODUCT_PREFIX + entry.current_remote_path.split("/Standard/", 1)[1]
+    s = entry.start_utc
+    day = f"/{s:%d}" if day_level else ""
+    return f"{CURRENT_PRODUCT_PREFIX}{entry.product_dir}/{s:%Y}/{s:%m}{day}/{entry.file_name}"
 
 
-def feature(entry: GranuleEntry, size: int, generation: str, base_url: str) -> dict:
+def feature(entry: GranuleEntry, size: int, generation: str, base_url: str, day_level: bool = True) -> dict:
     """One GeoJSON Feature; every property value is a string, like the real catalogue's."""
     ring = footprint_ring(entry)
     node_date, node_lon = ascending_node(entry)
@@ -212,7 +221,11 @@ def feature(entry: GranuleEntry, size: int, generation: str, base_url: str) -> d
             "ascendingNodeDate": node_date,
             "ascendingNodeLongitude": node_lon,
             "multiExtentOf": " ".join(f"{x:.3f} {y:.3f}" for x, y in ring) if ring else "",
-            "product": {"fileName": product_file_name(entry, generation), "size": str(size), "version": version[0]},
+            "product": {
+                "fileName": product_file_name(entry, generation, day_level),
+                "size": str(size),
+                "version": version[0],
+            },
             "browse": [
                 {"type": "QUICKLOOK", "fileName": f"{base_url}browse/{entry.granule_id}-QL.png"},
                 {"type": "THUMBNAIL", "fileName": f"{base_url}browse/{entry.granule_id}-TH.png"},
@@ -273,10 +286,20 @@ def intersects_bbox(entry: GranuleEntry, bbox: tuple[float, float, float, float]
 class Catalogue:
     """Answers catalogue requests: search, page, apply faults, build the GeoJSON."""
 
-    def __init__(self, store: GranuleStore, plan: FaultPlan, stats: Stats) -> None:
+    def __init__(
+        self,
+        store: GranuleStore,
+        plan: FaultPlan,
+        stats: Stats,
+        *,
+        catalogue_day_level: bool = True,
+        orders: OrderBook | None = None,
+    ) -> None:
         self.store = store
         self.plan = plan
         self.stats = stats
+        self.catalogue_day_level = catalogue_day_level
+        self.orders = orders if orders is not None else OrderBook(None, None, stats)
         self.base_url = "http://127.0.0.1/"
 
     def matching(self, query: CatalogueQuery) -> list[GranuleEntry]:
@@ -312,8 +335,46 @@ class Catalogue:
         first, stop = self.page_window(query, matched, applicable)
         page = entries[first:stop]
         sizes = self.store.sizes(page)
-        features = [feature(e, sizes[e.granule_id], generation, self.base_url) for e in page]
+        day_level = self.catalogue_day_level
+        features = [feature(e, sizes[e.granule_id], generation, self.base_url, day_level) for e in page]
         return _collection(matched, features), applicable
+
+    def order(self, params: Mapping[str, list[str]]) -> tuple[int, dict]:
+        """Answer ``GET /order``: (HTTP status, JSON body). Nothing is ordered unless every granule is known."""
+        wanted = [v.strip() for v in params.get("granule_id", []) if v.strip()]
+        day_texts = [v.strip() for v in params.get("day", []) if v.strip()]
+        if not wanted and not day_texts:
+            return 400, {"error": "give granule_id=<id> (repeatable) or day=YYYY-MM-DD"}
+        ids_text = _single(params, "datasetId")
+        dataset_ids = {i.strip() for i in ids_text.split(",") if i.strip()} if ids_text else None
+        entries: list[GranuleEntry] = []
+        unknown: list[str] = []
+        for text in wanted:
+            file_name = text.rsplit("/", 1)[-1]
+            entry = self.store.entry_for_file(file_name if file_name.endswith(".h5") else file_name + ".h5")
+            if entry is None:
+                unknown.append(text)
+            else:
+                entries.append(entry)
+        for text in day_texts:
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                return 400, {"error": f"day {text!r} is not a date YYYY-MM-DD"}
+            on_day = [
+                e
+                for product_dir in self.store.product_dirs()
+                for e in self.store.entries_on(product_dir, day)
+                if dataset_ids is None or e.dataset_id in dataset_ids
+            ]
+            if not on_day:
+                unknown.append(text)
+            entries.extend(on_day)
+        if unknown:
+            return 404, {"error": f"no such granule served: {', '.join(unknown)}", "unknown": unknown}
+        ids = list(dict.fromkeys(e.granule_id for e in entries))
+        self.orders.order(ids)
+        return 200, {"ordered": ids}
 
 
 def _collection(matched: int, features: list[dict]) -> dict:
@@ -337,6 +398,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         if path.startswith("/browse/"):
             self._send(200, "image/png", _PNG)
+            return
+        if path == ORDER_PATH:
+            status, body = self.catalogue.order(parse_qs(url.query))
+            self._send_json(status, body)
             return
         generation = {LEGACY_PATH: "legacy", CURRENT_PATH: "current"}.get(path)
         if generation is None:

@@ -1,7 +1,7 @@
 """Command line of the emulator, shared by ``amsr2flow emulator`` and ``python -m amsr2flow.emulator``.
 
-Bad input (unknown fault, rate outside 0..1, end before start, a folder that cannot be written) ends with one
-line on stderr naming the problem and the fix, and exit code 2.
+Bad input (unknown fault, rate outside 0..1, end before start, a folder that cannot be written, a relative
+``--tree-root``) ends with one line on stderr naming the problem and the fix, and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from datetime import date
 from pathlib import Path
 
 from . import orbit
+from .drift import Drift, normalise_tree_root
 from .faults import FaultSpecError, load_fault_spec
 from .service import DEFAULT_USERNAME, EmulatorConfig, run_service
+from .store import CURRENT_ROOT
 
 PROG = "amsr2flow-emulator"
 
@@ -66,6 +68,44 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="generate every granule of --start..--end before writing the state file (warm cache for benchmarks)",
     )
     parser.add_argument("--log", type=Path, help="log file (default: stderr)")
+    drift = parser.add_argument_group(
+        "drift", "make the service differ from the G-Portal the product assumes (defaults: no difference)"
+    )
+    drift.add_argument(
+        "--tree-root",
+        default=CURRENT_ROOT,
+        metavar="PATH",
+        help=f"root of the current SFTP tree (default {CURRENT_ROOT}); the catalogue's fileName does not follow it",
+    )
+    drift.add_argument(
+        "--no-tree-day-level",
+        dest="tree_day_level",
+        action="store_false",
+        help="the current SFTP tree has no DD folder (YYYY/MM/<file>); the catalogue's fileName keeps it",
+    )
+    drift.add_argument(
+        "--no-legacy-tree",
+        dest="legacy_tree",
+        action="store_false",
+        help="SFTP serves only the current tree (no /standard legacy tree, no nrt/order/process folders)",
+    )
+    drift.add_argument(
+        "--no-catalogue-day-level",
+        dest="catalogue_day_level",
+        action="store_false",
+        help="the catalogue's fileName has no DD folder; the SFTP tree keeps it",
+    )
+    drift.add_argument(
+        "--order-after-days",
+        type=_non_negative_int,
+        metavar="N",
+        help="granules observed more than N days before today are absent from SFTP until ordered (GET /order)",
+    )
+    drift.add_argument(
+        "--big-endian",
+        action="store_true",
+        help="synthetic granules store every multi-byte dataset big-endian (same values)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -116,6 +156,20 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
     for key_file in args.authorized_key:
         if not key_file.is_file():
             raise UsageError(f"--authorized-key {key_file} does not exist; give an OpenSSH public key file")
+    if args.big_endian and serve_dir is not None:
+        raise UsageError("--big-endian changes synthetic granules; --serve-dir serves files as they are: drop one")
+    try:
+        tree_root = normalise_tree_root(args.tree_root)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    drift = Drift(
+        tree_root=tree_root,
+        tree_day_level=args.tree_day_level,
+        legacy_tree=args.legacy_tree,
+        catalogue_day_level=args.catalogue_day_level,
+        order_after_days=args.order_after_days,
+        big_endian=args.big_endian,
+    )
     flavours = args.flavour or list(orbit.FLAVOURS)
     return EmulatorConfig(
         state_path=state_path,
@@ -136,6 +190,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         workers=args.workers,
         pregenerate=args.pregenerate,
         log_path=args.log.resolve() if args.log else None,
+        drift=drift,
     )
 
 

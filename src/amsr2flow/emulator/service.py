@@ -14,12 +14,13 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from .catalogue import CURRENT_PATH, LEGACY_PATH, Catalogue, CatalogueServer
+from .catalogue import CURRENT_PATH, LEGACY_PATH, ORDER_PATH, Catalogue, CatalogueServer
+from .drift import ORDERS_FILE, Drift, OrderBook
 from .faults import FaultPlan, FaultSpec
 from .keys import load_or_create_client_key, load_or_create_host_key, read_authorized_keys, sha256_fingerprint
 from .sftp_server import SERVER_BANNER, SftpContext, SftpServer, SftpSettings
 from .stats import Stats, utc_now_iso, write_json_atomically
-from .store import CURRENT_ROOT, GranuleStore, MirrorStore, SyntheticStore
+from .store import GranuleStore, MirrorStore, SyntheticStore, TreeLayout
 
 log = logging.getLogger("amsr2flow.emulator")
 
@@ -48,6 +49,7 @@ class EmulatorConfig:
     workers: int = 2
     pregenerate: bool = False
     log_path: Path | None = None
+    drift: Drift = field(default_factory=Drift)  # how the service differs from the G-Portal we assume
 
     @property
     def stats_path(self) -> Path:
@@ -64,6 +66,8 @@ class Emulator:
         self.plan = FaultPlan(config.faults)
         self.password = config.password or secrets.token_urlsafe(18)
         self.store = self._build_store()
+        self.store.layout = TreeLayout(config.drift.tree_root, config.drift.tree_day_level, config.drift.legacy_tree)
+        self.orders = OrderBook(config.data_dir / ORDERS_FILE, config.drift.order_after_days, self.stats)
         self.host_key = load_or_create_host_key(config.data_dir)
         self.client_key, self.private_key_path, self.public_key_path = load_or_create_client_key(config.data_dir)
         authorized = [self.client_key]
@@ -83,8 +87,16 @@ class Emulator:
             settings=settings,
             corrupted_dir=self._cache_dir() / "corrupted",
             stop=self.stop_event,
+            orders=self.orders,
         )
-        self.catalogue_server = CatalogueServer(Catalogue(self.store, self.plan, self.stats), config.catalogue_port)
+        catalogue = Catalogue(
+            self.store,
+            self.plan,
+            self.stats,
+            catalogue_day_level=config.drift.catalogue_day_level,
+            orders=self.orders,
+        )
+        self.catalogue_server = CatalogueServer(catalogue, config.catalogue_port)
         self.sftp_server = SftpServer(ctx, config.sftp_port)
         self.state: dict[str, Any] = {}
 
@@ -101,6 +113,7 @@ class Emulator:
             first_day=c.first_day,
             last_day=c.last_day,
             workers=c.workers,
+            big_endian=c.drift.big_endian,
         )
 
     def _cache_dir(self) -> Path:
@@ -145,6 +158,7 @@ class Emulator:
             "catalogue_url": base.rstrip("/") + CURRENT_PATH,
             "legacy_catalogue_url": base.rstrip("/") + LEGACY_PATH,
             "legacy_base_url": base,
+            "order_url": base.rstrip("/") + ORDER_PATH,
             "generation_default": "current",
             "sftp_host": "127.0.0.1",
             "sftp_port": self.sftp_server.port,
@@ -158,7 +172,7 @@ class Emulator:
             "private_key_path": str(self.private_key_path),
             "public_key_path": str(self.public_key_path),
             "legacy_sftp_root": "standard",
-            "current_sftp_root": CURRENT_ROOT,
+            "current_sftp_root": self.store.layout.root,
             "stats_path": str(c.stats_path),
             "pid": os.getpid(),
             "mode": "mirror" if c.serve_dir else "synthetic",
@@ -171,6 +185,7 @@ class Emulator:
             "start": c.first_day.isoformat() if c.first_day else None,
             "end": c.last_day.isoformat() if c.last_day else None,
             "fault_spec": c.faults.to_json(),
+            "drift": c.drift.to_json(),
             "log_path": str(c.log_path) if c.log_path else None,
             "started_at": utc_now_iso(),
         }

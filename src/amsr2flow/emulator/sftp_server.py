@@ -4,7 +4,8 @@ One thread per connection. A connection is refused before the SSH banner when th
 failure or when ``max_sessions`` connections are already open (what overloaded SFTP servers do); otherwise
 it becomes a *session* until it closes, which is what ``active_sftp_sessions`` and ``peak_sftp_sessions``
 count. Both G-Portal trees are served: legacy ``standard/...`` (relative to the login folder ``/`` or
-absolute) and current ``/product/Standard/.../YYYY/MM/DD/<file>``.
+absolute) and current ``/product/Standard/.../YYYY/MM/DD/<file>`` (root and day level as the store's layout
+says). Granules offline under the order rule (``drift.OrderBook``) are absent until ordered.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_PERMISSION_DENIED
 
 from .corruption import write_corrupted_copy
+from .drift import ABSENT_UNORDERED, OrderBook
 from .faults import MID_FILE_FRACTION, FaultPlan
 from .stats import Stats
 from .store import DirEntry, GranuleEntry, GranuleStore, normalise_remote_path
@@ -102,6 +104,7 @@ class SftpContext:
     settings: SftpSettings
     corrupted_dir: Path
     stop: threading.Event
+    orders: OrderBook | None = None  # None: every granule is online
     _corrupt_locks: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -200,9 +203,12 @@ class EmulatorSFTP(paramiko.SFTPServerInterface):
         return normalise_remote_path(path)
 
     def _granule(self, path: str) -> GranuleEntry | int:
-        """The granule at ``path``, or an SFTP status code (no such file; absent by fault)."""
+        """The granule at ``path``, or an SFTP status code (no such file; offline until ordered; absent by fault)."""
         entry = self.ctx.store.entry_for_path(path)
         if entry is None:
+            return SFTP_NO_SUCH_FILE
+        if not self._online(entry):
+            self.ctx.stats.fault(ABSENT_UNORDERED, entry.granule_id)
             return SFTP_NO_SUCH_FILE
         if self.ctx.plan.is_absent(entry.granule_id):
             self.ctx.stats.fault("absent", entry.granule_id)
@@ -218,10 +224,13 @@ class EmulatorSFTP(paramiko.SFTPServerInterface):
     def _listing_attributes(self, item: DirEntry) -> paramiko.SFTPAttributes | None:
         if item.entry is None:
             return _dir_attributes(item.name)
-        if self.ctx.plan.is_absent(item.entry.granule_id):
+        if self.ctx.plan.is_absent(item.entry.granule_id) or not self._online(item.entry):
             return None
         # Listing a month must not generate ~900 granules: sizes are exact once generated, 0 before.
         return _file_attributes(item.entry, self.ctx.store.known_size(item.entry) or 0, item.name)
+
+    def _online(self, entry: GranuleEntry) -> bool:
+        return self.ctx.orders is None or self.ctx.orders.is_online(entry)
 
     def stat(self, path: str) -> paramiko.SFTPAttributes | int:
         granule = self._granule(path)

@@ -27,6 +27,7 @@ COUNTERS = (
     "files_served",
     "files_opened",
     "granules_generated",
+    "granules_ordered",
 )
 
 

@@ -4,8 +4,11 @@ Both stores answer the same questions: which granules intersect a time window (t
 a remote path names and what a remote folder holds (SFTP), and where the granule's bytes are on disk.
 
 Synthetic granules are generated lazily, on the first catalogue page or SFTP request that needs them, into a
-cache folder keyed by seed and scan count; a small size index next to the files lets a restarted service
-reuse them without regenerating.
+cache folder keyed by seed, scan count, byte order and generator version; a small size index next to the
+files lets a restarted service reuse them without regenerating.
+
+Where the current tree lives (its root, whether it has a day level) is the store's :class:`TreeLayout`; the
+legacy tree ``/standard/<product dir>/YYYY/MM/<file>`` never moves.
 """
 
 from __future__ import annotations
@@ -101,6 +104,24 @@ class GranuleEntry(orbit.UtcSpan):
         return f"{CURRENT_ROOT}/{self.product_dir}/{s:%Y}/{s:%m}/{s:%d}/{self.file_name}"
 
 
+@dataclass(frozen=True)
+class TreeLayout:
+    """Where the current SFTP tree serves files: ``<root>/<product dir>/YYYY/MM[/DD]/<file>``."""
+
+    root: str = CURRENT_ROOT
+    day_level: bool = True
+    legacy_tree: bool = True  # the legacy /standard tree is served beside it
+
+    @property
+    def root_parts(self) -> list[str]:
+        return [p for p in self.root.split("/") if p]
+
+    def path(self, entry: GranuleEntry) -> str:
+        s = entry.start_utc
+        day = f"/{s:%d}" if self.day_level else ""
+        return f"{self.root}/{entry.product_dir}/{s:%Y}/{s:%m}{day}/{entry.file_name}"
+
+
 def entry_from_spec(spec: orbit.GranuleSpec) -> GranuleEntry:
     f = spec.flavour
     return GranuleEntry(
@@ -139,6 +160,7 @@ class GranuleStore:
     """What both stores share: the remote folder tree built from product folders and days."""
 
     dataset_ids: tuple[str, ...] = ()
+    layout: TreeLayout = TreeLayout()
 
     # -- to be provided by the concrete stores --------------------------------------------------------------
     def entries_between(self, start: datetime, end: datetime, dataset_ids: Iterable[str]) -> list[GranuleEntry]:
@@ -172,28 +194,53 @@ class GranuleStore:
         """Release workers; the default store has none."""
 
     # -- the tree ---------------------------------------------------------------------------------------------
+    def current_path(self, entry: GranuleEntry) -> str:
+        """Where the current tree serves the granule (follows the layout's root and day level)."""
+        return self.layout.path(entry)
+
     def entry_for_path(self, path: str) -> GranuleEntry | None:
         """The granule a remote path names, in either tree, or None."""
         norm = normalise_remote_path(path)
         entry = self.entry_for_file(posixpath.basename(norm))
         if entry is None:
             return None
-        return entry if norm in (entry.legacy_remote_path, entry.current_remote_path) else None
+        if norm == self.current_path(entry) or (self.layout.legacy_tree and norm == entry.legacy_remote_path):
+            return entry
+        return None
 
     def list_dir(self, path: str) -> list[DirEntry] | None:
-        """Names in a remote folder, or None if there is no such folder."""
+        """Names in a remote folder, or None if there is no such folder.
+
+        Both trees are looked up; where they share a folder (a current tree rooted at ``/standard``), its
+        listing is the union of both, the legacy names first.
+        """
         parts = [p for p in normalise_remote_path(path).split("/") if p]
+        listings = [x for x in (self._list_legacy(parts), self._list_current(parts)) if x is not None]
+        if not listings:
+            return None
+        merged: dict[str, DirEntry] = {}
+        for listing in listings:
+            for item in listing:
+                merged.setdefault(item.name, item)
+        return list(merged.values())
+
+    def _list_legacy(self, parts: list[str]) -> list[DirEntry] | None:
+        if not self.layout.legacy_tree:
+            return [] if not parts else None
         if not parts:
-            return [DirEntry(n) for n in (*LEGACY_TOP_FOLDERS, "product")]
+            return [DirEntry(n) for n in LEGACY_TOP_FOLDERS]
         if parts[0] in ("nrt", "order", "process") and len(parts) == 1:
             return []
         if parts[0] == "standard":
             return self._list_below_root(parts[1:], with_day_level=False)
-        if parts[0] == "product":
-            if len(parts) == 1:
-                return [DirEntry("Standard")]
-            if parts[1] == "Standard":
-                return self._list_below_root(parts[2:], with_day_level=True)
+        return None
+
+    def _list_current(self, parts: list[str]) -> list[DirEntry] | None:
+        root = self.layout.root_parts
+        if len(parts) < len(root):
+            return [DirEntry(root[len(parts)])] if parts == root[: len(parts)] else None
+        if parts[: len(root)] == root:
+            return self._list_below_root(parts[len(root) :], with_day_level=self.layout.day_level)
         return None
 
     def is_dir(self, path: str) -> bool:
@@ -248,6 +295,7 @@ class SyntheticStore(GranuleStore):
         first_day: date | None = None,
         last_day: date | None = None,
         workers: int = 2,
+        big_endian: bool = False,
     ) -> None:
         self.flavours = {i: orbit.FLAVOUR_BY_DATASET[i] for i in dataset_ids}
         self.dataset_ids = tuple(self.flavours)
@@ -258,7 +306,11 @@ class SyntheticStore(GranuleStore):
         self.stats = stats
         # The generator's fingerprint is part of the folder name: granules from an older generator are not
         # served after an upgrade (their bytes and sizes would disagree with freshly generated ones).
+        # Big-endian granules get their own folder: the two byte orders must never mix in one cache.
+        self.big_endian = big_endian
         variant = f"seed{seed}-scans{scans if scans else 'full'}-gen{generator_fingerprint()}"
+        if big_endian:
+            variant += "-big-endian"
         self.cache_dir = cache_root / variant
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.cache_dir.glob(".*.part"):  # from a generation killed by a previous stop
@@ -360,17 +412,18 @@ class SyntheticStore(GranuleStore):
 
     def _generate(self, path: Path, spec: orbit.GranuleSpec) -> int:
         log.info("generating %s", path.name)
+        job = (write_synthetic_granule, path, spec, self.seed, self.scans, self.big_endian)
         if self.workers == 0:
-            return write_synthetic_granule(path, spec, self.seed, self.scans)
+            return job[0](*job[1:])
         try:
-            return self._worker_pool().submit(write_synthetic_granule, path, spec, self.seed, self.scans).result()
+            return self._worker_pool().submit(*job).result()
         except BrokenProcessPool:
             if self._closed:
                 raise CancelledError from None
             log.warning("a generator process died; starting new ones and retrying %s", path.name)
             with self._processes_lock:
                 self._processes = None
-            return self._worker_pool().submit(write_synthetic_granule, path, spec, self.seed, self.scans).result()
+            return self._worker_pool().submit(*job).result()
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         """Started on first use, so a service that only answers from its cache never spawns processes."""
@@ -419,11 +472,13 @@ def _stop_worker_processes(executor: ProcessPoolExecutor) -> None:
             process.terminate()
 
 
-def write_synthetic_granule(path: Path, spec: orbit.GranuleSpec, seed: int, scans: int | None) -> int:
+def write_synthetic_granule(
+    path: Path, spec: orbit.GranuleSpec, seed: int, scans: int | None, big_endian: bool = False
+) -> int:
     """Generate one granule (run in a worker process); returns its size."""
     from . import synth  # imported late: only a service that generates needs it
 
-    return int(synth.write_granule(path, spec, seed=seed, n_scans=scans))
+    return int(synth.write_granule(path, spec, seed=seed, n_scans=scans, big_endian=big_endian))
 
 
 class MirrorStore(GranuleStore):

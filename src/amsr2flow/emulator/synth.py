@@ -71,11 +71,13 @@ def write_granule(
     n_scans: int | None = None,
     overlap_scans: int = l1b.DEFAULT_OVERLAP_SCANS,
     compression_level: int = 4,
+    big_endian: bool = False,
 ) -> int:
     """Write one synthetic granule atomically to ``path`` and return its size in bytes.
 
     The file appears under its final name only when complete (temporary name in the same folder, then
-    ``os.replace``); on any error the temporary file is removed and nothing is left behind.
+    ``os.replace``); on any error the temporary file is removed and nothing is left behind. ``big_endian``
+    stores every multi-byte dataset big-endian (``>u2``, ``>f4``...) with the same values; attributes stay.
     """
     if not (isinstance(compression_level, int) and 0 <= compression_level <= 9):
         raise ValueError(f"compression_level must be an integer 0-9 (0 = no compression), got {compression_level!r}")
@@ -85,7 +87,7 @@ def write_granule(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        _write_hdf5(Path(tmp_name), spec.flavour, fields, attributes, compression_level)
+        _write_hdf5(Path(tmp_name), spec.flavour, fields, attributes, compression_level, big_endian)
         os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; granules are meant to be served and shared
         os.replace(tmp_name, target)
     except BaseException:
@@ -763,6 +765,7 @@ def _write_hdf5(
     fields: Mapping[str, np.ndarray],
     attributes: Mapping[str, str],
     compression_level: int,
+    big_endian: bool = False,
 ) -> None:
     rows = fields[l1b.SCAN_TIME].shape[0]
     filters = {"compression": "gzip", "compression_opts": compression_level, "shuffle": True}
@@ -771,6 +774,8 @@ def _write_hdf5(
         shape, data = l1b.dataset_shape(spec, rows), fields[spec.name]
         if data.shape != shape or data.dtype != np.dtype(spec.dtype):
             raise AssertionError(f"{spec.name}: built {data.shape} {data.dtype}, format says {shape} {spec.dtype}")
+    if big_endian:  # same values, other byte order: the chunks below are then encoded from big-endian bytes
+        fields = {name: _big_endian(data) for name, data in fields.items()}
     encoded = _encode_all_chunks(specs, fields, compression_level) if compression_level else None
     with h5py.File(path, "w") as f:
         for name, value in attributes.items():
@@ -795,6 +800,12 @@ def _write_hdf5(
                 ds.attrs.create("SCALE FACTOR", np.array([spec.scale_factor], dtype=np.float32))
             if spec.unit is not None:
                 ds.attrs.create("UNIT", _string_attribute(spec.unit))
+
+
+def _big_endian(data: np.ndarray) -> np.ndarray:
+    if data.dtype.itemsize == 1 or data.dtype.byteorder == ">":
+        return data
+    return data.astype(data.dtype.newbyteorder(">"))
 
 
 def _encode_all_chunks(
