@@ -238,3 +238,76 @@ def test_swath_without_any_valid_position_round_trips(tmp_path: Path) -> None:
     back = read_swath(write_swath(swath, tmp_path / "g.npy"))
     assert np.isnan(back.metadata.lat_range).all() and back.metadata.has_geolocation
     assert swath == swath and swath != back  # identity comparison, no elementwise array comparison
+
+
+# -- format variations real files may have -------------------------------------------------------------------
+def _rewrite(path: Path, edit) -> Path:
+    with h5py.File(path, "r+") as h5:
+        edit(h5)
+    return path
+
+
+def _big_endian(h5) -> None:
+    for name in list(h5.keys()):
+        data, attrs = h5[name][()], dict(h5[name].attrs)
+        del h5[name]
+        ds = h5.create_dataset(name, data=data.astype(data.dtype.newbyteorder(">")))
+        ds.attrs.update(attrs)
+
+
+def test_big_endian_datasets_extract_to_the_same_swath(tmp_path: Path) -> None:
+    (tmp_path / "le").mkdir()
+    (tmp_path / "be").mkdir()
+    little = write_tiny_granule(tmp_path / "le" / f"{GRANULE}.h5")
+    big = write_tiny_granule(tmp_path / "be" / f"{GRANULE}.h5")
+    _rewrite(big, _big_endian)
+    with h5py.File(big) as h5:
+        assert h5[l1b.CHANNEL_DATASETS["36.5H"]].dtype.byteorder == ">"
+    a = extract_swath(little, ("36.5H", "89.0AV"), geolocation=True, sha256="x", source_size=1)
+    b = extract_swath(big, ("36.5H", "89.0AV"), geolocation=True, sha256="x", source_size=1)
+    assert a.metadata == b.metadata
+    for name in a.arrays:
+        assert b.arrays[name].dtype == a.arrays[name].dtype  # native, as the archive writer expects
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    write_swath(b, tmp_path / "b.npy")
+    write_swath(a, tmp_path / "a.npy")
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda v: v,  # a plain scalar
+        lambda v: np.array([v], dtype=np.float32),  # a 1-element array
+        lambda v: str(v).encode(),  # bytes
+        lambda v: str(v),  # str
+    ],
+    ids=["scalar", "array", "bytes", "str"],
+)
+def test_attributes_in_any_plain_form(tmp_path: Path, form) -> None:
+    def edit(h5) -> None:
+        h5[l1b.CHANNEL_DATASETS["36.5H"]].attrs["SCALE FACTOR"] = form(0.02)
+        h5.attrs["OverlapScans"] = form(OVERLAP)
+        h5.attrs["NumberOfScans"] = form(ROWS - 2 * OVERLAP)
+
+    swath = extract_swath(_rewrite(write_tiny_granule(tmp_path / f"{GRANULE}.h5"), edit))
+    assert swath.metadata.scale_factor == 0.02
+    assert swath.metadata.overlap_scans == OVERLAP
+
+
+def test_missing_overlap_scans_is_derived_from_number_of_scans(tmp_path: Path) -> None:
+    path = _rewrite(write_tiny_granule(tmp_path / f"{GRANULE}.h5"), lambda h5: h5.attrs.__delitem__("OverlapScans"))
+    assert extract_swath(path).metadata.overlap_scans == OVERLAP
+
+
+def test_a_missing_dataset_names_what_the_file_holds(tmp_path: Path) -> None:
+    def rename(h5) -> None:
+        h5.move(l1b.CHANNEL_DATASETS["36.5H"], "Brightness Temperature (36.5GHz, H)")
+
+    path = _rewrite(write_tiny_granule(tmp_path / f"{GRANULE}.h5"), rename)
+    with pytest.raises(MissingDatasetError) as caught:
+        extract_swath(path)
+    message = str(caught.value)
+    assert "'Brightness Temperature (36.5GHz,H)' is missing" in message
+    assert "similar names in the file: 'Brightness Temperature (36.5GHz, H)'" in message
+    assert "holds 5 datasets" in message

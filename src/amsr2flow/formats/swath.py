@@ -272,35 +272,74 @@ def utc_iso(unix_utc: float) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _same_type(found: np.dtype, wanted: str) -> bool:
+    """The L1B type whatever the byte order: real files may store big-endian datasets (read as native here)."""
+    expected = np.dtype(wanted)
+    return found.kind == expected.kind and found.itemsize == expected.itemsize
+
+
+def _missing_dataset(h5: Any, name: str, path: str) -> MissingDatasetError:
+    """Say precisely what is unexpected: the dataset needed, the names that look like it, what the file holds."""
+    import difflib
+
+    found = sorted(str(k) for k in h5)
+    close = difflib.get_close_matches(name, found, n=3, cutoff=0.6)
+    hint = f"; similar names in the file: {', '.join(repr(c) for c in close)}" if close else ""
+    shown = ", ".join(repr(f) for f in found[:12]) + (" ..." if len(found) > 12 else "")
+    return MissingDatasetError(
+        f"{path}: dataset {name!r} is missing{hint}. The file holds {len(found)} datasets: {shown or 'none'}; "
+        "is this an AMSR2/AMSR-E L1B granule?"
+    )
+
+
 def _dataset(h5: Any, name: str, pixels: int | None, dtype: str, path: str) -> Any:
     """The dataset ``name``, checked for shape (rows[, pixels]) and dtype; raises naming what is wrong."""
     if name not in h5:
-        raise MissingDatasetError(f"{path}: dataset {name!r} is missing; is this an AMSR2/AMSR-E L1B granule?")
+        raise _missing_dataset(h5, name, path)
     ds = h5[name]
     expected_ndim = 1 if pixels is None else 2
     if ds.ndim != expected_ndim or (pixels is not None and ds.shape[1] != pixels):
         want = "(N,)" if pixels is None else f"(N, {pixels})"
         raise DatasetLayoutError(f"{path}: dataset {name!r} has shape {ds.shape}, expected {want}")
-    if ds.dtype != np.dtype(dtype):
-        raise DatasetLayoutError(f"{path}: dataset {name!r} has dtype {ds.dtype}, expected {dtype}")
+    if not _same_type(ds.dtype, dtype):
+        raise DatasetLayoutError(f"{path}: dataset {name!r} has dtype {ds.dtype}, expected {dtype} (either byte order)")
     return ds
+
+
+def _attribute_value(value: Any) -> Any:
+    """An attribute as one plain value: real files hold 1-element arrays, scalars, bytes or str."""
+    item = np.asarray(value).ravel()
+    if item.size == 0:
+        raise ValueError("empty attribute")
+    first = item[0]
+    return first.decode("ascii", "replace").strip() if isinstance(first, bytes) else first
 
 
 def _scale_factor(ds: Any, path: str) -> float:
     if "SCALE FACTOR" not in ds.attrs:
         raise MissingAttributeError(f"{path}: dataset {ds.name!r} has no 'SCALE FACTOR' attribute")
-    value = np.asarray(ds.attrs["SCALE FACTOR"]).ravel()[0]
+    try:
+        value = _attribute_value(ds.attrs["SCALE FACTOR"])
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise MissingAttributeError(
+            f"{path}: dataset {ds.name!r} has a 'SCALE FACTOR' that is not a number ({ds.attrs['SCALE FACTOR']!r})"
+        ) from exc
     # Files store it as float32 (0.01 reads back as 0.009999999776...). Recording the shortest decimal that
     # round-trips at the stored precision gives users 0.01, the value JAXA documents.
-    return float(np.format_float_positional(value, unique=True)) if value.dtype == np.float32 else float(value)
+    if isinstance(value, np.floating) and value.dtype.itemsize == 4:
+        return float(np.format_float_positional(np.float32(value), unique=True))
+    return number
 
 
 def _global_int(h5: Any, name: str) -> int | None:
-    """A global attribute stored as a 1-element string array (``attrs[name][0]``), as an int."""
+    """A global attribute (a 1-element string array in real files; a scalar, bytes or str also do) as an int."""
     if name not in h5.attrs:
         return None
-    value = np.asarray(h5.attrs[name]).ravel()[0]
-    return int(value.decode() if isinstance(value, bytes) else value)
+    try:
+        return int(float(_attribute_value(h5.attrs[name])))
+    except (TypeError, ValueError):
+        return None
 
 
 def overlap_scans_of(h5: Any, rows: int) -> int:
@@ -364,7 +403,7 @@ def extract_swath(
         if len(rows) != 1:
             raise DatasetLayoutError(f"{path}: channels have different scan counts {sorted(rows)}")
         n_rows = rows.pop()
-        scan_time = _dataset(h5, l1b.SCAN_TIME, None, "float64", path)[()]
+        scan_time = np.asarray(_dataset(h5, l1b.SCAN_TIME, None, "float64", path)[()], dtype=np.float64)
         if scan_time.shape[0] != n_rows:
             raise DatasetLayoutError(f"{path}: {l1b.SCAN_TIME!r} has {scan_time.shape[0]} rows, not {n_rows}")
         overlap = overlap_scans_of(h5, n_rows)
@@ -375,7 +414,7 @@ def extract_swath(
                 if ds.shape[0] != n_rows:
                     raise DatasetLayoutError(f"{path}: {ds_name!r} has {ds.shape[0]} rows, not {n_rows}")
                 # every second 89A sample sits on a low-frequency footprint (legacy system, satpy)
-                positions[key] = np.ascontiguousarray(ds[()][:, ::2])
+                positions[key] = np.ascontiguousarray(ds[()][:, ::2], dtype=np.float32)
 
     first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
