@@ -229,8 +229,9 @@ def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
         outputs = {}
         for mode in ("cluster", "local"):
             workdir = tmp_path / mode
-            run = run_workflow(workdir, emulator_config(state, workdir, transfer_jobs=mode), "--resources", "gportal=2")
-            assert run.returncode == 0, run.stdout[-4000:]
+            cfg = emulator_config(state, workdir, transfer_jobs=mode, accept_missing=["absent"])
+            run = run_workflow(workdir, cfg, "--resources", "gportal=2")
+            assert run.returncode == 0, run.stdout[-4000:]  # the absent granule is accepted
             results = workdir / "results"
             # granule jobs are planned after the checkpoint, so their trace is their log files
             downloads = list((results / "logs" / "downloads").rglob("*.log"))
@@ -243,3 +244,26 @@ def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
         stop_emulator(proc)
     assert outputs["local"] == outputs["cluster"]
     assert len(outputs["local"]) == 1
+
+
+def test_a_complete_year_is_archived_then_sealed(tmp_path: Path) -> None:
+    """A whole calendar year (the service has data on one day): archived, its swaths gone; a rerun changes nothing.
+
+    Before: the year's temporary sidecars were deleted before its archive job read them (the archive failed), and
+    a rerun of a sealed year rebuilt its archive from no swaths (Snakemake: "set of input files has changed").
+    """
+    proc, state = start_emulator(tmp_path / "emulator", "--scans", "16", "--start", "2024-01-01", "--end", "2024-01-01")
+    try:
+        cfg = emulator_config(state, tmp_path, start="2024-01-01", end="2024-12-31")
+        first = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+        assert first.returncode == 0, first.stdout[-4000:]
+        archive = tmp_path / "results" / "archives" / "AMSR2_temp_only_20240101_000000_to_20250101_000000.npz"
+        built = archive.read_bytes()
+        assert len(open_archive(archive)) == 29
+        assert not list((tmp_path / "results" / "swaths").rglob("*.npy"))  # temporary in a complete year
+        again = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+    finally:
+        stop_emulator(proc)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert job_counts(again.stdout) == {}
+    assert archive.read_bytes() == built

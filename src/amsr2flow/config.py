@@ -130,6 +130,13 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
     missing = [c for c in cfg["channels"] if c not in flavour.channels]
     if missing:
         problems.append(f"channels: {', '.join(missing)} not measured by {flavour.sensor}; remove them")
+    if cfg.get("remote_path_template"):
+        from .gportal.remote_layout import RemoteLayoutError, check_template
+
+        try:
+            check_template(cfg["remote_path_template"])
+        except RemoteLayoutError as exc:
+            problems.append(f"remote_path_template: {exc}")
     if cfg["source"] == "gportal-legacy" and not cfg["gportal_legacy"].get("host_key_sha256"):
         problems.append(
             "gportal_legacy.host_key_sha256: required for source gportal-legacy (unknown hosts are refused); "

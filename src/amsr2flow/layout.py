@@ -69,3 +69,7 @@ class Layout:
 
     def breaker_state(self) -> Path:
         return self.state_dir() / "breaker.json"
+
+    def remote_layout_file(self) -> Path:
+        """Where granules are on SFTP for this run, as the preflight found it."""
+        return self.state_dir() / "remote_layout.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ def update_ledger(path: Path, task: GranuleRef, *, status: str, reason_class: st
         granule_id=task.granule_id,
         day=task.day,
         remote_path=task.remote_path,
+        remote_layout=getattr(task, "remote_layout", ""),
         status=status,
         reason_class=reason_class,
         last_error=error,
@@ -67,3 +69,29 @@ def read_ledger(ledger_dir: Path) -> dict[str, dict[str, Any]]:
             continue
         out[entry.get("granule_id", path.stem)] = entry
     return out
+
+
+def is_due_for_recheck(entry: Mapping[str, Any], now: datetime, after_hours: float) -> bool:
+    """A granule recorded as absent whose last look is at least ``after_hours`` old."""
+    if entry.get("status") != "absent":
+        return False
+    stamp = entry.get("last_checked_utc") or entry.get("last_attempt_utc")
+    try:
+        last = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return True
+    return (now - last).total_seconds() >= after_hours * 3600
+
+
+def record_recheck(path: Path, *, found: bool, remote_path: str) -> None:
+    """Note a cheap look for an absent granule: still absent (time of the look), or back on the server."""
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    entry["last_checked_utc"] = _now()
+    if found:
+        entry["runs"] = [
+            *entry.get("runs", []),
+            {"time_utc": _now(), "status": "reappeared", "reason_class": "reappeared", "error": "", "attempts": 0},
+        ]
+        entry.update(status="reappeared", reason_class="reappeared", remote_path=remote_path, retryable=True)
+        entry["last_error"] = f"{remote_path} is on the SFTP server again; it is fetched by this run or the next"
+    atomic.write_json(path, entry)

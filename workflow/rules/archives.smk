@@ -1,15 +1,23 @@
 # Per year: the archive, streamed from the year's swaths in time order, then its parts. A complete year whose
-# archive exists is sealed: it lists no swaths, so a rerun of 13 years does not enumerate 140,000 granule jobs.
-# Delete a year's archive to rebuild that year (and only that year).
+# archive exists is sealed: no rule makes its archive (UNSEALED_ARCHIVES), so a rerun of 13 years neither
+# enumerates 140,000 granule jobs nor rebuilds anything. Delete a year's archive to rebuild that year (and only
+# that year); absent granules of a sealed year that reappear are added by the recheck job (granules.smk).
 
 
 rule year_archive:
     input:
         swaths=lambda wc: year_swaths(wc),
+        # named too, so that temporary sidecars live until the archive is built (a temp output no job
+        # consumes is deleted at once)
+        sidecars=lambda wc: [
+            p[:-4] + ".json" for p in year_swaths(wc) if p.endswith(".npy")
+        ],
     output:
         archive=f"{OUT}/archives/{{name}}.npz",
     log:
         f"{OUT}/logs/archives/{{name}}.log",
+    wildcard_constraints:
+        name=UNSEALED_ARCHIVES,
     conda:
         "../envs/amsr2flow.yaml"
     threads: 1

@@ -1,13 +1,16 @@
 # Configuration, validated before anything runs, and the path helpers every rule shares.
+import json
+import re
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
-from amsr2flow.gportal import preflight
+from amsr2flow.gportal import preflight, remote_layout
 from amsr2flow.stages import report
+from amsr2flow.ledger import is_due_for_recheck, read_ledger
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
 from amsr2flow.stages.catalogue import read_listing
@@ -41,6 +44,7 @@ YEAR_PERIODS = settings.year_periods(config)  # year -> (first day, day after th
 PERIODS = {year: period_tag(*p) for year, p in YEAR_PERIODS.items()}
 RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1])
 RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
+RUN_STATUS = f"{OUT}/.state/run_status_{RUN_TAG}.txt"
 
 
 def is_complete_year(year):
@@ -92,6 +96,7 @@ def swath_path(day, granule_id):
 
 NETWORK_RULES = {
     "catalogue",
+    "recheck_absent",
     "download_granule",
     "granule_temp_swath",
     "granule_kept_swath",
@@ -123,14 +128,48 @@ def prepare_run():
         )
     if _network_jobs_pending():
         try:
-            preflight.check_service(
+            choice = preflight.check_service(
                 config,
                 settings.resolve_source(config),
-                probe_day=settings.days(config)[0],
+                probe_days=preflight.probe_days(settings.days(config), date.today()),
             )
         except (preflight.PreflightError, settings.ConfigError) as exc:
             sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
             sys.exit(2)
+        # Granule jobs and reports read the layout chosen here, for the whole run.
+        remote_layout.record_run_layout(
+            LAYOUT.remote_layout_file(), choice.to_json() if choice else None
+        )
+        if choice is not None:
+            print(f"amsr2flow: {choice.summary()}", file=sys.stderr)
+
+
+def finish_run():
+    """After a run that ended without a failed job: exit status 3 when catalogued granules are not archived
+    (unless accept_missing accepts them), with last lines saying how many, why, and where the report is.
+    """
+    if not Path(RUN_REPORT).is_file():
+        return
+    run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
+    code, lines = report.run_outcome(
+        run, config["accept_missing"], RUN_REPORT.replace(".json", ".html")
+    )
+    print("\n".join(lines), file=sys.stderr)
+    if code:
+        sys.exit(code)
+
+
+def status_targets():
+    """An always-stale target when the last run report says granules are missing: an unchanged rerun then
+    still reaches finish_run() (Snakemake skips onsuccess when there is nothing to do) and exits 3 again.
+    """
+    try:
+        run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if run.get("missing_granules") or run.get("damaged_swaths"):
+        return [RUN_STATUS]
+    return []
 
 
 def write_interim_report():
@@ -158,25 +197,27 @@ def _network_jobs_pending():
 
 
 def run_hooks_in_module_use():
-    """Make the start-of-run work and the interim report happen when this workflow is used as a module.
+    """Make the start-of-run work, the exit status and the interim report happen when this workflow is used
+    as a module.
 
-    Snakemake registers `onstart`/`onerror` of the main Snakefile only. There is no public way to add a
-    handler from a module, so this chains ours in front of the host's current ones (a host that declares its
-    own `onstart`/`onerror` declares them before its `module` statement; docs/module.md).
+    Snakemake registers `onstart`/`onsuccess`/`onerror` of the main Snakefile only. There is no public way to
+    add a handler from a module, so this chains ours in front of the host's current ones (a host that declares
+    its own handlers declares them before its `module` statement; docs/module.md).
     """
     if workflow.modifier.is_main_snakefile():
         return
-    host_onstart, host_onerror = workflow._onstart, workflow._onerror
+    host = workflow._onstart, workflow._onsuccess, workflow._onerror
 
-    def onstart(log):
-        prepare_run()
-        host_onstart(log)
+    def chained(ours, theirs):
+        def handler(log):
+            ours()
+            theirs(log)
 
-    def onerror(log):
-        write_interim_report()
-        host_onerror(log)
+        return handler
 
-    workflow._onstart, workflow._onerror = onstart, onerror
+    workflow._onstart = chained(prepare_run, host[0])
+    workflow._onsuccess = chained(finish_run, host[1])
+    workflow._onerror = chained(write_interim_report, host[2])
 
 
 # -- granules ------------------------------------------------------------------------------------
@@ -243,11 +284,70 @@ KEPT_YEARS = (
 
 
 # -- archives ------------------------------------------------------------------------------------
+def is_sealed_year(year):
+    """A complete year whose archive exists: archived for good. No rule makes its archive, so no rerun can
+    replace it (an input function listing no swaths would make Snakemake rebuild it empty: the input set
+    changed). Absent granules that reappear are added to it by the recheck job."""
+    return is_complete_year(year) and Path(year_archive(year)).is_file()
+
+
+SEALED_YEARS = {y for y in YEAR_PERIODS if is_sealed_year(y)}
+UNSEALED_ARCHIVES = (
+    "|".join(
+        re.escape(Path(year_archive(y)).stem)
+        for y in YEAR_PERIODS
+        if y not in SEALED_YEARS
+    )
+    or "none"
+)
+
+
 def year_swaths(wildcards):
+    """The swaths of a year that is not sealed (sealed years have no archive job)."""
     year = year_of_archive_name(wildcards.name)
-    if is_complete_year(year) and Path(year_archive(year)).is_file():
-        return []
+    if due_absent(year):
+        # Look for the year's absent granules first; reappeared ones lose their tombstone and are fetched.
+        checkpoints.recheck_absent.get(year=str(year), stamp=RECHECK_STAMP)
     return [swath_path(day, gid) for gid, (day, _, _) in year_granules(year).items()]
+
+
+# -- absent granules, looked for again ----------------------------------------------------------------------
+RECHECK_STAMP = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+@lru_cache(maxsize=None)
+def _absent_entries(year):
+    return {
+        gid: entry
+        for gid, entry in read_ledger(LAYOUT.ledger_dir(year)).items()
+        if entry.get("status") == "absent"
+    }
+
+
+def recheck_targets():
+    """The rechecks due this run, as targets: a checkpoint that only an up-to-date (sealed) archive's input
+    function asks for would not be run."""
+    return [
+        f"{OUT}/ledger/{year}/rechecks/recheck_{RECHECK_STAMP}.json"
+        for year in YEAR_PERIODS
+        if due_absent(year)
+    ]
+
+
+def absent_ids(year):
+    return sorted(_absent_entries(year))
+
+
+@lru_cache(maxsize=None)
+def due_absent(year):
+    """Absent granules of the year whose last look is older than catalogue.recheck_absent_after_hours."""
+    now = datetime.now(timezone.utc)
+    hours = config["catalogue"]["recheck_absent_after_hours"]
+    return {
+        gid: entry
+        for gid, entry in _absent_entries(year).items()
+        if is_due_for_recheck(entry, now, hours)
+    }
 
 
 wildcard_constraints:
@@ -255,4 +355,5 @@ wildcard_constraints:
     day=r"\d{4}-\d{2}-\d{2}",
     period=r"\d{8}-\d{8}",
     granule_id=r"[A-Za-z0-9]+_\d{12}_\d{3}[ADU]_[A-Z0-9]+_\d{7}",
+    stamp=r"\d{8}T\d{6}",
     name=r"[A-Za-z0-9_]+_\d{8}_\d{6}_to_\d{8}_\d{6}",

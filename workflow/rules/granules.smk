@@ -62,3 +62,30 @@ rule granule_kept_swath:
         **_granule_rule_params(),
     script:
         "../scripts/granule.py"
+
+
+# Granules recorded as absent are looked for again (one stat each, no download) once their last look is
+# older than catalogue.recheck_absent_after_hours; only years that hold such granules get this job. A granule
+# back on the server loses its tombstone, so its granule job runs (the checkpoint re-plans the year). In a
+# sealed year, whose other swaths are gone and whose archive no rule makes, this job fetches it and adds it to
+# the archive and parts itself; nothing is rebuilt while nothing arrived.
+checkpoint recheck_absent:
+    output:
+        record=f"{OUT}/ledger/{{year}}/rechecks/recheck_{{stamp}}.json",
+    log:
+        f"{OUT}/logs/rechecks/{{year}}_{{stamp}}.log",
+    localrule: True
+    conda:
+        "../envs/amsr2flow.yaml"
+    resources:
+        gportal=1,
+    params:
+        sealed=lambda wc: int(wc.year) in SEALED_YEARS,
+        archive=lambda wc: year_archive(int(wc.year)),
+        parts=lambda wc: str(LAYOUT.parts_dir(int(wc.year))),
+        listing=lambda wc: year_listing(int(wc.year)),
+        channels=config["channels"],
+        geolocation=config["geolocation"],
+        part_size=config["part_size"],
+    script:
+        "../scripts/recheck.py"

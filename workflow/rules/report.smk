@@ -7,6 +7,8 @@ rule year_report:
         listing=lambda wc: year_listing(int(wc.year)),
         archive=lambda wc: year_archive(int(wc.year)),
         parts=f"{OUT}/parts/{{year}}",
+        # a recheck may have added reappeared granules to a sealed year's archive
+        rechecks=lambda wc: [t for t in recheck_targets() if f"/ledger/{wc.year}/" in t],
     output:
         json=f"{OUT}/reports/{{year}}/report_{{period}}.json",
         markdown=f"{OUT}/reports/{{year}}/report_{{period}}.md",
@@ -39,3 +41,19 @@ rule run_report:
         end=config["end"],
     script:
         "../scripts/report_run.py"
+
+
+# Only asked for when the last run report says granules are missing (status_targets): temporary, so it is
+# stale on every run and the run reaches finish_run(), which repeats the exit status and its reasons.
+rule run_status:
+    input:
+        RUN_REPORT,
+    output:
+        temp(RUN_STATUS),
+    log:
+        f"{OUT}/logs/reports/run_status_{RUN_TAG}.log",
+    localrule: True
+    conda:
+        "../envs/amsr2flow.yaml"
+    shell:
+        "cp {input} {output} 2> {log}"

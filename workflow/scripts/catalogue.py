@@ -4,6 +4,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from amsr2flow import config as settings
+from amsr2flow.gportal import remote_layout
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
 from amsr2flow.stages.catalogue import build_year_listing
@@ -16,6 +17,12 @@ after = date(int(after_s[:4]), int(after_s[4:6]), int(after_s[6:]))
 days = [first + timedelta(days=i) for i in range((after - first).days)]
 source = settings.resolve_source(cfg)
 log.info("listing %s to %s from %r", first, after - timedelta(days=1), source)
+layout = Layout.from_config(cfg)
 build_year_listing(
-    days, cfg=cfg, source=source, layout=Layout.from_config(cfg), listing_path=Path(snakemake.output.listing)
+    days,
+    cfg=cfg,
+    source=source,
+    layout=layout,
+    listing_path=Path(snakemake.output.listing),
+    remote_layout=remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template")),
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 from amsr2flow import config as settings
 from amsr2flow.config import timeouts_from
 from amsr2flow.formats import l1b
+from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
@@ -21,11 +22,14 @@ cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 layout = Layout.from_config(cfg)
 transfer = cfg["transfer"]
 channels = tuple(snakemake.params.channels)
+# Where the granule is on SFTP: the catalogue's mapping, under the layout the run's preflight settled on.
+template = remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
 task = granule.GranuleTask(
     granule_id=snakemake.wildcards.granule_id,
     day=snakemake.wildcards.day,
-    remote_path=snakemake.params.remote_path,
+    remote_path=remote_layout.apply_template(snakemake.params.remote_path, template),
     size_bytes=int(snakemake.params.size_bytes),
+    remote_layout=template or "",
 )
 
 if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone tests values
@@ -57,7 +61,12 @@ try:
         outputs=outputs,
         ledger_path=layout.ledger_entry(task.day, task.granule_id),
         stop_flag=layout.stop_flag(),
-        breaker=CircuitBreaker(layout.breaker_state(), layout.stop_flag(), transfer["circuit_breaker_failures"]),
+        breaker=CircuitBreaker(
+            layout.breaker_state(),
+            layout.stop_flag(),
+            transfer["circuit_breaker_failures"],
+            absent_threshold=transfer["absent_breaker_granules"],
+        ),
     )
 except (granule.GranuleFailed, granule.RunStopped, granule.FatalTransferError) as exc:
     log.error("%s", exc)

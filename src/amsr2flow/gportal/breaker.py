@@ -23,6 +23,8 @@ class CircuitBreaker:
     state_file: Path
     stop_flag: Path
     threshold: int
+    #: catalogued granules absent on SFTP in a row (since the start or the last one found) that stop the run
+    absent_threshold: int = 10
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
@@ -42,6 +44,35 @@ class CircuitBreaker:
     def record_success(self) -> None:
         with self._locked() as state:
             state["consecutive_failures"] = 0
+
+    def record_found(self) -> None:
+        """A catalogued granule was on the server: the path mapping works."""
+        with self._locked() as state:
+            state["absent_in_a_row"] = 0
+            state["found"] = int(state.get("found", 0)) + 1
+
+    def record_absent(self, error: str) -> bool:
+        """Count a catalogued granule absent on SFTP; True when absences stop the run (now or earlier).
+
+        Absent granules one by one are what G-Portal has; many in a row, or every one since the run started, are
+        what a wrong path mapping or a service that changed its tree looks like. Then the run stops with a stop
+        flag, before tombstones are written for granules that are probably there.
+        """
+        with self._locked() as state:
+            state["absent_in_a_row"] = int(state.get("absent_in_a_row", 0)) + 1
+            count, found = state["absent_in_a_row"], int(state.get("found", 0))
+            if count >= self.absent_threshold and not self.stop_flag.is_file():
+                since = "since the run started" if not found else f"in a row after {found} found"
+                atomic.write_bytes(
+                    self.stop_flag,
+                    (
+                        f"{count} catalogued granules {since} are absent on the SFTP server (last: {error}). The path "
+                        "mapping or the service looks wrong: run `amsr2flow doctor --configfile ...` and check "
+                        "remote_path_template; if G-Portal wants older files ordered first (the 2.5-year rule), "
+                        "order them on the G-Portal web site and rerun. Nothing already archived was touched.\n"
+                    ).encode(),
+                )
+            return count >= self.absent_threshold
 
     def record_transient_failure(self, error: str) -> int:
         """Count one failure; open the breaker (write the stop flag) when the threshold is reached."""

@@ -78,6 +78,12 @@ class DiskFull(FatalTransferError):
     kind = "disk_full"
 
 
+class NetworkUnreachable(TransientTransferError):
+    """The host name does not resolve or no route leads there: a problem of this machine's network."""
+
+    kind = "network"
+
+
 @dataclass(frozen=True)
 class Download:
     path: Path
@@ -92,21 +98,67 @@ def fingerprint_sha256(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def _load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:
-    errors = []
-    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+class KeyProblem(FatalTransferError):
+    """The private key cannot be used as given (unreadable, encrypted without passphrase, wrong passphrase)."""
+
+    kind = "key"
+
+
+def _is_encrypted_key(text: str) -> bool:
+    """Whether a private key file is passphrase-protected, read from its unencrypted header."""
+    if "ENCRYPTED" in text:  # PEM: "Proc-Type: 4,ENCRYPTED" or "BEGIN ENCRYPTED PRIVATE KEY"
+        return True
+    if "BEGIN OPENSSH PRIVATE KEY" in text:
+        body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
         try:
-            return cls.from_private_key_file(path, password=passphrase)
-        except paramiko.PasswordRequiredException as exc:
-            raise AuthenticationRefused(
-                f"private key {path} is encrypted; export its passphrase in the variable named by "
-                "credentials.passphrase_env"
+            blob = base64.b64decode(body)
+        except ValueError:
+            return False
+        magic = b"openssh-key-v1\0"
+        if not blob.startswith(magic):
+            return False
+        length = int.from_bytes(blob[len(magic) : len(magic) + 4], "big")
+        cipher = blob[len(magic) + 4 : len(magic) + 4 + length]
+        return cipher != b"none"
+    return False
+
+
+def load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:
+    """Load and decrypt the private key before any connection, naming the real problem when it fails."""
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise KeyProblem(f"private key {path} cannot be read: {exc.strerror}") from exc
+    encrypted = _is_encrypted_key(text)
+    if encrypted and not passphrase:
+        raise KeyProblem(
+            f"private key {path} is encrypted; export its passphrase in the variable named by "
+            "credentials.passphrase_env"
+        )
+    try:
+        return paramiko.PKey.from_path(path, passphrase=passphrase.encode() if passphrase else None)
+    except (paramiko.SSHException, ValueError, TypeError) as exc:
+        if encrypted:
+            raise KeyProblem(
+                f"private key {path}: bad passphrase or corrupt key file; check the passphrase in the variable "
+                "named by credentials.passphrase_env"
             ) from exc
-        except (paramiko.SSHException, ValueError) as exc:
-            errors.append(f"{cls.__name__}: {exc}")
-        except OSError as exc:
-            raise AuthenticationRefused(f"private key {path} cannot be read: {exc.strerror}") from exc
-    raise AuthenticationRefused(f"private key {path} is not a usable Ed25519, ECDSA or RSA key ({errors[-1]})")
+        raise KeyProblem(f"private key {path} is not a usable Ed25519, ECDSA or RSA private key ({exc})") from exc
+
+
+def _connect_error(host: str, port: int, timeout: float, exc: OSError) -> TransientTransferError:
+    """Say what a failed TCP connect means from here: no name resolution and no route are this machine's
+    problem, not G-Portal's."""
+    if isinstance(exc, socket.gaierror):
+        return NetworkUnreachable(
+            f"the host name {host} cannot be resolved from this machine ({exc.strerror or exc}): no DNS or no "
+            "internet here? On a cluster, run where the internet is reachable (docs/hpc.md)"
+        )
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return NetworkUnreachable(
+            f"{host}:{port} is unreachable from this machine ({exc.strerror}): no route to the internet here?"
+        )
+    return TransientTransferError(f"cannot connect to {host}:{port} within {timeout:g} s: {exc}")
 
 
 class GPortalSFTP:
@@ -127,13 +179,24 @@ class GPortalSFTP:
         self.close()
 
     def connect(self) -> None:
+        """Key first (a local problem must cost no connection), then TCP/SSH, host key, login, SFTP."""
+        key = (
+            load_private_key(self.source.private_key_path, self.source.passphrase)
+            if self.source.private_key_path
+            else None
+        )
+        self.open_transport()
+        self.verify_host_key()
+        self.authenticate(key)
+        self.open_client()
+
+    def open_transport(self) -> None:
+        """TCP connect and SSH handshake, with bounded waits."""
         src, t = self.source, self.timeouts
         try:
             sock = socket.create_connection((src.sftp_host, src.sftp_port), timeout=t.connect_s)
         except OSError as exc:
-            raise TransientTransferError(
-                f"cannot connect to {src.sftp_host}:{src.sftp_port} within {t.connect_s:g} s: {exc}"
-            ) from exc
+            raise _connect_error(src.sftp_host, src.sftp_port, t.connect_s, exc) from exc
         transport = paramiko.Transport(sock)
         transport.banner_timeout = t.banner_s
         transport.auth_timeout = t.auth_s
@@ -144,7 +207,12 @@ class GPortalSFTP:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
             raise TransientTransferError(f"SSH handshake with {src.sftp_host}:{src.sftp_port} failed: {exc}") from exc
-        seen = fingerprint_sha256(transport.get_remote_server_key())
+
+    def verify_host_key(self) -> str:
+        """The server's key fingerprint, if it is the pinned one; no credential has been sent yet."""
+        src = self.source
+        assert self.transport is not None
+        seen = fingerprint_sha256(self.transport.get_remote_server_key())
         if seen != src.host_key_sha256:
             self.close()
             raise HostKeyMismatch(
@@ -152,24 +220,33 @@ class GPortalSFTP:
                 "no credentials were sent. If JAXA changed its key, verify the new fingerprint and set "
                 "host_key_sha256 in the config"
             )
-        self._authenticate(transport)
+        return seen
+
+    def open_client(self) -> None:
+        src = self.source
+        assert self.transport is not None
         try:
-            client = paramiko.SFTPClient.from_transport(transport)
+            client = paramiko.SFTPClient.from_transport(self.transport)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
             raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {exc}") from exc
         assert client is not None
-        client.get_channel().settimeout(t.stall_s)
+        client.get_channel().settimeout(self.timeouts.stall_s)
         self.sftp = gportal.SFTP(client)
 
-    def _authenticate(self, transport: paramiko.Transport) -> None:
+    def authenticate(self, key: paramiko.PKey | None = None) -> None:
         src = self.source
+        transport = self.transport
+        assert transport is not None
         how = "public key" if src.private_key_path else "password"
         try:
             if src.private_key_path:
-                transport.auth_publickey(src.username, _load_private_key(src.private_key_path, src.passphrase))
+                transport.auth_publickey(src.username, key or load_private_key(src.private_key_path, src.passphrase))
             else:
                 transport.auth_password(src.username, src.password or "")
+        except KeyProblem:
+            self.close()
+            raise
         except paramiko.BadAuthenticationType as exc:
             self.close()
             raise AuthenticationRefused(
@@ -210,6 +287,28 @@ class GPortalSFTP:
             raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
         except (paramiko.SSHException, EOFError, TimeoutError) as exc:
             raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
+
+    def exists(self, remote_path: str) -> bool:
+        """Whether ``remote_path`` names something on the server (a cheap ``stat``, no download)."""
+        try:
+            self.remote_size(remote_path)
+        except GranuleAbsent:
+            return False
+        return True
+
+    def list_names(self, folder: str) -> list[str] | None:
+        """Names in a remote folder, or ``None`` when there is no such folder."""
+        assert self.sftp is not None
+        try:
+            return list(self.sftp.client.listdir(folder))
+        except (FileNotFoundError, PermissionError):
+            return None
+        except OSError as exc:
+            if getattr(exc, "errno", None) in (errno.ENOENT, errno.EACCES):
+                return None
+            raise TransientTransferError(f"listing {folder} failed: {exc}") from exc
+        except (paramiko.SSHException, EOFError, TimeoutError) as exc:
+            raise TransientTransferError(f"listing {folder} failed: {exc}") from exc
 
     def download(self, remote_path: str, destination: Path, expected_size: int) -> Download:
         """Fetch ``remote_path`` to ``destination`` via a temporary name; check the size; return the SHA-256."""

@@ -57,6 +57,7 @@ def fetch_day_manifest(
     source: Source,
     layout: Layout,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    remote_layout: str | None = None,
 ) -> Path:
     """Fetch one day's manifest (with bounded retries of transient catalogue failures) and write it."""
     transfer = cfg["transfer"]
@@ -93,6 +94,8 @@ def fetch_day_manifest(
         "settled": is_settled(day, fetched, cfg["catalogue"]["settle_days"]),
         "generation": source.generation,
         "catalogue_url": source.catalogue_url,
+        # where this run's granule jobs look for the files (the remote_path column is the catalogue's mapping)
+        "remote_layout": remote_layout or "the catalogue's file names",
     }
     atomic.write_json(layout.day_manifest_info(day), info)
     log.info("%s: %d granules (%s)", day, len(result.manifest), "updated" if changed else "unchanged")
@@ -107,6 +110,7 @@ def build_year_listing(
     layout: Layout,
     listing_path: Path,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    remote_layout: str | None = None,
 ) -> pd.DataFrame:
     """Make sure every day has a manifest (fetching only those not final), then write the year's listing."""
     settle = cfg["catalogue"]["settle_days"]
@@ -114,7 +118,14 @@ def build_year_listing(
     log.info("%d of %d days need the catalogue; %d reused", len(to_fetch), len(days), len(days) - len(to_fetch))
     with ThreadPoolExecutor(max_workers=CATALOGUE_WORKERS) as pool:
         # list() propagates the first failure; a failed day never leaves an empty manifest behind.
-        list(pool.map(lambda d: fetch_day_manifest(d, cfg=cfg, source=source, layout=layout, now=now), to_fetch))
+        list(
+            pool.map(
+                lambda d: fetch_day_manifest(
+                    d, cfg=cfg, source=source, layout=layout, now=now, remote_layout=remote_layout
+                ),
+                to_fetch,
+            )
+        )
     frames = []
     for d in days:
         frame = catalogue.read_manifest(str(layout.day_manifest(d)))

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from typing import Any
 import tenacity
 
 from .. import atomic
+from .. import ledger as ledger_mod
 from ..formats import l1b, swath
 from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
+from ..gportal import remote_layout
 from ..gportal.backoff import exponential_backoff
 from ..gportal.breaker import CircuitBreaker
 from ..gportal.sftp import (
@@ -31,6 +33,7 @@ from ..gportal.sftp import (
     FatalTransferError,
     GPortalSFTP,
     GranuleAbsent,
+    TransferError,
     TransientTransferError,
 )
 from ..gportal.source import Source, Timeouts
@@ -69,6 +72,7 @@ class GranuleTask:
     day: str
     remote_path: str
     size_bytes: int
+    remote_layout: str = ""  # the run's remote path template ("" = the catalogue's mapping)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> GranuleTask:
@@ -258,6 +262,7 @@ def collect_granule(
             raise
         if breaker is not None:
             breaker.record_success()
+            breaker.record_found()
         return result
 
     retrying = tenacity.Retrying(
@@ -274,6 +279,12 @@ def collect_granule(
         result = retrying(attempt)
     except GranuleAbsent as exc:
         log.error("%s: %s", task.granule_id, exc)
+        if breaker is not None and breaker.record_absent(f"{task.granule_id}: {exc}"):
+            # Too many absent in a row: a suspicion about the whole run, not a verdict on this granule.
+            update_ledger(
+                ledger_path, task, status="failed", reason_class="suspect_absent", error=str(exc), attempts=attempts
+            )
+            raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}") from exc
         update_ledger(ledger_path, task, status="absent", reason_class="absent", error=str(exc), attempts=attempts)
         outputs.permanent(task, "absent", str(exc))
         return "absent"
@@ -308,3 +319,81 @@ def collect_granule(
         )
     log.info("%s: done in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts)
     return "archived"
+
+
+# -- absent granules, looked for again --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recheck:
+    checked: tuple[str, ...]
+    arrived: tuple[str, ...]
+    paths: dict[str, str]  # where each granule that arrived is on the server
+
+
+def recheck_absent(
+    entries: Mapping[str, Mapping[str, Any]],
+    *,
+    source: Source,
+    timeouts: Timeouts,
+    template: str | None,
+    ledger_path_for: Callable[[str, str], Path],
+    swath_path_for: Callable[[str, str], Path],
+) -> Recheck:
+    """Look (one ``stat`` each, in one session, no download) for granules recorded as absent.
+
+    A granule that is on the server again loses its tombstone, so its granule job runs again; its ledger entry
+    says it reappeared. One still absent keeps everything as it is, apart from the time of the look.
+    """
+    arrived, paths = [], {}
+    with _session(source, timeouts) as session:
+        for granule_id, entry in sorted(entries.items()):
+            path = remote_layout.apply_template(str(entry["remote_path"]), template)
+            found = session.exists(path)
+            log.info("%s: %s", granule_id, f"back on the server at {path}" if found else "still absent")
+            ledger_mod.record_recheck(ledger_path_for(str(entry["day"]), granule_id), found=found, remote_path=path)
+            if found:
+                arrived.append(granule_id)
+                paths[granule_id] = path
+                npy = swath_path_for(str(entry["day"]), granule_id)
+                for stale in (npy, swath.sidecar_path(npy)):
+                    stale.unlink(missing_ok=True)
+    return Recheck(tuple(sorted(entries)), tuple(arrived), paths)
+
+
+def fetch_reappeared(
+    recheck: Recheck,
+    entries: Mapping[str, Mapping[str, Any]],
+    sizes: Mapping[str, int],
+    *,
+    template: str | None,
+    swath_path_for: Callable[[str, str], Path],
+    ledger_path_for: Callable[[str, str], Path],
+    scratch_dir: Path,
+    stop_flag: Path,
+    **collect: Any,
+) -> list[Path]:
+    """Fetch the granules a recheck found again, as swath files (for a sealed year, which has no granule jobs).
+
+    ``collect`` are :func:`collect_granule`'s source, timeouts, policy, channels and geolocation. A granule
+    that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
+    """
+    fetched = []
+    for granule_id in recheck.arrived:
+        day = str(entries[granule_id]["day"])
+        npy = swath_path_for(day, granule_id)
+        task = GranuleTask(granule_id, day, recheck.paths[granule_id], int(sizes[granule_id]), template or "")
+        ledger_path = ledger_path_for(day, granule_id)
+        try:
+            outcome = collect_granule(
+                task,
+                outputs=SwathOutputs(npy, scratch_dir, l1b.channel_pixels(collect["channels"][0])),
+                ledger_path=ledger_path,
+                stop_flag=stop_flag,
+                **collect,
+            )
+        except (GranuleFailed, RunStopped, TransferError) as exc:
+            log.warning("%s: back on the server but not fetched (%s); looked for again next run", granule_id, exc)
+            ledger_mod.record_recheck(ledger_path, found=True, remote_path=task.remote_path)
+            continue
+        if outcome == "archived":
+            fetched.append(npy)
+    return fetched

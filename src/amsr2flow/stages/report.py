@@ -19,17 +19,36 @@ from ..ledger import read_ledger
 
 REASONS = {
     "absent": "in the catalogue but not on the SFTP server",
+    "suspect_absent": "not on the SFTP server, like the granules before it: the run stopped (paths look wrong)",
     "invalid": "downloaded file unreadable after every attempt",
     "transient": "network or server failures outlived the attempts (retried next run)",
+    "network": "G-Portal could not be reached from this machine (retried next run)",
     "stall": "transfers stalled on every attempt (retried next run)",
     "truncated": "transfers ended early on every attempt (retried next run)",
     "corrupt": "downloads were corrupt on every attempt (retried next run)",
     "auth": "logins refused on every attempt although the preflight login worked (retried next run)",
+    "key": "the private key could not be used",
     "host_key": "host key did not match the pinned fingerprint",
     "disk_full": "the disk filled up",
     "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
     "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
 }
+
+#: What the user can do about each reason (the report's "what to do" column).
+REMEDIES = {
+    "absent": (
+        "looked for again by later runs (catalogue.recheck_absent_after_hours); if G-Portal wants older files "
+        "ordered first (the 2.5-year rule), order them on the G-Portal web site, then rerun"
+    ),
+    "suspect_absent": "run `amsr2flow doctor`, check remote_path_template or order the files on G-Portal, then rerun",
+    "invalid": "rerun later; if it stays unreadable, report the granule to G-Portal",
+    "network": "run where the internet is reachable (on a cluster: transfer_jobs: local), then rerun",
+    "key": "fix the key or its passphrase variable (`amsr2flow doctor` checks it), then rerun",
+    "host_key": "verify JAXA's new fingerprint, set host_key_sha256, then rerun",
+    "disk_full": "free space on the output or scratch disk, then rerun",
+    "unaccounted": "rerun; please report it",
+}
+RETRY_NEXT_RUN = "rerun the same command"
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -61,6 +80,7 @@ def year_report(
                 "orbit_direction": row.orbit_direction,
                 "reason_class": reason or "unaccounted",
                 "reason": REASONS.get(reason or "unaccounted", reason or ""),
+                "what_to_do": REMEDIES.get(reason or "unaccounted", RETRY_NEXT_RUN),
                 "last_error": (entry or {}).get("last_error", ""),
                 "attempts": int((entry or {}).get("attempts", 0)),
                 "retryable": bool((entry or {}).get("retryable", False)),
@@ -115,7 +135,13 @@ def year_report(
     }
 
 
-def run_report(year_reports: Sequence[Mapping[str, Any]], *, start: str, end: str) -> dict[str, Any]:
+def run_report(
+    year_reports: Sequence[Mapping[str, Any]],
+    *,
+    start: str,
+    end: str,
+    remote_layout: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     expected = sum(r["expected_granules"] for r in year_reports)
     archived = sum(r["archived_granules"] for r in year_reports)
     reasons: dict[str, int] = {}
@@ -141,7 +167,43 @@ def run_report(year_reports: Sequence[Mapping[str, Any]], *, start: str, end: st
             for r in year_reports
         ],
         "missing": [m for r in year_reports for m in r["missing"]],
+        "remote_layout": dict(remote_layout) if remote_layout else None,
     }
+
+
+#: Exit status of a run that finished but left catalogued granules unarchived (1 is Snakemake's own failure,
+#: 2 a configuration or start-up refusal). Cron, schedulers and ``amsr2flow status`` can rely on it.
+EXIT_INCOMPLETE = 3
+
+
+def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_path: str) -> tuple[int, list[str]]:
+    """The exit status a finished run owes its caller, and the last lines it prints."""
+    missing = int(run["missing_granules"])
+    damaged = int(run.get("damaged_swaths", 0))
+    lines = [
+        f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} catalogued granules archived "
+        f"({_fmt_rate(run['success_rate_percent'])}); report: {report_path}"
+    ]
+    if not missing and not damaged:
+        return 0, lines
+    by_reason = run.get("missing_by_reason", {})
+    if missing:
+        lines.append(
+            f"amsr2flow: {missing} not archived: "
+            + "; ".join(f"{n} {k} ({REASONS.get(k, k)})" for k, n in sorted(by_reason.items()))
+        )
+    if damaged:
+        lines.append(f"amsr2flow: {damaged} damaged swath(s) in the archives; see the report")
+    unaccepted = {k: n for k, n in by_reason.items() if k not in accept_missing}
+    if unaccepted or damaged:
+        hint = "; rerun the same command to retry what can be retried"
+        accepted = sorted(set(by_reason) & {"absent", "invalid"})
+        if accepted:
+            hint += f"; to accept {', '.join(accepted)} granules, set accept_missing in the configuration"
+        lines.append(f"amsr2flow: exit status {EXIT_INCOMPLETE}: not everything catalogued is archived{hint}")
+        return EXIT_INCOMPLETE, lines
+    lines.append(f"amsr2flow: accepted by accept_missing ({', '.join(sorted(accept_missing))}): exit status 0")
+    return 0, lines
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
@@ -180,10 +242,16 @@ def year_markdown(report: Mapping[str, Any]) -> str:
 def _missing_markdown(missing: Sequence[Mapping[str, Any]]) -> list[str]:
     if not missing:
         return ["Every catalogued granule is archived."]
-    lines = ["## Not archived", "", "| granule | day | reason | attempts | last error |", "|---|---|---|---:|---|"]
+    lines = [
+        "## Not archived",
+        "",
+        "| granule | day | reason | attempts | last error | what to do |",
+        "|---|---|---|---:|---|---|",
+    ]
     for m in missing:
         error = str(m["last_error"]).replace("|", "/")[:160]
-        lines.append(f"| `{m['granule_id']}` | {m['day']} | {m['reason']} | {m['attempts']} | {error} |")
+        todo = m.get("what_to_do", RETRY_NEXT_RUN)
+        lines.append(f"| `{m['granule_id']}` | {m['day']} | {m['reason']} | {m['attempts']} | {error} | {todo} |")
     return lines
 
 
@@ -203,6 +271,12 @@ def run_markdown(report: Mapping[str, Any]) -> str:
             f"| {y['year']} | `{y['archive']}` | {y['expected_granules']} | {y['archived_granules']} | "
             f"{_fmt_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y['parts']} |"
         )
+    layout = report.get("remote_layout")
+    if layout:
+        lines += [
+            "",
+            f"Remote layout: `{layout['template']}` ({layout['how']}; probe granule `{layout['probe_granule']}`).",
+        ]
     lines += ["", *_missing_markdown(report["missing"])]
     if any(m.get("retryable") for m in report["missing"]):
         lines += ["", "Granules marked as retried next run are fetched again by rerunning the same command."]

@@ -58,22 +58,84 @@ def build_year_archive(
 ) -> YearArchiveSummary:
     """Write the archive of one year's requested period, then remove superseded partial archives."""
     real = [p for p in swath_paths if not is_tombstone(p)]
-    notes = []
     tombstones = len(swath_paths) - len(real)
-    if tombstones:
-        notes.append(f"{tombstones} catalogued granule(s) could not be archived; see the year's report")
     archive.write_archive(
         archive_path,
         real,
         period=(_midnight(first_day), _midnight(day_after_last)),
         config_digest=config_digest,
-        notes=notes,
+        notes=_notes(tombstones),
     )
     old = superseded_archives(archive_path, first_day.year)
     for path in old:
         log.info("removing superseded partial-year archive %s", path)
         path.unlink()
     return YearArchiveSummary(archive_path, len(real), tombstones, tuple(old))
+
+
+def _notes(not_archived: int) -> list[str]:
+    return (
+        [f"{not_archived} catalogued granule(s) could not be archived; see the year's report"] if not_archived else []
+    )
+
+
+def add_to_archive(archive_path: Path, swath_paths: Sequence[Path], *, not_archived: int) -> int:
+    """Add swaths to an existing archive, in time order, replacing it atomically; returns its swath count.
+
+    The archive's swaths are copied as they are (compressed members, no decompression), so the result has the
+    bytes a build from every swath would have; ``not_archived`` is the count of catalogued granules still
+    missing (the provenance says it, as a fresh build would).
+    """
+    with archive.Archive(archive_path) as source:
+        period = source.period
+        digest = str(source.provenance.get("config_digest", ""))
+    _merge(archive_path, swath_paths, archive_path, period=period, config_digest=digest, notes=_notes(not_archived))
+    with archive.Archive(archive_path) as merged:
+        return len(merged)
+
+
+def _merge(
+    base: Path,
+    swath_paths: Sequence[Path],
+    archive_path: Path,
+    *,
+    period: str,
+    config_digest: str,
+    notes: Sequence[str],
+) -> None:
+    """The base archive's swaths and new swath files, in time order, into one archive."""
+    from ..formats.swath import read_swath, read_swath_metadata
+
+    with archive.Archive(base) as source, open(base, "rb") as raw_file:
+        items: list[tuple[tuple[str, str], int | Path]] = []
+        for i in range(len(source)):
+            meta = source.metadata(i)
+            items.append(((meta.scan_start_utc, meta.granule_id), i))
+        for path in swath_paths:
+            meta = read_swath_metadata(path)
+            items.append(((meta.scan_start_utc, meta.granule_id), path))
+        items.sort(key=lambda item: item[0])
+        with archive.ArchiveWriter(archive_path, period=period, config_digest=config_digest, notes=notes) as writer:
+            for _, item in items:
+                if isinstance(item, Path):
+                    writer.add(read_swath(item))
+                    continue
+                meta = source.metadata(item)
+                members = {}
+                for name in archive.array_names(meta.channels, meta.has_geolocation):
+                    info = source.member_info(item, name)
+                    members[name] = (info, archive.read_raw_member(raw_file, info))
+                writer.add_compressed(meta, members)
+
+
+def add_to_sealed_year(
+    archive_path: Path, parts_dir: Path, part_size: int, swath_paths: Sequence[Path], *, not_archived: int
+) -> int:
+    """Add swaths (granules that reappeared) to a sealed year's archive, then rebuild its parts."""
+    count = add_to_archive(archive_path, swath_paths, not_archived=not_archived)
+    build_parts(archive_path, parts_dir, part_size)
+    log.info("added %d granule(s) to %s (%d swaths now), parts rebuilt", len(swath_paths), archive_path.name, count)
+    return count
 
 
 def build_parts(archive_path: Path, parts_dir: Path, part_size: int) -> list[Path]:

@@ -1,0 +1,293 @@
+"""``amsr2flow doctor --configfile FILE [--download]``: the first command to run against a (new) G-Portal.
+
+It checks, in order, everything a run depends on and prints one line per check with PASS or FAIL and, for a
+failure, what to do. A check that needs an earlier one to pass is reported as SKIP. It reads the same
+configuration file a run uses, never prints a secret, and exits 0 only when every check passed.
+
+1. the configuration file (schema and semantics, as at the start of a run);
+2. credentials present (environment variables named by the configuration, key file);
+3. the private key loads (with its passphrase), before any connection;
+4. the SFTP host key matches the pin (before any credential is sent);
+5. login;
+6. the catalogue answers for a probe day with a plausible count and records of the expected form;
+7. the mapped remote path of one granule exists (with layout discovery);
+8. with ``--download``: one granule downloads, its size equals the catalogue's and the SFTP ``stat``'s, it
+   opens as L1B with the datasets, dtypes and attributes extraction relies on, and it extracts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+#: AMSR2 L1B granules per UTC day: 29-30 from the orbit; a day outside this range is suspicious.
+PLAUSIBLE_DAILY_GRANULES = range(25, 36)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str = "SKIP"  # PASS, FAIL or SKIP
+    detail: str = ""
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:<4}  {self.name}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.status == "FAIL" and self.fix:
+            text += f"\n      -> {self.fix}"
+        return text
+
+
+class CheckFailed(Exception):
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fix = fix
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--configfile", type=Path, required=True, help="the configuration file a run uses")
+    parser.add_argument("--download", action="store_true", help="also download, check and extract one granule")
+    parser.add_argument(
+        "--probe-day", type=date.fromisoformat, help="catalogue day to probe (default: the run's last day)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = Doctor(args.configfile, download=args.download, probe_day=args.probe_day).run(print_line=print)
+    failed = [c for c in checks if c.status == "FAIL"]
+    skipped = [c for c in checks if c.status == "SKIP"]
+    if failed:
+        print(f"\n{len(failed)} check(s) failed; fix the first one and run `amsr2flow doctor` again.")
+        return 1
+    if skipped:
+        print(f"\nAll checks run passed ({len(skipped)} skipped).")
+        return 0
+    print("\nAll checks passed: `snakemake --cores 4 --configfile ...` can start.")
+    return 0
+
+
+class Doctor:
+    def __init__(self, config_path: Path, *, download: bool = False, probe_day: date | None = None) -> None:
+        self.config_path = config_path
+        self.download = download
+        self.probe_day = probe_day
+        self.cfg: dict[str, Any] = {}
+        self.source: Any = None
+        self.session: Any = None
+        self.manifest: Any = None
+        self.remote_path = ""
+        self.size_bytes = 0
+
+    def steps(self) -> list[tuple[str, Callable[[], str]]]:
+        steps: list[tuple[str, Callable[[], str]]] = [
+            ("configuration", self.check_configuration),
+            ("credentials", self.check_credentials),
+            ("private key", self.check_private_key),
+            ("SFTP host key", self.check_host_key),
+            ("login", self.check_login),
+            ("catalogue", self.check_catalogue),
+            ("remote layout", self.check_layout),
+        ]
+        if self.download:
+            steps.append(("download and extraction", self.check_download))
+        return steps
+
+    def run(self, print_line: Callable[[str], None]) -> list[Check]:
+        checks: list[Check] = []
+        blocked = False
+        try:
+            for name, step in self.steps():
+                check = Check(name)
+                checks.append(check)
+                if blocked:
+                    check.detail = "needs the checks above"
+                else:
+                    try:
+                        check.detail = step()
+                        check.status = "PASS"
+                    except CheckFailed as exc:
+                        check.status, check.detail, check.fix = "FAIL", exc.detail, exc.fix
+                        blocked = True
+                print_line(check.line())
+        finally:
+            if self.session is not None:
+                self.session.close()
+        return checks
+
+    # -- the checks --------------------------------------------------------------------------------------------
+    def check_configuration(self) -> str:
+        import yaml
+
+        from .. import config as settings
+
+        try:
+            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise CheckFailed(f"cannot read {self.config_path} ({exc.strerror})", "give the file a run uses") from exc
+        except yaml.YAMLError as exc:
+            raise CheckFailed(f"{self.config_path} is not valid YAML ({exc})", "fix the file's syntax") from exc
+        if not isinstance(raw, dict):
+            raise CheckFailed(f"{self.config_path} does not hold a mapping of keys", "see config/config.yaml")
+        try:
+            self.cfg = settings.validate(raw, check_environment=False)
+        except settings.ConfigError as exc:
+            raise CheckFailed(str(exc).replace("\n  ", "; "), "fix the keys named; docs/configuration.md") from exc
+        cfg = self.cfg
+        return f"{self.config_path} ({cfg['source']}, {cfg['dataset']}, {cfg['start']} to {cfg['end']})"
+
+    def check_credentials(self) -> str:
+        from .. import config as settings
+
+        problems = settings.environment_problems(self.cfg)
+        if problems:
+            raise CheckFailed("; ".join(problems), "export the variables named, or fix credentials.* in the file")
+        try:
+            self.source = settings.resolve_source(self.cfg)
+        except settings.ConfigError as exc:
+            raise CheckFailed(str(exc), "start the local G-Portal or fix emulator.state_file") from exc
+        how = "public key" if self.source.private_key_path else "password"
+        return f"user {self.source.username!r}, {how} login"
+
+    def check_private_key(self) -> str:
+        from ..gportal.sftp import KeyProblem, load_private_key
+
+        if not self.source.private_key_path:
+            return "not needed (password login)"
+        try:
+            key = load_private_key(self.source.private_key_path, self.source.passphrase)
+        except KeyProblem as exc:
+            raise CheckFailed(str(exc), "fix the key file or the passphrase variable; nothing was sent") from exc
+        return f"{self.source.private_key_path} loads ({key.get_name()})"
+
+    def check_host_key(self) -> str:
+        from ..config import timeouts_from
+        from ..gportal.sftp import GPortalSFTP, HostKeyMismatch, TransferError
+
+        self.session = GPortalSFTP(self.source, timeouts_from(self.cfg))
+        try:
+            self.session.open_transport()
+            seen = self.session.verify_host_key()
+        except HostKeyMismatch as exc:
+            raise CheckFailed(str(exc), "verify JAXA's published fingerprint, then set host_key_sha256") from exc
+        except TransferError as exc:
+            raise CheckFailed(str(exc), "check the host name and port, and that this machine can reach them") from exc
+        return f"{self.source.sftp_host}:{self.source.sftp_port} presents {seen} (the pinned key)"
+
+    def check_login(self) -> str:
+        from ..gportal.sftp import TransferError
+
+        try:
+            self.session.authenticate()
+            self.session.open_client()
+        except TransferError as exc:
+            raise CheckFailed(str(exc), "check the user name and that the key is registered with G-Portal") from exc
+        return f"logged in as {self.source.username!r}"
+
+    def _probe_days(self) -> list[date]:
+        from .. import config as settings
+
+        if self.probe_day:
+            return [self.probe_day]
+        days = settings.days(self.cfg)
+        today = datetime.now(timezone.utc).date()
+        last = min(days[-1], today - timedelta(days=1))
+        return list(dict.fromkeys([last, days[0]]))
+
+    def check_catalogue(self) -> str:
+        from ..gportal import catalogue
+        from ..mission import DATASETS
+
+        mission = DATASETS[self.cfg["dataset"]]
+        errors = []
+        for day in self._probe_days():
+            try:
+                result = catalogue.search_day(
+                    day,
+                    dataset_id=mission.dataset_id,
+                    catalogue_url=self.source.catalogue_url,
+                    generation=self.source.generation,
+                    timeout=self.cfg["transfer"]["catalogue_timeout_s"],
+                    page_size=self.cfg["catalogue"]["page_size"],
+                )
+            except catalogue.CatalogueError as exc:
+                raise CheckFailed(
+                    str(exc), "check catalogue_url; if it is right, G-Portal may be down: retry later"
+                ) from exc
+            count = len(result.manifest)
+            if count == 0:
+                errors.append(f"{day}: 0 granules")
+                continue
+            if mission.key == "amsr2" and count not in PLAUSIBLE_DAILY_GRANULES:
+                raise CheckFailed(
+                    f"{day}: {count} granules, where the orbit gives 29-30 a day",
+                    "check the dataset setting and that the catalogue is G-Portal's",
+                )
+            bad = [g for g in result.manifest["granule_id"] if not str(g).startswith(mission.name_prefix)]
+            if bad:
+                raise CheckFailed(
+                    f"{day}: record {bad[0]} is not a {mission.sensor} granule", "check the dataset setting"
+                )
+            self.manifest = result.manifest
+            row = result.manifest.iloc[-1]
+            self.remote_path, self.size_bytes = str(row["remote_path"]), int(row["size_bytes"])
+            return f"{day}: {count} granules (matched {result.matched}), e.g. {row['granule_id']}"
+        raise CheckFailed(
+            "; ".join(errors) + " listed", "choose a day with data (--probe-day) or check the dataset setting"
+        )
+
+    def check_layout(self) -> str:
+        from ..gportal.preflight import LayoutNotFound, find_remote_layout
+
+        try:
+            layout = find_remote_layout(self.session, self.remote_path, self.cfg.get("remote_path_template"))
+        except LayoutNotFound as exc:
+            raise CheckFailed(str(exc), "set remote_path_template in the configuration") from exc
+        self.remote_path = layout.path
+        return layout.summary()
+
+    def check_download(self) -> str:
+        from ..formats import l1b, swath
+        from ..gportal.sftp import TransferError
+
+        try:
+            stat_size = self.session.remote_size(self.remote_path)
+            if stat_size != self.size_bytes:
+                raise CheckFailed(
+                    f"SFTP stat says {stat_size} bytes, the catalogue {self.size_bytes}",
+                    "the service serves another file than it catalogues; report it to G-Portal",
+                )
+            with tempfile.TemporaryDirectory(prefix="amsr2flow-doctor-") as scratch:
+                target = Path(scratch) / Path(self.remote_path).name
+                download = self.session.download(self.remote_path, target, stat_size)
+                try:
+                    extracted = swath.extract_swath(
+                        target, l1b.DEFAULT_CHANNELS, True, sha256=download.sha256, source_size=download.size_bytes
+                    )
+                except swath.SwathError as exc:
+                    raise CheckFailed(str(exc), "the file is not the L1B layout extraction relies on") from exc
+        except TransferError as exc:
+            raise CheckFailed(str(exc), "retry later; if it persists, G-Portal may be overloaded") from exc
+        meta = extracted.metadata
+        return (
+            f"{Path(self.remote_path).name}: {download.size_bytes} bytes in {download.seconds:.1f} s "
+            f"(= catalogue = stat), {meta.shape[0]} scans, {meta.scan_start_utc} to {meta.scan_end_utc}, extracts"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `amsr2flow doctor` is the entry point
+    parser = argparse.ArgumentParser(prog="amsr2flow doctor")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

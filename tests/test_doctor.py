@@ -1,0 +1,143 @@
+"""`amsr2flow doctor`: one line per check, a clear PASS or FAIL with what to do, exit 0 only when all pass.
+
+Run as users run it (the console script) against a local G-Portal over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+import yaml
+from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for_stats
+from workflow_helpers import emulator_config
+
+pytestmark = pytest.mark.timeout(180)
+
+CHECKS = ("configuration", "credentials", "private key", "SFTP host key", "login", "catalogue", "remote layout")
+
+
+def _doctor(tmp_path: Path, cfg: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "amsr2flow"), "doctor", "--configfile", str(config_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def _lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """check name -> its status word, from the PASS/FAIL/SKIP lines."""
+    out = {}
+    for line in result.stdout.splitlines():
+        status, _, rest = line.partition("  ")
+        if status in ("PASS", "FAIL", "SKIP"):
+            out[rest.split(":", 1)[0].strip()] = status
+    return out
+
+
+def test_doctor_passes_on_a_good_setup_and_downloads_one_granule(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--start", "2024-01-01", "--end", "2024-01-02")
+    try:
+        cfg = emulator_config(state, tmp_path)
+        result = _doctor(tmp_path, cfg, "--download")
+        stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _lines(result) == dict.fromkeys((*CHECKS, "download and extraction"), "PASS")
+    assert "2024-01-01: 29 granules" in result.stdout
+    assert "(= catalogue = stat)" in result.stdout and "extracts" in result.stdout
+    assert stats["files_served"] == 1 and stats["sftp_sessions"] == 1
+    assert result.stderr == ""
+
+
+def test_doctor_names_a_layout_no_one_knows_and_what_to_set(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--tree-root", "/data/Standard", "--no-legacy-tree")
+    try:
+        result = _doctor(tmp_path, emulator_config(state, tmp_path), "--download")
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 1
+    lines = _lines(result)
+    assert lines["login"] == "PASS" and lines["remote layout"] == "FAIL"
+    assert lines["download and extraction"] == "SKIP"
+    assert "remote_path_template" in result.stdout and "holds: data" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_adapts_to_a_tree_without_day_level(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--no-tree-day-level")
+    try:
+        result = _doctor(tmp_path, emulator_config(state, tmp_path), "--download")
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 0, result.stdout
+    assert "found by looking" in result.stdout
+
+
+def _real_service(state: dict, tmp_path: Path, key: str, pin: str | None = None) -> dict:
+    cfg = emulator_config(
+        state,
+        tmp_path,
+        source="gportal",
+        gportal={
+            "catalogue_url": state["catalogue_url"],
+            "sftp_host": state["sftp_host"],
+            "sftp_port": state["sftp_port"],
+            "host_key_sha256": pin or state["host_key_sha256"],
+        },
+        credentials={"private_key_path": key, "passphrase_env": "AMSR2FLOW_TEST_PASSPHRASE"},
+    )
+    cfg.pop("emulator")
+    return cfg
+
+
+def test_doctor_stops_at_a_wrong_passphrase_before_connecting(tmp_path: Path) -> None:
+    secret = "right-passphrase-" + os.urandom(4).hex()
+    key = paramiko.RSAKey.generate(2048)
+    key_path = tmp_path / "gportal_rsa"
+    key.write_private_key_file(str(key_path), password=secret)
+    public = tmp_path / "gportal_rsa.pub"
+    public.write_text(f"{key.get_name()} {key.get_base64()}\n", encoding="utf-8")
+    proc, state = start_emulator(tmp_path / "emulator", "--require-publickey", "--authorized-key", str(public))
+    try:
+        env = {"GPORTAL_USERNAME": state["username"]}
+        wrong = _doctor(
+            tmp_path, _real_service(state, tmp_path, str(key_path)), env={**env, "AMSR2FLOW_TEST_PASSPHRASE": "nope"}
+        )
+        stats = read_stats(state)
+        right = _doctor(
+            tmp_path, _real_service(state, tmp_path, str(key_path)), env={**env, "AMSR2FLOW_TEST_PASSPHRASE": secret}
+        )
+    finally:
+        stop_emulator(proc)
+    assert wrong.returncode == 1
+    assert _lines(wrong)["private key"] == "FAIL" and "bad passphrase" in wrong.stdout
+    assert stats["sftp_connections"] == 0  # a local problem costs no connection
+    assert right.returncode == 0, right.stdout
+    assert secret not in right.stdout + right.stderr + wrong.stdout + wrong.stderr
+
+
+def test_doctor_refuses_a_changed_host_key_before_any_credential(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--require-publickey")
+    try:
+        other = "SHA256:" + "A" * 43
+        cfg = _real_service(state, tmp_path, state["private_key_path"], pin=other)
+        result = _doctor(tmp_path, cfg, env={"GPORTAL_USERNAME": state["username"]})
+        stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 1
+    lines = _lines(result)
+    assert lines["SFTP host key"] == "FAIL" and lines["login"] == "SKIP"
+    assert "no credentials were sent" in result.stdout
+    assert stats["failed_logins"] == 0 and stats["sftp_sessions"] == 0
