@@ -46,7 +46,7 @@ from typing import IO, Any, overload
 import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
-from . import l1b
+from . import l1b, npy
 from .swath import (
     LATITUDE,
     LONGITUDE,
@@ -291,6 +291,19 @@ def _append_raw_member(zf: zipfile.ZipFile, name: str, source: zipfile.ZipInfo, 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip local file header (APPNOTE 4.3.7)
 
 
+def _refuse_objects(info: zipfile.ZipInfo, raw: bytes) -> None:
+    """ArchiveError when a (compressed) member's ``.npy`` header is unreadable or declares an object dtype."""
+    try:
+        prefix = raw if info.compress_type == zipfile.ZIP_STORED else zlib.decompressobj(-15).decompress(raw, 1 << 17)
+        dtype = npy.header_of_bytes(prefix)[2]
+    except (npy.NpyError, zlib.error) as exc:
+        raise ArchiveError(f"member {info.filename!r}: {exc}") from exc
+    if dtype.hasobject:
+        raise ArchiveError(
+            f"member {info.filename!r} holds Python objects (a pickle); nothing amsr2flow writes may contain one"
+        )
+
+
 def read_raw_member(fp: IO[bytes], info: zipfile.ZipInfo) -> bytes:
     """The compressed bytes of one member, located through its local header."""
     fp.seek(info.header_offset)
@@ -446,11 +459,15 @@ class ArchiveWriter:
         self._record(meta)
 
     def add_compressed(self, meta: SwathMetadata, members: Mapping[str, tuple[zipfile.ZipInfo, bytes]]) -> None:
-        """Append a swath from another archive's compressed members, without recompressing them."""
+        """Append a swath from another archive's compressed members, without recompressing them.
+
+        Each member's header is read first: one holding Python objects (a pickle) is refused, naming it.
+        """
         self._check_next(meta)
         zf = self._zipfile()
         for name in array_names(meta.channels, meta.has_geolocation):
             source, raw = members[name]
+            _refuse_objects(source, raw)
             if source.compress_type == zipfile.ZIP_DEFLATED and not source.flag_bits & 0x1:
                 _append_raw_member(zf, member_name(meta.granule_id, name), source, raw)
             else:  # stored or other method: fall back to decompressing and recompressing this member
@@ -586,14 +603,6 @@ def partition_archive(
 
 
 # -- reading --------------------------------------------------------------------------------------------------
-def _npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Shape, Fortran flag and dtype of a ``.npy`` stream, parsed without unpickling anything."""
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fp)
-    return np.lib.format.read_array_header_2_0(fp)
-
-
 def detect_format(path: str | os.PathLike[str]) -> str:
     """``"archive"`` or ``"legacy"``; raises ``NotAnArchiveError`` for anything else. Never unpickles."""
     if not zipfile.is_zipfile(path):
@@ -607,16 +616,45 @@ def detect_format(path: str | os.PathLike[str]) -> str:
                 return "archive"
             if LEGACY_MEMBER in names:
                 with zf.open(LEGACY_MEMBER) as member:
-                    dtype = _npy_header(member)[2]
+                    dtype = npy.read_header(member)[2]
                 if dtype.hasobject:
                     return "legacy"
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, NotImplementedError) as exc:
         raise NotAnArchiveError(f"{path}: damaged zip/NPZ file ({exc})") from exc
     found = ", ".join(sorted(names)[:5]) or "nothing"
     raise NotAnArchiveError(
         f"{path}: an NPZ without index.npy/provenance.npy (amsr2flow) or an object swath_array (legacy); "
         f"it holds {found}"
     )
+
+
+def _checked_index(table: np.ndarray, path: Path) -> np.ndarray:
+    """The index if it is a 1-d structured array with every fixed column; else ArchiveError naming it."""
+    if table.ndim != 1 or table.dtype.names is None:
+        raise ArchiveError(
+            f"{path}: member {INDEX_MEMBER!r} is not a table of swaths (shape {table.shape}, {table.dtype})"
+        )
+    missing = [name for name, _ in INDEX_COLUMNS if name not in table.dtype.names]
+    if missing:
+        raise ArchiveError(f"{path}: member {INDEX_MEMBER!r} lacks the column(s) {', '.join(missing)}")
+    return table
+
+
+def _scalar_string(value: np.ndarray, path: Path, member: str) -> str:
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise ArchiveError(f"{path}: member {member!r} is not a text (shape {value.shape}, {value.dtype})")
+    return str(value)
+
+
+def _provenance(value: np.ndarray, path: Path) -> dict[str, Any]:
+    text = _scalar_string(value, path, PROVENANCE_MEMBER)
+    try:
+        provenance = json.loads(text)
+    except ValueError as exc:
+        raise ArchiveError(f"{path}: member {PROVENANCE_MEMBER!r} is not JSON ({exc})") from exc
+    if not isinstance(provenance, dict):
+        raise ArchiveError(f"{path}: member {PROVENANCE_MEMBER!r} is JSON but not an object")
+    return provenance
 
 
 class ArchiveSwath(Mapping[str, Any]):
@@ -674,10 +712,17 @@ class Archive(Sequence[ArchiveSwath]):
         self.path = Path(path)
         if detect_format(self.path) != "archive":
             raise LegacyPickleRefused(legacy_refusal(self.path))
-        self._zip = zipfile.ZipFile(self.path)
-        self._table: np.ndarray = self._read_member(INDEX_MEMBER)
-        self.period: str = str(self._read_member(PERIOD_MEMBER))
-        self.provenance: dict[str, Any] = json.loads(str(self._read_member(PROVENANCE_MEMBER)))
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise ArchiveError(f"{self.path}: damaged zip directory ({exc})") from exc
+        try:
+            self._table: np.ndarray = _checked_index(self._read_member(INDEX_MEMBER), self.path)
+            self.period: str = _scalar_string(self._read_member(PERIOD_MEMBER), self.path, PERIOD_MEMBER)
+            self.provenance: dict[str, Any] = _provenance(self._read_member(PROVENANCE_MEMBER), self.path)
+        except BaseException:
+            self._zip.close()
+            raise
         self._positions = np.arange(len(self._table))
 
     def _view(self, positions: np.ndarray) -> Archive:
@@ -700,12 +745,17 @@ class Archive(Sequence[ArchiveSwath]):
 
     # -- raw access
     def _read_member(self, name: str) -> np.ndarray:
+        """One member's array; its header's claimed size is checked against the member's before reading."""
         try:
-            with self._zip.open(name) as member:
-                return np.lib.format.read_array(member, allow_pickle=False)
+            info = self._zip.getinfo(name)
         except KeyError as exc:
             raise ArchiveError(f"{self.path}: member {name!r} is missing") from exc
-        except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        try:
+            with self._zip.open(info) as member:
+                return npy.read_array(member, info.file_size)
+        except npy.NpyError as exc:
+            raise ArchiveError(f"{self.path}: member {name!r}: {exc}") from exc
+        except (ValueError, OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
             raise ArchiveError(f"{self.path}: member {name!r} is unreadable ({exc})") from exc
 
     @property
@@ -722,7 +772,10 @@ class Archive(Sequence[ArchiveSwath]):
         return bool(self.provenance.get("geolocation", False))
 
     def metadata(self, i: int) -> SwathMetadata:
-        return row_metadata(self._table[self._positions[i]])
+        try:
+            return row_metadata(self._table[self._positions[i]])
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise ArchiveError(f"{self.path}: member {INDEX_MEMBER!r}, row {i}: {exc}") from exc
 
     def member_info(self, i: int, array: str) -> zipfile.ZipInfo:
         return self._zip.getinfo(member_name(str(self._table[self._positions[i]]["granule_id"]), array))

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import l1b
+from . import l1b, npy
 from .archive import (
     LEGACY_MEMBER,
     PERIOD_MEMBER,
@@ -33,7 +33,6 @@ from .archive import (
     LegacyPickleRefused,
     NotAnArchiveError,
     _member_info,
-    _npy_header,
     base_provenance,
     detect_format,
     index_table,
@@ -92,7 +91,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def restricted_load_npy(fp: IO[bytes]) -> np.ndarray:
     """Read one ``.npy`` stream; object arrays go through ``RestrictedUnpickler`` (never ``pickle.load``)."""
-    shape, fortran, dtype = _npy_header(fp)
+    shape, fortran, dtype = npy.read_header(fp)
     if not dtype.hasobject:
         count = int(np.prod(shape))
         data = np.frombuffer(fp.read(count * dtype.itemsize), dtype=dtype, count=count)
