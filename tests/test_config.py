@@ -57,6 +57,12 @@ def live_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         stop_emulator(proc)
 
 
+def _scratch_is_a_file(tmp: Path) -> dict[str, str]:
+    blocker = tmp / "scratch-file"
+    blocker.write_text("x")
+    return {"scratch_dir": str(blocker)}
+
+
 def _blocked_output(tmp: Path) -> dict[str, str]:
     # A regular file where a folder must be: unwritable for every user, root included.
     blocker = tmp / "not-a-folder"
@@ -100,6 +106,17 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ),
     ("unwritable output folder", _blocked_output, "output_dir"),
     ("emulator state file missing", {"emulator": {"state_file": "/nonexistent/state.json"}}, "emulator.state_file"),
+    # found from outside: each of these used to start a run (and its network requests) and crash later
+    ("end far in the future", {"end": "2100-01-01"}, "end"),
+    ("infinite timeout", {"transfer": {"stall_timeout_s": float("inf")}}, "transfer.stall_timeout_s"),
+    ("NaN backoff", {"transfer": {"backoff_initial_s": float("nan")}}, "transfer.backoff_initial_s"),
+    ("infinite recheck interval", {"catalogue": {"recheck_absent_after_hours": float("inf")}}, "recheck_absent"),
+    ("absurd timeout", {"transfer": {"connect_timeout_s": 10**9}}, "transfer.connect_timeout_s"),
+    ("absurd part size", {"part_size": 10**9}, "part_size"),
+    ("scratch dir is a file", _scratch_is_a_file, "scratch_dir"),
+    ("remote path template without file name", {"remote_path_template": "/x/{product_dir}/{year}"}, "remote_path"),
+    ("remote path template with unknown field", {"remote_path_template": "/{root}/{file_name}"}, "remote_path"),
+    ("unknown accepted reason", {"accept_missing": ["stall"]}, "accept_missing"),
 ]
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{key}: {error.instance!r} is not a date; write it as YYYY-MM-DD (quoted or not)"
     if error.validator == "pattern" and "host_key_sha256" in key:
         return f"{key}: {error.instance!r} is not an OpenSSH fingerprint like 'SHA256:<43 base64 characters>'"
-    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "minItems"):
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minItems"):
         return f"{key}: {error.instance!r} is out of range ({error.validator} {error.validator_value})"
     if error.validator == "type":
         return f"{key}: {error.instance!r} has the wrong type; expected {error.validator_value}"
@@ -91,8 +92,12 @@ def validate(
     # YAML turns unquoted 2020-01-01 into a date; accept both spellings.
     raw = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in dict(config).items()}
     completed = apply_defaults(raw, schema)
+    # .inf and .nan are YAML numbers that every numeric bound accepts (nan compares false): refuse them first
+    problems = [
+        f"{key}: {value!r} is not a finite number; give a plain number" for key, value in _non_finite(completed)
+    ]
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(completed), key=lambda e: list(e.path))
-    problems = [_describe(e) for e in errors]
+    problems += [_describe(e) for e in errors if not _is_non_finite(e.instance)]
     if not problems:
         problems += _semantic_problems(completed) + output_problems(completed)
     if not problems and check_environment:
@@ -100,6 +105,21 @@ def validate(
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return completed
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _non_finite(cfg: Mapping[str, Any], prefix: str = "") -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out += _non_finite(value, f"{name}.")
+        elif _is_non_finite(value):
+            out.append((name, value))
+    return out
 
 
 def _parse_day(value: str, key: str, problems: list[str]) -> date | None:
@@ -122,6 +142,12 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"start: {cfg['start']} is before the first {flavour.sensor} data ({flavour.first_day}); "
                 f"start on or after it"
+            )
+        today = datetime.now(timezone.utc).date()
+        if end > today:
+            problems.append(
+                f"end: {cfg['end']} is after today ({today}); G-Portal lists nothing in the future, so every "
+                "day after today would cost catalogue requests for nothing: end on or before today"
             )
         if flavour.last_day and end > flavour.last_day:
             problems.append(
@@ -146,15 +172,23 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def output_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """The output folder must exist or be creatable (checked at parse time: the DAG itself scans it)."""
-    problems: list[str] = []
-    out = Path(cfg["output_dir"]).expanduser()
-    probe = out
+    """The output and scratch folders must be folders that exist or can be created, and be writable (checked at
+    parse time, before any network request: the DAG itself scans the output folder)."""
+    problems = [_folder_problem("output_dir", Path(cfg["output_dir"]).expanduser())]
+    if cfg.get("scratch_dir"):
+        problems.append(_folder_problem("scratch_dir", Path(cfg["scratch_dir"]).expanduser()))
+    return [p for p in problems if p]
+
+
+def _folder_problem(key: str, folder: Path) -> str:
+    if folder.exists() and not folder.is_dir():
+        return f"{key}: {str(folder)!r} is a file, not a folder; point {key} at a folder"
+    probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        problems.append(f"output_dir: {str(out)!r} cannot be created or written (nearest folder {str(probe)!r})")
-    return problems
+        return f"{key}: {str(folder)!r} cannot be created or written (nearest folder {str(probe)!r})"
+    return ""
 
 
 def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
