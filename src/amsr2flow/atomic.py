@@ -7,8 +7,10 @@ half-written one; leftovers carry the ``.tmp-`` marker so the next run can sweep
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +18,49 @@ from pathlib import Path
 from typing import IO, Any
 
 TMP_MARKER = ".tmp-"
+#: Space kept free on every disk a job writes to, so that the ledger row, the stop flag and the interim report
+#: saying the disk is full can still be written.
+RESERVE_BYTES = 1 << 20
+
+
+class NoSpace(RuntimeError):
+    """A disk is (about to be) full: fatal for the run. The message names the folder and the space needed."""
+
+
+def free_bytes(folder: str | os.PathLike[str]) -> int:
+    """Free space of the file system holding ``folder`` (or its nearest existing parent)."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free(folder: str | os.PathLike[str], needed: int, what: str) -> None:
+    """Raise :class:`NoSpace` unless ``needed`` bytes (plus the reserve) are free where ``folder`` is."""
+    free = free_bytes(folder)
+    if free < needed + RESERVE_BYTES:
+        raise NoSpace(
+            f"no space for {what} in {folder}: it needs about {_mb(needed + RESERVE_BYTES)} and {_mb(free)} are free; "
+            "free space there (or point the folder elsewhere) and rerun: nothing done so far is lost"
+        )
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether an error is a full disk: ENOSPC/EDQUOT, or numpy's short write ("N requested and M written")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, OSError) and "requested and" in str(exc) and "written" in str(exc)
+
+
+def no_space(folder: str | os.PathLike[str], what: str, exc: BaseException) -> NoSpace:
+    return NoSpace(
+        f"the disk holding {folder} is full ({exc}) while writing {what}; free space there and rerun: "
+        "nothing done so far is lost"
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 def _file_mode() -> int:
@@ -33,6 +78,19 @@ def temporary_beside(final: Path) -> tuple[int, Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}{TMP_MARKER}", dir=final.parent)
     return fd, Path(name)
+
+
+def temporary_folder_beside(final: Path) -> Path:
+    """A new empty folder next to ``final``, named so a sweep finds it, created with the user's umask
+    (``tempfile.mkdtemp`` makes 0700 folders, which a group sharing the results could not read once renamed)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        candidate = final.parent / f".{final.name}{TMP_MARKER}{secrets.token_hex(4)}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
 
 
 def commit(tmp: Path, final: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+from pathlib import Path
 
 
 def setup_logging(log_path: str) -> logging.Logger:
@@ -16,3 +19,16 @@ def setup_logging(log_path: str) -> logging.Logger:
     # attempt number and what happens next) is the one a user needs.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     return logging.getLogger("amsr2flow")
+
+
+def stop_run(log: logging.Logger, problem: BaseException, stop_flag: Path | None = None) -> None:
+    """End a job on a problem that is fatal for the run: one line on stderr, the run's stop flag (so no other
+    job starts a download), exit status 1. Writing the flag may fail on a full disk; the message still goes out."""
+    log.error("%s", problem)
+    if stop_flag is not None:
+        with contextlib.suppress(OSError):
+            from . import atomic
+
+            atomic.write_bytes(stop_flag, (str(problem) + "\n").encode("utf-8"))
+    sys.stderr.write(f"amsr2flow: {problem}\n")
+    sys.exit(1)

@@ -8,12 +8,13 @@ extracts (on a compute node), a job with neither does both.
 import sys
 from pathlib import Path
 
+from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.config import timeouts_from
 from amsr2flow.formats import l1b
 from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.breaker import CircuitBreaker
-from amsr2flow.joblog import setup_logging
+from amsr2flow.joblog import setup_logging, stop_run
 from amsr2flow.layout import Layout
 from amsr2flow.stages import granule
 
@@ -33,14 +34,17 @@ task = granule.GranuleTask(
 )
 
 if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone tests values
-    outcome = granule.extract_download(
-        task,
-        h5_path=Path(snakemake.input.h5),
-        record_path=Path(snakemake.input.record),
-        channels=channels,
-        geolocation=bool(snakemake.params.geolocation),
-        npy_path=Path(snakemake.output.npy),
-    )
+    try:
+        outcome = granule.extract_download(
+            task,
+            h5_path=Path(snakemake.input.h5),
+            record_path=Path(snakemake.input.record),
+            channels=channels,
+            geolocation=bool(snakemake.params.geolocation),
+            npy_path=Path(snakemake.output.npy),
+        )
+    except atomic.NoSpace as exc:
+        stop_run(log, exc, layout.stop_flag())
     log.info("%s: %s", task.granule_id, outcome)
     sys.exit(0)
 

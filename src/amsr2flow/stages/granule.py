@@ -29,6 +29,7 @@ from ..gportal.backoff import exponential_backoff
 from ..gportal.breaker import CircuitBreaker
 from ..gportal.sftp import (
     AuthenticationRefused,
+    DiskFull,
     Download,
     FatalTransferError,
     GPortalSFTP,
@@ -137,6 +138,16 @@ def _attempt(
                 destination.unlink()
 
 
+#: Scan rows of a full granule with its overlap (real files: 2040-2044); sizes a swath before it exists.
+ESTIMATED_ROWS = 2100
+
+
+def estimated_swath_bytes(channels: tuple[str, ...], geolocation: bool) -> int:
+    """About how large a full-size swath file of these channels is (uint16 per channel, float32 positions)."""
+    per_row = sum(2 * l1b.channel_pixels(c) for c in channels) + (2 * 4 * l1b.LOW_FREQ_PIXELS if geolocation else 0)
+    return ESTIMATED_ROWS * per_row + 4096
+
+
 # -- what a granule job leaves behind ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SwathOutputs:
@@ -146,6 +157,14 @@ class SwathOutputs:
     scratch_dir: Path
     n_pixels: int
     keep_download = False
+
+    @property
+    def folder(self) -> Path:
+        return self.npy_path.parent
+
+    def check_space(self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool) -> None:
+        atomic.check_free(self.scratch_dir, task.size_bytes, f"the download of {task.granule_id}")
+        atomic.check_free(self.folder, estimated_swath_bytes(channels, geolocation), f"the swath of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
         return self.scratch_dir / f"{task.granule_id}.h5"
@@ -172,6 +191,13 @@ class DownloadOutputs:
     h5_path: Path
     record_path: Path
     keep_download = True
+
+    @property
+    def folder(self) -> Path:
+        return self.h5_path.parent
+
+    def check_space(self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool) -> None:
+        atomic.check_free(self.folder, task.size_bytes, f"the download of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
         return self.h5_path
@@ -213,7 +239,12 @@ def extract_download(
     extracted = swath.extract_swath(
         h5_path, channels, geolocation, sha256=record["sha256"], source_size=record["size_bytes"]
     )
-    swath.write_swath(extracted, npy_path)
+    try:
+        swath.write_swath(extracted, npy_path)
+    except OSError as exc:
+        if atomic.is_no_space(exc):
+            raise atomic.no_space(npy_path.parent, f"the swath of {task.granule_id}", exc) from exc
+        raise
     return "archived"
 
 
@@ -244,6 +275,10 @@ def collect_granule(
         nonlocal attempts, last_failure
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
+        try:
+            outputs.check_space(task, channels, geolocation)  # before downloading what could not be kept
+        except atomic.NoSpace as exc:
+            raise DiskFull(str(exc)) from exc
         attempts += 1
         try:
             result = _attempt(
@@ -299,14 +334,20 @@ def collect_granule(
             f"{task.granule_id}: {attempts} attempts failed, last: {exc}. The next run retries this granule."
         ) from exc
     except FatalTransferError as exc:
-        update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
-        atomic.write_bytes(stop_flag, (str(exc) + "\n").encode("utf-8"))
+        _record_fatal(exc, task, ledger_path, stop_flag, attempts)
         raise
     except RunStopped as exc:
         # Not this granule's fault: recorded so the report says why it is missing; retried next run.
         update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
         raise
-    outputs.success(task, result)
+    try:
+        outputs.success(task, result)
+    except OSError as exc:
+        if not atomic.is_no_space(exc):
+            raise
+        full = DiskFull(str(atomic.no_space(outputs.folder, f"the swath of {task.granule_id}", exc)))
+        _record_fatal(full, task, ledger_path, stop_flag, attempts)
+        raise full from exc
     if last_failure is not None or ledger_path.is_file():
         # Archived after failures (in this run or an earlier one): kept as history, so retries are visible.
         update_ledger(
@@ -319,6 +360,18 @@ def collect_granule(
         )
     log.info("%s: done in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts)
     return "archived"
+
+
+def _record_fatal(
+    exc: FatalTransferError, task: GranuleTask, ledger_path: Path, stop_flag: Path, attempts: int
+) -> None:
+    """Ledger row and the run's stop flag for a fatal error; on a full disk even these small writes may fail,
+    and the job's own message still says what happened."""
+    try:
+        update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
+        atomic.write_bytes(stop_flag, (str(exc) + "\n").encode("utf-8"))
+    except OSError:
+        log.exception("could not record %s", exc)
 
 
 # -- absent granules, looked for again --------------------------------------------------------------------

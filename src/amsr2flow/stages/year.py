@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from .. import atomic
 from ..formats import archive
 from ..formats.swath import is_tombstone
 from ..layout import Layout
@@ -59,13 +59,20 @@ def build_year_archive(
     """Write the archive of one year's requested period, then remove superseded partial archives."""
     real = [p for p in swath_paths if not is_tombstone(p)]
     tombstones = len(swath_paths) - len(real)
-    archive.write_archive(
-        archive_path,
-        real,
-        period=(_midnight(first_day), _midnight(day_after_last)),
-        config_digest=config_digest,
-        notes=_notes(tombstones),
-    )
+    # compressed members are smaller than the swath files: their sum bounds the archive's size
+    atomic.check_free(archive_path.parent, sum(p.stat().st_size for p in real), f"the archive {archive_path.name}")
+    try:
+        archive.write_archive(
+            archive_path,
+            real,
+            period=(_midnight(first_day), _midnight(day_after_last)),
+            config_digest=config_digest,
+            notes=_notes(tombstones),
+        )
+    except OSError as exc:
+        if atomic.is_no_space(exc):
+            raise atomic.no_space(archive_path.parent, f"the archive {archive_path.name}", exc) from exc
+        raise
     old = superseded_archives(archive_path, first_day.year)
     for path in old:
         log.info("removing superseded partial-year archive %s", path)
@@ -141,12 +148,18 @@ def add_to_sealed_year(
 def build_parts(archive_path: Path, parts_dir: Path, part_size: int) -> list[Path]:
     """Split the archive into parts inside a temporary folder, then move the folder into place."""
     parts_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{parts_dir.name}.tmp-", dir=parts_dir.parent))
+    atomic.check_free(parts_dir.parent, archive_path.stat().st_size, f"the parts of {archive_path.name}")
+    staging = atomic.temporary_folder_beside(parts_dir)
     try:
         parts = archive.partition_archive(archive_path, staging, part_size=part_size)
         if parts_dir.exists():
             shutil.rmtree(parts_dir)
         os.replace(staging, parts_dir)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if atomic.is_no_space(exc):
+            raise atomic.no_space(parts_dir.parent, f"the parts of {archive_path.name}", exc) from exc
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
