@@ -8,7 +8,7 @@ the archive nor the ledger is a *silent loss*; the report counts them separately
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ REASONS = {
     "disk_full": "the disk filled up",
     "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
     "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
+    "not_attempted": "not attempted: the run stopped before its turn (fetched by the next run)",
+    "job_failed": "its job ended without recording a reason; its log says why (retried next run)",
+    "reappeared": "back on the SFTP server after being absent; fetched by this run or the next",
 }
 
 #: What the user can do about each reason (the report's "what to do" column).
@@ -46,6 +49,7 @@ REMEDIES = {
     "key": "fix the key or its passphrase variable (`amsr2flow doctor` checks it), then rerun",
     "host_key": "verify JAXA's new fingerprint, set host_key_sha256, then rerun",
     "disk_full": "free space on the output or scratch disk, then rerun",
+    "job_failed": "read the granule's job log (logs/granules/YYYY/YYYY-MM-DD/<granule>.log), then rerun",
     "unaccounted": "rerun; please report it",
 }
 RETRY_NEXT_RUN = "rerun the same command"
@@ -64,8 +68,13 @@ def year_report(
     verification: Mapping[str, Any],
     parts: Sequence[Mapping[str, Any]],
     ledger: Mapping[str, Mapping[str, Any]],
+    unrecorded: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """The report of one year as plain data (JSON-serialisable, deterministic)."""
+    """The report of one year as plain data (JSON-serialisable, deterministic).
+
+    ``unrecorded(granule_id, day)`` names why a granule with neither a swath nor a ledger entry is missing
+    (interim reports: the run stopped before it, or its job failed); without it such a granule is a silent loss.
+    """
     archived_ids = set(archive_index["granule_id"]) if len(archive_index) else set()
     missing = []
     for row in listing.itertuples(index=False):
@@ -73,6 +82,8 @@ def year_report(
             continue
         entry = ledger.get(row.granule_id)
         reason = entry.get("reason_class") if entry and entry.get("status") != "resolved" else None
+        if reason is None and unrecorded is not None:
+            reason = unrecorded(row.granule_id, row.day)
         missing.append(
             {
                 "granule_id": row.granule_id,
@@ -387,6 +398,15 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
             continue
         listing = read_listing(listing_path)
         archive = archive_path_for(layout, first, after, cfg["geolocation"])
+
+        def unrecorded(granule_id: str, day: str, year: int = year) -> str:
+            # A job that ran leaves its log; no log means the run stopped before the granule's turn.
+            logs = [
+                layout.root / "logs" / kind / str(year) / day / f"{granule_id}.log"
+                for kind in ("granules", "downloads")
+            ]
+            return "job_failed" if any(p.is_file() for p in logs) else "not_attempted"
+
         if archive.is_file():
             with Archive(archive) as arch:
                 archived = list(arch.index["granule_id"])
@@ -405,6 +425,7 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
                 verification={"valid": 0, "damaged": 0, "ok": archive.is_file(), "problems": []},
                 parts=[],
                 ledger=read_ledger(layout.ledger_dir(year)),
+                unrecorded=unrecorded,
             )
         )
     if not years:
