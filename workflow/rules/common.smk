@@ -13,6 +13,7 @@ from amsr2flow.stages import report
 from amsr2flow.ledger import is_due_for_recheck, read_ledger
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
+from amsr2flow.runlock import RunLock, RunLockError
 from amsr2flow.stages.catalogue import read_listing
 
 try:
@@ -44,6 +45,7 @@ YEAR_PERIODS = settings.year_periods(config)  # year -> (first day, day after th
 PERIODS = {year: period_tag(*p) for year, p in YEAR_PERIODS.items()}
 RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1])
 RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
+RUN_LOCK = RunLock(LAYOUT.state_dir())
 RUN_STATUS = f"{OUT}/.state/run_status_{RUN_TAG}.txt"
 
 
@@ -110,6 +112,12 @@ def prepare_run():
     problems = settings.environment_problems(config)
     if problems:
         sys.stderr.write("amsr2flow: cannot start:\n  " + "\n  ".join(problems) + "\n")
+        sys.exit(2)
+    # One run per output folder, held until this process ends (the kernel drops it if the run is killed).
+    try:
+        RUN_LOCK.acquire(LAYOUT.root)
+    except RunLockError as exc:
+        sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
         sys.exit(2)
     LAYOUT.stop_flag().unlink(missing_ok=True)
     LAYOUT.breaker_state().unlink(missing_ok=True)
