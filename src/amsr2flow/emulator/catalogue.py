@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ..formats import l1b
 from . import orbit
 from .drift import OrderBook
 from .faults import FaultPlan
@@ -147,7 +148,7 @@ def parse_query(params: Mapping[str, list[str]]) -> CatalogueQuery:
 
 # -- records --------------------------------------------------------------------------------------------------
 def iso_ms(unix: float) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return l1b.utc_iso_ms(unix)
 
 
 def model_spec(entry: GranuleEntry) -> orbit.GranuleSpec | None:

@@ -159,6 +159,19 @@ def tai93_to_unix(tai93: float) -> float:
     return approx - leaps
 
 
+def utc_iso_ms(unix_utc: float) -> str:
+    """``2024-01-01T00:16:06.777Z``: the one rule for every time the workflow writes (manifests, swaths, index).
+
+    Rounded to the microsecond first (float noise below it is not time), then cut to the millisecond, as the
+    catalogue's own times are: the same instant gives the same text whether it comes from the catalogue or
+    from a granule's TAI93 scan times.
+    """
+    micro = round(unix_utc * 1_000_000)
+    milli = micro // 1000
+    stamp = datetime.fromtimestamp(milli // 1000, tz=timezone.utc).replace(microsecond=(milli % 1000) * 1000)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def tai93_to_datetime(tai93: float) -> datetime:
     return datetime.fromtimestamp(tai93_to_unix(tai93), tz=timezone.utc)
 

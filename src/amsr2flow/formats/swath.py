@@ -34,7 +34,6 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -267,9 +266,8 @@ def file_digest(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> tupl
 
 
 def utc_iso(unix_utc: float) -> str:
-    """UTC Unix seconds as ISO 8601 with milliseconds and a ``Z`` (the form the L1B attributes use)."""
-    stamp = datetime.fromtimestamp(round(unix_utc, 3), tz=timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC Unix seconds as ISO 8601 with milliseconds and a ``Z`` (:func:`l1b.utc_iso_ms`, the one rule)."""
+    return l1b.utc_iso_ms(unix_utc)
 
 
 def _same_type(found: np.dtype, wanted: str) -> bool:

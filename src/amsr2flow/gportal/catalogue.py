@@ -10,6 +10,7 @@ page).
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -33,10 +34,13 @@ MANIFEST_COLUMNS = [
     "path_number",
     "remote_path",
     "size_bytes",
-    "product_version",
+    "catalogue_product_version",  # the catalogue's product.version ("2"); swaths keep the file name's digits
     "dataset_id",
     "generation",
 ]
+
+#: What manifests written before the rename call the catalogue's product version (read as the new name).
+OLD_VERSION_COLUMN = "product_version"
 
 LEGACY_DOWNLOAD_PREFIX = "https://gportal.jaxa.jp/download/"
 CURRENT_PRODUCT_MARKER = "/Standard/"
@@ -117,6 +121,11 @@ class CatalogueSearch(Search):
         except requests.Timeout as exc:
             raise CatalogueUnavailable(f"catalogue {self.url} did not answer within {self.timeout} s") from exc
         except requests.ConnectionError as exc:
+            if _unresolvable(exc):
+                raise CatalogueUnavailable(
+                    f"the host name of the catalogue {self.url} cannot be resolved from this machine: no DNS or no "
+                    "internet here? On a cluster, run where the internet is reachable (docs/hpc.md)"
+                ) from exc
             raise CatalogueUnavailable(f"catalogue {self.url} could not be reached: {exc}") from exc
         if response.status_code >= 500:
             raise CatalogueUnavailable(f"catalogue {self.url} answered HTTP {response.status_code} (server side)")
@@ -166,6 +175,21 @@ class CatalogueSearch(Search):
                 break
 
 
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a connection error comes from a host name that does not resolve (urllib3 wraps the gaierror)."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror) or type(error).__name__ == "NameResolutionError":
+            return True
+        pending += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+    return False
+
+
 def _first_identifier(page: Mapping[str, Any]) -> str | None:
     features = page.get("features") or []
     if not features:
@@ -206,7 +230,7 @@ def product_row(product: gportal.Product, generation: str) -> dict[str, Any]:
             "path_number": int(product["startPathNumber"]),
             "remote_path": map_remote_path(file_name),
             "size_bytes": int(props["product"]["size"]),
-            "product_version": str(props["product"].get("version", "")),
+            "catalogue_product_version": str(props["product"].get("version", "")),
             "dataset_id": str(product.get("datasetId", "")),
             "generation": generation,
         }
@@ -266,7 +290,8 @@ def search_day(
 
 # -- manifest files -----------------------------------------------------------------------------------------
 def iso_ms(t: pd.Timestamp) -> str:
-    """``2024-01-01T00:16:06.777Z``: the catalogue's own form (UTC, milliseconds)."""
+    """``2024-01-01T00:16:06.777Z``: the catalogue's own form (UTC, cut to the millisecond, as
+    ``formats.l1b.utc_iso_ms`` writes granule times)."""
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -279,7 +304,9 @@ def manifest_to_csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def read_manifest(path: str) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"granule_id": str, "remote_path": str, "product_version": str, "dataset_id": str})
+    columns = ("granule_id", "remote_path", "catalogue_product_version", OLD_VERSION_COLUMN, "dataset_id")
+    text = dict.fromkeys(columns, str)
+    frame = pd.read_csv(path, dtype=text).rename(columns={OLD_VERSION_COLUMN: "catalogue_product_version"})
     for col in ("begin_utc", "end_utc"):
         frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
     return frame

@@ -141,4 +141,5 @@ def build_year_listing(
 
 def read_listing(path: str | Path) -> pd.DataFrame:
     """A year's listing as written by :func:`build_year_listing` (times kept as ISO strings: cheap to parse)."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    listing = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return listing.rename(columns={catalogue.OLD_VERSION_COLUMN: "catalogue_product_version"})
