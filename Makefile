@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Two workers, one test file each (pytest-xdist): the suite is mostly real runs waiting on sockets and
+# subprocesses; a file's module-scoped services (e.g. the private SLURM) stay on one worker.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -23,8 +23,6 @@ from amsr2flow.formats.archive import (
     INDEX_MEMBER,
     PROVENANCE_MEMBER,
     ArchiveError,
-    ArchiveWriter,
-    partition_archive,
     write_archive,
 )
 from amsr2flow.formats.reader import open_archive
@@ -76,8 +74,11 @@ def _header_claiming(shape: tuple[int, ...], descr: str = "<u2") -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
 
 
-def _expect_archive_error(path: Path) -> None:
-    """Opening and verifying raise nothing but ArchiveError; verify exits 1 and info exits 2, with a message."""
+def _expect_archive_error(path: Path, must_be_damaged: bool = True) -> None:
+    """Opening and verifying raise nothing but ArchiveError within bounded memory; verify exits 1 on damage.
+
+    A random byte flip can land where zip ignores it (e.g. an extra field): then nothing need be found.
+    """
     tracemalloc.start()
     try:
         try:
@@ -87,12 +88,13 @@ def _expect_archive_error(path: Path) -> None:
         except ArchiveError:
             pass
         report = verify_archive(path)
-        assert not report.ok
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < MEMORY_LIMIT_BYTES
-    assert cli_main(["verify", str(path)]) == 1
+    assert not report.ok or not must_be_damaged
+    if not report.ok:
+        assert cli_main(["verify", str(path)]) == 1
 
 
 CASES = {
@@ -158,38 +160,5 @@ def test_any_mutation_of_a_real_archive_is_an_archive_error(data, good_archive: 
             damaged = bytearray(out.getvalue())
     path = tmp_path / "mutated.npz"
     path.write_bytes(bytes(damaged))
-    if bytes(damaged) == good_archive:
-        return
-    tracemalloc.start()
-    try:
-        try:
-            with open_archive(path) as archive:
-                for swath in archive:
-                    swath["temperature"]
-        except ArchiveError:
-            pass
-        report = verify_archive(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_LIMIT_BYTES
-    # a flip can land in a byte zip ignores (e.g. the extra field); otherwise the damage is found
-    if not report.ok:
-        assert cli_main(["verify", str(path)]) == 1
-
-
-def test_nothing_written_ever_holds_a_pickle(good_archive: bytes, tmp_path: Path) -> None:
-    """A member with an object dtype (a pickle) in a source archive is refused by the partitioner, named."""
-    with zipfile.ZipFile(io.BytesIO(good_archive)) as zf:
-        name = next(n for n in zf.namelist() if n.startswith("swaths/"))
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    source = tmp_path / "AMSR2_temp_only_20200101_000000_to_20200102_000000.npz"
-    source.write_bytes(_rewrite_member(good_archive, name, buf.getvalue()))
-    with pytest.raises(ArchiveError, match=name.replace("/", ".")):
-        partition_archive(source, tmp_path / "parts", part_size=2)
-    assert not list((tmp_path / "parts").glob("*.npz")) if (tmp_path / "parts").exists() else True
-    writer = ArchiveWriter(tmp_path / "x.npz")
-    with pytest.raises(ArchiveError, match="object"):
-        writer._write_array("swaths/x/temperature.npy", np.array([{"a": 1}], dtype=object))
-    writer.abort()
+    if bytes(damaged) != good_archive:
+        _expect_archive_error(path, must_be_damaged=False)

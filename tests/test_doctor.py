@@ -14,7 +14,7 @@ import paramiko
 import pytest
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for_stats
-from workflow_helpers import emulator_config
+from workflow_helpers import emulator_config, real_service_config
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -85,19 +85,8 @@ def test_doctor_adapts_to_a_tree_without_day_level(tmp_path: Path) -> None:
 
 
 def _real_service(state: dict, tmp_path: Path, key: str, pin: str | None = None) -> dict:
-    cfg = emulator_config(
-        state,
-        tmp_path,
-        source="gportal",
-        gportal={
-            "catalogue_url": state["catalogue_url"],
-            "sftp_host": state["sftp_host"],
-            "sftp_port": state["sftp_port"],
-            "host_key_sha256": pin or state["host_key_sha256"],
-        },
-        credentials={"private_key_path": key, "passphrase_env": "AMSR2FLOW_TEST_PASSPHRASE"},
-    )
-    cfg.pop("emulator")
+    cfg = real_service_config(state, tmp_path, host_key_sha256=pin or state["host_key_sha256"])
+    cfg["credentials"] = {"private_key_path": key, "passphrase_env": "AMSR2FLOW_TEST_PASSPHRASE"}
     return cfg
 
 

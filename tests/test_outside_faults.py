@@ -14,7 +14,7 @@ import paramiko
 import pytest
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for
-from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, run_workflow
+from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, real_service_config, run_workflow
 
 from amsr2flow.formats.reader import open_archive
 from amsr2flow.stages.catalogue import read_listing
@@ -102,23 +102,6 @@ def test_everything_written_follows_the_umask(tmp_path: Path) -> None:
         assert mode == expected, (path, oct(mode))
 
 
-def _real_service(state: dict, tmp_path: Path, **gportal) -> dict:
-    cfg = emulator_config(
-        state,
-        tmp_path,
-        source="gportal",
-        gportal={
-            "catalogue_url": state["catalogue_url"],
-            "sftp_host": state["sftp_host"],
-            "sftp_port": state["sftp_port"],
-            "host_key_sha256": state["host_key_sha256"],
-            **gportal,
-        },
-    )
-    cfg.pop("emulator")
-    return cfg
-
-
 def test_a_wrong_passphrase_is_named_and_costs_no_connection(tmp_path: Path, monkeypatch) -> None:
     """Before: "not a usable Ed25519, ECDSA or RSA key (RSAKey: encountered EC key...)", after 2 connections."""
     key = paramiko.ECDSAKey.generate()
@@ -128,7 +111,7 @@ def test_a_wrong_passphrase_is_named_and_costs_no_connection(tmp_path: Path, mon
     try:
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
         monkeypatch.setenv("GPORTAL_KEY_PASSPHRASE", "a-wrong-one")
-        cfg = _real_service(state, tmp_path)
+        cfg = real_service_config(state, tmp_path)
         cfg["credentials"] = {"private_key_path": str(key_path)}
         run = run_workflow(tmp_path, cfg, timeout=120)
         stats = read_stats(state)
@@ -144,7 +127,7 @@ def test_a_machine_without_dns_is_told_so(tmp_path: Path, monkeypatch) -> None:
     proc, state = start_emulator(tmp_path / "emulator")
     try:
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
-        cfg = _real_service(state, tmp_path, sftp_host="sftp.gportal.invalid")
+        cfg = real_service_config(state, tmp_path, sftp_host="sftp.gportal.invalid")
         cfg["credentials"] = {"private_key_path": state["private_key_path"]}
         run = run_workflow(tmp_path, cfg, timeout=180)
     finally:
@@ -154,8 +137,9 @@ def test_a_machine_without_dns_is_told_so(tmp_path: Path, monkeypatch) -> None:
     assert "may be down or overloaded" not in run.stdout
 
 
-def test_manifest_and_archive_times_follow_one_rule(tmp_path: Path) -> None:
-    """Before: begin_utc (sub-millisecond part cut off) and scan_start_utc (rounded) differed by 1 ms."""
+def test_times_follow_one_rule_and_each_version_has_its_own_name(tmp_path: Path) -> None:
+    """Before: begin_utc (sub-millisecond part cut off) and scan_start_utc (rounded) differed by 1 ms; and
+    product_version meant "2" in manifests (the catalogue's) and "2220220" in swaths and the index."""
     proc, state = start_emulator(tmp_path / "emulator")
     try:
         run = run_workflow(tmp_path, emulator_config(state, tmp_path))
@@ -166,22 +150,10 @@ def test_manifest_and_archive_times_follow_one_rule(tmp_path: Path) -> None:
     listing = read_listing(results / "manifests" / "2024" / "granules_20240101-20240102.csv")
     with open_archive(next((results / "archives").glob("*.npz"))) as archive:
         starts = dict(zip(archive.table["granule_id"], archive.table["scan_start_utc"], strict=True))
+        versions = set(archive.table["product_version"])
     assert {g: starts[g] for g in listing["granule_id"]} == dict(
         zip(listing["granule_id"], listing["begin_utc"], strict=True)
     )
-
-
-def test_each_version_has_its_own_name(tmp_path: Path) -> None:
-    """Before: product_version meant "2" in manifests (the catalogue's) and "2210210" in swaths and the index."""
-    proc, state = start_emulator(tmp_path / "emulator")
-    try:
-        run = run_workflow(tmp_path, emulator_config(state, tmp_path))
-    finally:
-        stop_emulator(proc)
-    assert run.returncode == 0, run.stdout[-3000:]
-    results = tmp_path / "results"
-    listing = read_listing(results / "manifests" / "2024" / "granules_20240101-20240102.csv")
     assert "product_version" not in listing.columns
     assert set(listing["catalogue_product_version"]) == {"2"}
-    with open_archive(next((results / "archives").glob("*.npz"))) as archive:
-        assert set(archive.table["product_version"]) == {"2220220"}
+    assert versions == {"2220220"}

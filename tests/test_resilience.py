@@ -15,7 +15,7 @@ import paramiko
 import pytest
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for, wait_for_stats
-from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, run_workflow
+from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, real_service_config, run_workflow
 
 from amsr2flow.gportal.sftp import fingerprint_sha256
 from amsr2flow.stages.catalogue import read_listing
@@ -177,22 +177,6 @@ def test_mixed_faults_at_ten_percent_lose_nothing_silently(tmp_path: Path) -> No
 
 
 # -- credentials and host keys -------------------------------------------------------------------------
-def _real_service_config(state: dict, tmp_path: Path, *, legacy: bool = False) -> dict:
-    """The real-service code path (environment credentials, pinned key) pointed at the local G-Portal."""
-    host = {
-        "catalogue_url": state["legacy_catalogue_url" if legacy else "catalogue_url"],
-        "sftp_host": state["sftp_host"],
-        "sftp_port": state["sftp_port"],
-        "host_key_sha256": state["host_key_sha256"],
-    }
-    source, section = ("gportal-legacy", "gportal_legacy") if legacy else ("gportal", "gportal")
-    cfg = emulator_config(state, tmp_path, source=source, **{section: host})
-    cfg.pop("emulator")
-    if legacy:
-        cfg["credentials"] = {"private_key_path": None}  # password login
-    return cfg
-
-
 def _unregistered_key(tmp_path: Path) -> str:
     path = tmp_path / "unregistered_rsa"
     paramiko.RSAKey.generate(2048).write_private_key_file(str(path))
@@ -218,7 +202,7 @@ def _assert_fast_clear_stop(run: subprocess.CompletedProcess, state: dict, needl
 
 def test_unregistered_key_stops_at_once(tmp_path: Path, strict_emulator: dict, monkeypatch) -> None:
     monkeypatch.setenv("GPORTAL_USERNAME", strict_emulator["username"])
-    cfg = _real_service_config(strict_emulator, tmp_path)
+    cfg = real_service_config(strict_emulator, tmp_path)
     cfg["credentials"] = {"private_key_path": _unregistered_key(tmp_path)}
     started = time.monotonic()
     run = run_workflow(tmp_path, cfg, "--resources", "gportal=4", timeout=120)
@@ -232,7 +216,7 @@ def test_wrong_password_stops_at_once(tmp_path: Path, monkeypatch) -> None:
     try:
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
         monkeypatch.setenv("GPORTAL_PASSWORD", "not-the-password")
-        cfg = _real_service_config(state, tmp_path, legacy=True)
+        cfg = real_service_config(state, tmp_path, legacy=True)
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=4", timeout=120)
         stats = _assert_fast_clear_stop(run, state, "refused the password login", max_connections=2)
         assert stats["failed_logins"] == 2
@@ -245,7 +229,7 @@ def test_changed_host_key_is_refused_before_credentials_are_sent(
 ) -> None:
     monkeypatch.setenv("GPORTAL_USERNAME", strict_emulator["username"])
     other = fingerprint_sha256(paramiko.RSAKey.generate(1024))
-    cfg = _real_service_config(strict_emulator, tmp_path)
+    cfg = real_service_config(strict_emulator, tmp_path)
     cfg["gportal"]["host_key_sha256"] = other
     cfg["credentials"] = {"private_key_path": strict_emulator["private_key_path"]}
     run = run_workflow(tmp_path, cfg, timeout=120)
@@ -263,7 +247,7 @@ def test_no_secret_reaches_any_file(tmp_path: Path, monkeypatch) -> None:
         assert state["password"] == sentinel
         monkeypatch.setenv("GPORTAL_USERNAME", state["username"])
         monkeypatch.setenv("GPORTAL_PASSWORD", sentinel)
-        cfg = _real_service_config(state, tmp_path, legacy=True)
+        cfg = real_service_config(state, tmp_path, legacy=True)
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=4")
         assert run.returncode == 0, run.stdout[-3000:]
         assert wait_for_stats(state, lambda s: s["files_served"] >= 29)

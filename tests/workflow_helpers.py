@@ -36,6 +36,24 @@ def emulator_config(state: dict[str, Any], workdir: Path, **overrides: Any) -> d
     return cfg
 
 
+def real_service_config(state: dict[str, Any], workdir: Path, *, legacy: bool = False, **host: Any) -> dict[str, Any]:
+    """The real-service code path (environment credentials, pinned key) pointed at the local G-Portal;
+    ``host`` overrides keys of the service section (e.g. ``sftp_host``, ``host_key_sha256``)."""
+    section_values = {
+        "catalogue_url": state["legacy_catalogue_url" if legacy else "catalogue_url"],
+        "sftp_host": state["sftp_host"],
+        "sftp_port": state["sftp_port"],
+        "host_key_sha256": state["host_key_sha256"],
+        **host,
+    }
+    source, section = ("gportal-legacy", "gportal_legacy") if legacy else ("gportal", "gportal")
+    cfg = emulator_config(state, workdir, source=source, **{section: section_values})
+    cfg.pop("emulator")
+    if legacy:
+        cfg["credentials"] = {"private_key_path": None}  # password login
+    return cfg
+
+
 def run_workflow(
     workdir: Path, cfg: dict[str, Any], *args: str, cores: int = 2, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
