@@ -6,38 +6,15 @@ Each test runs the real ``snakemake`` command against a local G-Portal over sock
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE
+from workflow_helpers import REPO, SNAKEFILE, snakemake
 
 #: Slow enough transfers (16-scan granules of ~0.5 MB at 250 kB/s: ~2 s each) that 4 sessions overlap for sure.
 OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 250_000}
-
-
-def _snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``snakemake ARGS`` in ``workdir`` exactly as typed (no profile flag unless ``args`` has one)."""
-    proc = subprocess.Popen(
-        [str(SNAKEMAKE), *args],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        raise AssertionError(f"snakemake did not finish within {timeout} s:\n{output[-5000:]}") from None
-    (workdir / "snakemake.out").write_text(output, encoding="utf-8")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, output, "")
 
 
 def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Path) -> None:
@@ -46,7 +23,7 @@ def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Pat
     shutil.copytree(REPO / ".test", case)
     proc, state = _start_for_case(case)
     try:
-        run = _snakemake(
+        run = snakemake(
             tmp_path,
             "-s",
             str(SNAKEFILE),
@@ -125,7 +102,7 @@ def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path)
         leftover.parent.mkdir(parents=True)
         leftover.write_bytes(b"partial")
         # No profile and no --resources: the workflow's own default cap must hold.
-        run = _snakemake(host, "--workflow-profile", "none", "--cores", "8")
+        run = snakemake(host, "--workflow-profile", "none", "--cores", "8")
         stats = read_stats(state)
     finally:
         stop_emulator(proc)
@@ -143,7 +120,7 @@ def test_module_run_that_fails_writes_the_interim_report(tmp_path: Path) -> None
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"rates": {"connection_reset": 1.0}}))
     try:
         host = _host_workflow(tmp_path, state, transfer={"attempts": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5})
-        run = _snakemake(host, "--workflow-profile", "none", "--cores", "2")
+        run = snakemake(host, "--workflow-profile", "none", "--cores", "2")
     finally:
         stop_emulator(proc)
     assert run.returncode != 0

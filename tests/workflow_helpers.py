@@ -57,22 +57,18 @@ def real_service_config(state: dict[str, Any], workdir: Path, *, legacy: bool = 
 def run_workflow(
     workdir: Path, cfg: dict[str, Any], *args: str, cores: int = 2, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``snakemake --cores N`` in ``workdir`` with ``cfg``; the whole process group is killed on timeout."""
+    """``snakemake --cores N`` in ``workdir`` with ``cfg`` (no workflow profile); see :func:`snakemake`."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    cmd = [
-        str(SNAKEMAKE),
-        "-s",
-        str(SNAKEFILE),
-        "--configfile",
-        str(config_path),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        str(cores),
-        *args,
-    ]
+    common = ["-s", str(SNAKEFILE), "--configfile", str(config_path), "--workflow-profile", "none"]
+    return snakemake(workdir, *common, "--cores", str(cores), *args, timeout=timeout)
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``snakemake ARGS`` in ``workdir`` exactly as typed; the whole process group is killed on timeout and the
+    output (stdout and stderr together) is kept in ``workdir/snakemake.out``."""
+    cmd = [str(SNAKEMAKE), *args]
     proc = subprocess.Popen(
         cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -82,7 +82,7 @@ def temporary_beside(final: Path) -> tuple[int, Path]:
 
 def temporary_folder_beside(final: Path) -> Path:
     """A new empty folder next to ``final``, named so a sweep finds it, created with the user's umask
-    (``tempfile.mkdtemp`` makes 0700 folders, which a group sharing the results could not read once renamed)."""
+    (``mkdtemp`` makes 0700 folders, which a group sharing the results could not read once renamed)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     while True:
         candidate = final.parent / f".{final.name}{TMP_MARKER}{secrets.token_hex(4)}"
