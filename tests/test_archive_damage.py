@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_swath import synthetic_swath
 
 from amsr2flow.cli import main as cli_main
 from amsr2flow.formats.archive import (
@@ -26,30 +27,16 @@ from amsr2flow.formats.archive import (
     write_archive,
 )
 from amsr2flow.formats.reader import open_archive
-from amsr2flow.formats.swath import make_swath
 from amsr2flow.formats.verify import verify_archive
 
 #: Peak Python allocation allowed while opening/verifying a damaged archive of a few small swaths.
 MEMORY_LIMIT_BYTES = 64 * 1024 * 1024
 
 
-def _swath(i: int):
-    rng = np.random.default_rng(i)
-    temperature = rng.integers(10000, 28000, (40, 243)).astype(np.uint16)
-    return make_swath(
-        f"GW1AM2_20200101{i:02d}00_189D_L1SGBTBR_2220220",
-        "D",
-        {"36.5H": temperature},
-        [0.01],
-        scan_start_utc=f"2020-01-01T{i:02d}:00:00.000Z",
-        scan_end_utc=f"2020-01-01T{i:02d}:49:00.000Z",
-    )
-
-
 @pytest.fixture(scope="module")
 def good_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("good") / "AMSR2_temp_only_20200101_000000_to_20200102_000000.npz"
-    write_archive(path, [_swath(i) for i in range(3)])
+    write_archive(path, [synthetic_swath(i) for i in range(3)])
     return path.read_bytes()
 
 
