@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks workflow/scripts
-	$(BIN)/ruff format --check src tests benchmarks workflow/scripts
+	$(BIN)/ruff check src tests benchmarks tools workflow/scripts
+	$(BIN)/ruff format --check src tests benchmarks tools workflow/scripts
 	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint --workflow-profile none --cores 1
 

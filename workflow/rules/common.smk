@@ -9,7 +9,8 @@ from pathlib import Path
 from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.gportal import preflight, remote_layout
-from amsr2flow.stages import report
+from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
+from amsr2flow.status import ProgressReporter
 from amsr2flow.ledger import is_due_for_recheck, read_ledger
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
@@ -92,6 +93,27 @@ def year_granules(year):
     return _read_year_index(path, Path(path).stat().st_mtime_ns)
 
 
+def year_figure_dirs(year):
+    if not config["report"]["figures"]:
+        return []
+    return [f"{OUT}/reports/{year}/figures_{PERIODS[year]}"]
+
+
+def map_days(year):
+    """The days of `year` drawn as map pages (report.map_days)."""
+    first, after = YEAR_PERIODS[year]
+    choice = config["report"]["map_days"]
+    if not config["report"]["figures"] or choice == "none":
+        return []
+    if choice == "first":
+        return [first.isoformat()]
+    return sorted(d for d in choice if first.isoformat() <= d < after.isoformat())
+
+
+def year_map_pages(year):
+    return [f"{OUT}/reports/{year}/maps/{day}.html" for day in map_days(year)]
+
+
 def swath_path(day, granule_id):
     return str(LAYOUT.swath(day, granule_id))
 
@@ -109,7 +131,9 @@ def prepare_run():
     """Start of a real run with work to do (never in dry runs): check the environment, log in once to
     G-Portal if jobs will need it, reset the run-wide stop flag and circuit breaker, and sweep what killed
     jobs left behind."""
-    problems = settings.environment_problems(config)
+    network = _network_jobs_pending()
+    # Credentials and the service are needed only by jobs that reach G-Portal: redrawing reports does not.
+    problems = settings.environment_problems(config) if network else []
     if problems:
         sys.stderr.write("amsr2flow: cannot start:\n  " + "\n  ".join(problems) + "\n")
         sys.exit(2)
@@ -134,7 +158,7 @@ def prepare_run():
             f"amsr2flow: removed leftover of an interrupted job: {leftover}",
             file=sys.stderr,
         )
-    if _network_jobs_pending():
+    if network:
         try:
             choice = preflight.check_service(
                 config,
@@ -150,6 +174,9 @@ def prepare_run():
         )
         if choice is not None:
             print(f"amsr2flow: {choice.summary()}", file=sys.stderr)
+    if config["report"]["progress_interval_s"]:
+        # Counts, rate and ETA at a steady pace (`amsr2flow status` prints the same from another terminal).
+        ProgressReporter(config, config["report"]["progress_interval_s"]).start()
 
 
 def finish_run():
@@ -159,7 +186,7 @@ def finish_run():
     if not Path(RUN_REPORT).is_file():
         return
     run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
-    code, lines = report.run_outcome(
+    code, lines = run_reports.run_outcome(
         run, config["accept_missing"], RUN_REPORT.replace(".json", ".html")
     )
     print("\n".join(lines), file=sys.stderr)
@@ -182,12 +209,12 @@ def status_targets():
 
 def write_interim_report():
     """After a failed run: a report from what exists, so every granule's state and reason is visible."""
-    interim = report.interim_report(config)
+    interim = run_reports.interim_report(config)
     if interim is None:
         return
     path = LAYOUT.reports_dir() / f"interim_{RUN_TAG}.md"
     atomic.write_json(path.with_suffix(".json"), interim)
-    atomic.write_bytes(path, report.run_markdown(interim).encode("utf-8"))
+    atomic.write_bytes(path, run_reports.run_markdown(interim).encode("utf-8"))
     print(
         f"amsr2flow: the run stopped early; {interim['archived_granules']} of "
         f"{interim['expected_granules']} listed granules are done. Interim report: {path}",

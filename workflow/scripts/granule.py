@@ -17,6 +17,7 @@ from amsr2flow.gportal.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging, stop_run
 from amsr2flow.layout import Layout
 from amsr2flow.stages import granule
+from amsr2flow.status import mark_finished
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
@@ -46,6 +47,7 @@ if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone t
     except atomic.NoSpace as exc:
         stop_run(log, exc, layout.stop_flag())
     log.info("%s: %s", task.granule_id, outcome)
+    mark_finished(layout, task.granule_id, outcome)
     sys.exit(0)
 
 if "record" in snakemake.output.keys():  # noqa: SIM118
@@ -77,3 +79,5 @@ except (granule.GranuleFailed, granule.RunStopped, granule.FatalTransferError) a
     sys.stderr.write(f"amsr2flow: {exc}\n")
     sys.exit(1)
 log.info("%s: %s", task.granule_id, outcome)
+if "record" not in snakemake.output.keys():  # noqa: SIM118 - a download alone does not finish the granule
+    mark_finished(layout, task.granule_id, outcome)

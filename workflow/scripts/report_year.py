@@ -7,7 +7,7 @@ from amsr2flow.joblog import setup_logging
 from amsr2flow.stages import report
 
 log = setup_logging(snakemake.log[0])
-year_report = report.build_year_report(
+year_report, granules = report.build_year_report(
     year=snakemake.params.year,
     listing_path=Path(snakemake.input.listing),
     archive_path=Path(snakemake.input.archive),
@@ -16,6 +16,7 @@ year_report = report.build_year_report(
 )
 atomic.write_json(snakemake.output.json, year_report)
 atomic.write_bytes(snakemake.output.markdown, report.year_markdown(year_report).encode("utf-8"))
+atomic.write_bytes(snakemake.output.granules, report.granule_csv_bytes(granules))
 log.info(
     "%d of %d granules archived, %d damaged",
     year_report["archived_granules"],

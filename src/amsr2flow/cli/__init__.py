@@ -14,6 +14,7 @@ import sys
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("amsr2flow.cli.doctor", "check a configuration against G-Portal: key, login, catalogue, paths"),
+    "status": ("amsr2flow.cli.status", "where a run stands: counts per year, rate, ETA, last errors"),
     "synth": ("amsr2flow.emulator.synth", "write synthetic AMSR2/AMSR-E L1B granules (HDF5)"),
     "emulator": ("amsr2flow.emulator.cli", "run the local G-Portal (catalogue over HTTP, SFTP) on 127.0.0.1"),
     "verify": ("amsr2flow.cli.verify", "verify archives: structure, every swath, ranges, index, order"),

@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             "end": last.isoformat(),
             "source": "emulator",
             "output_dir": str(results),
+            "channels": ["36.5H", "18.7V"],
+            "geolocation": True,
+            "report": {"progress_interval_s": 20},
             "emulator": {"state_file": str(folder / "emulator" / "state.json"), "generation": "current"},
         }
         config_path = folder / "config.yaml"

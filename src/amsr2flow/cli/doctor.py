@@ -133,7 +133,7 @@ class Doctor:
             raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
         except OSError as exc:
             raise CheckFailed(f"cannot read {self.config_path} ({exc.strerror})", "give the file a run uses") from exc
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date, e.g. 2024-13-01
             raise CheckFailed(f"{self.config_path} is not valid YAML ({exc})", "fix the file's syntax") from exc
         if not isinstance(raw, dict):
             raise CheckFailed(f"{self.config_path} does not hold a mapping of keys", "see config/config.yaml")

@@ -7,7 +7,6 @@ the archive nor the ledger is a *silent loss*; the report counts them separately
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -294,61 +293,79 @@ def run_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_to_html(markdown: str, title: str) -> str:
-    """A small self-contained HTML page from the report's Markdown (tables, headings, paragraphs)."""
-    body: list[str] = []
-    table: list[list[str]] = []
-
-    def flush_table() -> None:
-        if not table:
-            return
-        head, *rows = table
-        body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>")
-        body.extend("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-        body.append("</tbody></table>")
-        table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [_inline(c.strip()) for c in line.strip("|").split("|")]
-            if not all(set(c) <= set("-:") for c in cells):
-                table.append(cells)
-            continue
-        flush_table()
-        if line.startswith("# "):
-            body.append(f"<h1>{_inline(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{_inline(line[3:])}</h2>")
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    flush_table()
-    style = (
-        "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}"
-        "code{font-size:90%}"
-    )
-    return (
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+#: Columns of ``granules_<period>.csv``: one row per catalogued granule.
+GRANULE_COLUMNS = [
+    "granule_id",
+    "day",
+    "orbit_direction",
+    "status",
+    "reason_class",
+    "reason",
+    "attempts",
+    "size_bytes",
+    "sha256",
+    "archive",
+    "part",
+    "last_error",
+]
 
 
-def _inline(text: str) -> str:
-    out = html.escape(text)
-    out = _pairs(out, "`", "<code>", "</code>")
-    return _pairs(out, "**", "<strong>", "</strong>")
+def granule_table(
+    *,
+    listing: pd.DataFrame,
+    archive_name: str,
+    archive_index: pd.DataFrame,
+    part_of: Mapping[str, str],
+    ledger: Mapping[str, Mapping[str, Any]],
+) -> pd.DataFrame:
+    """Every granule of a year with its status and where it is: the table a researcher loads into pandas.
+
+    ``status`` is ``archived`` or the ledger's word (``absent``, ``invalid``, ``failed``, ``reappeared``);
+    ``unaccounted`` where neither says anything. ``size_bytes`` and ``sha256`` are the downloaded file's (the
+    archive's record), or the catalogue's size for granules not archived.
+    """
+    archived = archive_index.set_index("granule_id") if len(archive_index) else pd.DataFrame()
+    rows = []
+    for row in listing.itertuples(index=False):
+        entry = ledger.get(row.granule_id) or {}
+        if row.granule_id in archived.index:
+            record = archived.loc[row.granule_id]
+            size = int(record["source_size"]) if int(record["source_size"]) >= 0 else int(row.size_bytes or 0)
+            status, reason_class, sha = "archived", "", str(record["source_sha256"])
+            where, part = archive_name, part_of.get(row.granule_id, "")
+        else:
+            status = str(entry.get("status") or "unaccounted")
+            reason_class = str(entry.get("reason_class") or "unaccounted")
+            size, sha, where, part = int(row.size_bytes or 0), "", "", ""
+        rows.append(
+            {
+                "granule_id": row.granule_id,
+                "day": row.day,
+                "orbit_direction": row.orbit_direction,
+                "status": status,
+                "reason_class": reason_class,
+                "reason": REASONS.get(reason_class, reason_class) if reason_class else "",
+                "attempts": int(entry.get("attempts", 0)),
+                "size_bytes": size,
+                "sha256": sha,
+                "archive": where,
+                "part": part,
+                "last_error": str(entry.get("last_error", "")) if status != "archived" else "",
+            }
+        )
+    return pd.DataFrame(rows, columns=GRANULE_COLUMNS)
 
 
-def _pairs(text: str, marker: str, open_tag: str, close_tag: str) -> str:
-    pieces = text.split(marker)
-    if len(pieces) % 2 == 0:
-        return text
-    return "".join(p if i % 2 == 0 else f"{open_tag}{p}{close_tag}" for i, p in enumerate(pieces))
+def granule_csv_bytes(table: pd.DataFrame) -> bytes:
+    return table.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 # -- building from files --------------------------------------------------------------------------------------
-def build_year_report(*, year: int, listing_path: Path, archive_path: Path, parts_dir: Path, ledger_dir: Path) -> dict:
-    """Read the listing, verify the archive and its parts, join the ledger: the year's report."""
+def build_year_report(
+    *, year: int, listing_path: Path, archive_path: Path, parts_dir: Path, ledger_dir: Path
+) -> tuple[dict, pd.DataFrame]:
+    """Read the listing, verify the archive and its parts, join the ledger: the year's report and its
+    per-granule table."""
     from ..formats.archive import Archive
     from ..formats.verify import verify_archive
     from .catalogue import read_listing
@@ -356,13 +373,18 @@ def build_year_report(*, year: int, listing_path: Path, archive_path: Path, part
     verification = verify_archive(archive_path)
     with Archive(archive_path) as arch:
         index = arch.index
-    parts = []
+    parts, part_of = [], {}
     for part in sorted(parts_dir.glob("*.npz")):
         part_check = verify_archive(part)
         parts.append({"name": part.name, "swaths": part_check.swaths, "ok": part_check.ok})
-    return year_report(
+        if part_check.ok:
+            with Archive(part) as members:
+                part_of.update(dict.fromkeys(members.table["granule_id"].tolist(), part.name))
+    listing = read_listing(listing_path)
+    ledger = read_ledger(ledger_dir)
+    report = year_report(
         year=year,
-        listing=read_listing(listing_path),
+        listing=listing,
         archive_path=archive_path,
         archive_index=index,
         verification={
@@ -373,8 +395,12 @@ def build_year_report(*, year: int, listing_path: Path, archive_path: Path, part
             "parts_swaths": sum(p["swaths"] for p in parts),
         },
         parts=parts,
-        ledger=read_ledger(ledger_dir),
+        ledger=ledger,
     )
+    table = granule_table(
+        listing=listing, archive_name=archive_path.name, archive_index=index, part_of=part_of, ledger=ledger
+    )
+    return report, table
 
 
 def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:

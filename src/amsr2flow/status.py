@@ -1,0 +1,427 @@
+"""Where a run stands, from the files it has written: listings, swaths, archives, the ledger, progress marks.
+
+``amsr2flow status`` and the progress line a running workflow prints both use :func:`collect_status`. It reads
+only what the run itself writes (not Snakemake's internals), so it answers during a run, after a crash and
+after the end, from any machine that sees the output folder.
+
+It is meant to be fast on the full record (~140,000 granules): a year's listing is one CSV, a sealed year's
+count is its archive's index, a pending year's finished swaths are found by listing its day folders (names
+only, no per-file ``stat``), and the rate comes from *progress marks*: an empty file per finished granule in a
+folder per hour (``.state/progress/YYYYMMDDTHH/HHMMSS_<granule_id>.<outcome>``), so the last hour's work is the
+names in two folders. The marks are written by the granule jobs (:func:`mark_finished`); empty files in fresh
+names are safe on NFS, where appends to one shared journal from many nodes are not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .layout import Layout, period_tag
+
+PROGRESS_DIR = "progress"
+HOUR_FORMAT = "%Y%m%dT%H"
+#: Granule outcomes a progress mark can record (the granule job's final word on the granule).
+FINISHED_OUTCOMES = ("archived", "absent", "invalid")
+RATE_WINDOW = timedelta(hours=1)
+#: Ledger statuses of granules that will not be archived without a change on G-Portal's side.
+SETTLED_MISSING = ("absent", "invalid")
+LAST_ERRORS = 5
+
+
+# -- progress marks (written by granule jobs) ---------------------------------------------------------------
+def progress_root(layout: Layout) -> Path:
+    return layout.state_dir() / PROGRESS_DIR
+
+
+def mark_finished(layout: Layout, granule_id: str, outcome: str, now: datetime | None = None) -> None:
+    """Note that a granule job ended with ``outcome`` now (best effort: a full disk must not fail the job)."""
+    now = now or datetime.now(timezone.utc)
+    folder = progress_root(layout) / now.strftime(HOUR_FORMAT)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # O_EXCL on a fresh name: atomic on every file system, and nothing is ever half-written (it is empty).
+        fd = os.open(folder / f"{now:%H%M%S}_{granule_id}.{outcome}", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True)
+class Finished:
+    granule_id: str
+    outcome: str
+    time_utc: datetime
+
+
+def recent_marks(layout: Layout, now: datetime, window: timedelta = RATE_WINDOW) -> list[Finished]:
+    """The granules finished within ``window`` before ``now`` (read from folder and file names only)."""
+    root = progress_root(layout)
+    since = now - window
+    out: list[Finished] = []
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    while hour <= now:
+        folder = root / hour.strftime(HOUR_FORMAT)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            names = []
+        for name in names:
+            stem, _, outcome = name.rpartition(".")
+            clock, _, granule_id = stem.partition("_")
+            if len(clock) != 6 or not clock.isdigit() or not granule_id:
+                continue
+            when = hour.replace(minute=int(clock[2:4]), second=int(clock[4:6]))
+            if since <= when <= now:
+                out.append(Finished(granule_id, outcome, when))
+        hour += timedelta(hours=1)
+    return sorted(out, key=lambda f: (f.time_utc, f.granule_id))
+
+
+def prune_marks(layout: Layout, now: datetime, keep: timedelta = timedelta(hours=3)) -> None:
+    """Remove hour folders older than ``keep`` (called by the running workflow, never by ``status``)."""
+    root = progress_root(layout)
+    if not root.is_dir():
+        return
+    oldest = (now - keep).strftime(HOUR_FORMAT)
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name < oldest:
+            for item in folder.iterdir():
+                item.unlink(missing_ok=True)
+            folder.rmdir()
+
+
+# -- per-year counts -----------------------------------------------------------------------------------------
+@dataclass
+class YearStatus:
+    year: int
+    period: str
+    expected_days: int
+    listed_days: int
+    listed: int
+    archived: int
+    failed: int
+    absent: int
+    invalid: int
+    pending: int
+    archive: str | None
+    sealed: bool
+    size_bytes: int = 0
+    pending_bytes: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.listed_days < self.expected_days:
+            return "listing"
+        if self.pending:
+            return "collecting"
+        if self.failed:
+            return "failed granules"
+        return "archived" if self.archive else "archiving"
+
+
+@dataclass
+class RunStatus:
+    output_dir: str
+    checked_utc: str
+    running: str | None
+    years: list[YearStatus]
+    rate_granules_per_hour: float
+    rate_mb_per_s: float
+    eta_hours: float | None
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None
+
+    def totals(self) -> dict[str, int]:
+        keys = ("listed", "archived", "failed", "absent", "invalid", "pending")
+        return {k: sum(getattr(y, k) for y in self.years) for k in keys}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "years"},
+            "years": [asdict(y) | {"state": y.state} for y in self.years],
+            "totals": self.totals(),
+        }
+
+
+def _listing_ids(layout: Layout, year: int, first: date, after: date) -> tuple[dict[str, tuple[str, int]], int]:
+    """granule_id -> (day, size) of what is listed so far, and how many days are listed."""
+    import pandas as pd
+
+    listing = layout.year_listing(year, period_tag(first, after))
+    columns = ["granule_id", "day", "size_bytes"]
+    if listing.is_file():
+        frame = pd.read_csv(listing, usecols=columns, dtype=str, keep_default_na=False)
+        days = (after - first).days
+    else:
+        frames, days = [], 0
+        day = first
+        while day < after:
+            manifest = layout.day_manifest(day)
+            if manifest.is_file():
+                days += 1
+                part = pd.read_csv(manifest, usecols=["granule_id", "size_bytes"], dtype=str, keep_default_na=False)
+                frames.append(part.assign(day=day.isoformat()))
+            day += timedelta(days=1)
+        frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
+    sizes = pd.to_numeric(frame["size_bytes"], errors="coerce").fillna(0).astype("int64")
+    return dict(zip(frame["granule_id"], zip(frame["day"], sizes.tolist(), strict=True), strict=True)), days
+
+
+def _finished_swaths(layout: Layout, year: int) -> set[str]:
+    """Granule ids with a finished swath (its sidecar is written last) under swaths/YYYY: names only."""
+    root = layout.root / "swaths" / str(year)
+    found: set[str] = set()
+    try:
+        days = os.listdir(root)
+    except OSError:
+        return found
+    for day in days:
+        try:
+            names = os.listdir(root / day)
+        except OSError:
+            continue
+        found.update(n[:-5] for n in names if n.endswith(".json"))
+    return found
+
+
+def _archived_ids(path: Path) -> set[str]:
+    from .formats.archive import Archive, ArchiveError
+
+    try:
+        with Archive(path) as archive:
+            return set(archive.table["granule_id"].tolist())
+    except (ArchiveError, OSError, ValueError):
+        return set()
+
+
+def year_status(
+    layout: Layout,
+    year: int,
+    first: date,
+    after: date,
+    archive_path: Path,
+    ledger: Mapping[str, Mapping[str, Any]],
+    listed: Mapping[str, tuple[str, int]],
+    listed_days: int,
+) -> YearStatus:
+    archive_exists = archive_path.is_file()
+    done = _archived_ids(archive_path) if archive_exists else set()
+    done |= _finished_swaths(layout, year)
+    counts = dict.fromkeys(("archived", "failed", "absent", "invalid", "pending"), 0)
+    pending_bytes = 0
+    for granule_id, (_day, size) in listed.items():
+        entry = ledger.get(granule_id)
+        status = entry.get("status") if entry else None
+        if status in SETTLED_MISSING:
+            counts[status] += 1
+        elif granule_id in done:
+            counts["archived"] += 1
+        elif status == "failed":
+            counts["failed"] += 1
+        else:
+            counts["pending"] += 1
+            pending_bytes += size
+    complete = first == date(year, 1, 1) and after == date(year + 1, 1, 1)
+    return YearStatus(
+        year=year,
+        period=period_tag(first, after),
+        expected_days=(after - first).days,
+        listed_days=listed_days,
+        listed=len(listed),
+        archive=str(archive_path) if archive_exists else None,
+        sealed=complete and archive_exists,
+        size_bytes=sum(size for _, size in listed.values()),
+        pending_bytes=pending_bytes,
+        **counts,
+    )
+
+
+def _running(layout: Layout) -> str | None:
+    """Who holds the run lock, if anyone (tested without taking it: ``status`` must never block a run)."""
+    import fcntl
+
+    from .runlock import RunLock
+
+    lock = RunLock(layout.state_dir())
+    if not lock.lock_path.is_file():
+        return None
+    try:
+        with open(lock.lock_path, "a") as fp:
+            try:
+                fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return lock.holder()
+            fcntl.flock(fp, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+def _run_started(layout: Layout) -> datetime | None:
+    """When the current (or last) run started, from the run lock's holder file."""
+    from .runlock import RunLock
+
+    try:
+        info = json.loads(RunLock(layout.state_dir()).holder_path.read_text(encoding="utf-8"))
+        return datetime.fromisoformat(info["started_utc"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _last_errors(ledgers: Iterable[Mapping[str, Mapping[str, Any]]], limit: int = LAST_ERRORS) -> list[dict]:
+    entries = [e for ledger in ledgers for e in ledger.values() if e.get("status") not in ("resolved", None)]
+    entries.sort(key=lambda e: (str(e.get("last_attempt_utc", "")), str(e.get("granule_id", ""))), reverse=True)
+    return [
+        {
+            "granule_id": e.get("granule_id", ""),
+            "time_utc": e.get("last_attempt_utc", ""),
+            "status": e.get("status", ""),
+            "reason_class": e.get("reason_class", ""),
+            "error": str(e.get("last_error", ""))[:300],
+        }
+        for e in entries[:limit]
+    ]
+
+
+def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunStatus:
+    """The status of the run that ``cfg`` (a validated configuration) describes."""
+    from . import config as settings
+    from .ledger import read_ledger
+    from .stages.year import archive_path_for
+
+    now = now or datetime.now(timezone.utc)
+    layout = Layout.from_config(cfg)
+    years, ledgers, sizes = [], [], {}
+    for year, (first, after) in settings.year_periods(cfg).items():
+        ledger = read_ledger(layout.ledger_dir(year))
+        ledgers.append(ledger)
+        listed, listed_days = _listing_ids(layout, year, first, after)
+        sizes.update((gid, size) for gid, (_, size) in listed.items())
+        archive = archive_path_for(layout, first, after, cfg["geolocation"])
+        years.append(year_status(layout, year, first, after, archive, ledger, listed, listed_days))
+    marks = recent_marks(layout, now)
+    # Over the last hour, or since the run started if that is more recent (else a young run looks slow).
+    since = max(now - RATE_WINDOW, _run_started(layout) or now - RATE_WINDOW)
+    span_s = max((now - since).total_seconds(), 60.0)
+    rate = len(marks) * 3600 / span_s
+    mark_bytes = sum(sizes.get(m.granule_id, 0) for m in marks if m.outcome == "archived")
+    pending = sum(y.pending for y in years)
+    stop = layout.stop_flag()
+    return RunStatus(
+        output_dir=str(layout.root),
+        checked_utc=now.isoformat(timespec="seconds"),
+        running=_running(layout),
+        years=years,
+        rate_granules_per_hour=round(rate, 1),
+        rate_mb_per_s=round(mark_bytes / span_s / 1e6, 3),
+        eta_hours=round(pending / rate, 2) if rate and pending else (0.0 if not pending else None),
+        last_errors=_last_errors(ledgers),
+        stopped=stop.read_text(encoding="utf-8").strip() if stop.is_file() else None,
+    )
+
+
+# -- what people read -----------------------------------------------------------------------------------------
+def format_duration(hours: float | None) -> str:
+    if hours is None:
+        return "unknown (nothing finished in the last hour)"
+    minutes = round(hours * 60)
+    if minutes < 1:
+        return "under a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    h, m = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    parts += [f"{h} h"] if h or days else []
+    parts += [f"{m} min"] if not days else []
+    return " ".join(parts)
+
+
+def progress_line(status: RunStatus) -> str:
+    """One line for the running workflow's output: counts, rate, ETA."""
+    t = status.totals()
+    line = (
+        f"amsr2flow progress: {t['archived']} of {t['listed']} listed granules archived, {t['pending']} pending, "
+        f"{t['failed']} failed, {t['absent'] + t['invalid']} absent/invalid; "
+        f"{status.rate_granules_per_hour:.0f} granules/h, {status.rate_mb_per_s:.1f} MB/s"
+    )
+    if t["pending"]:
+        line += f"; ETA {format_duration(status.eta_hours)}"
+    return line
+
+
+def format_status(status: RunStatus) -> str:
+    """The table ``amsr2flow status`` prints."""
+    lines = [f"amsr2flow status of {status.output_dir} at {status.checked_utc}"]
+    lines.append(f"  run: {'in progress, ' + status.running if status.running else 'none running'}")
+    if status.stopped:
+        lines.append(f"  stopped by: {status.stopped}")
+    header = f"  {'year':<6}{'days':>9}{'listed':>9}{'archived':>10}{'failed':>8}{'absent':>8}{'invalid':>9}"
+    header += f"{'pending':>9}  state"
+    lines += ["", header]
+    for y in status.years:
+        lines.append(
+            f"  {y.year:<6}{f'{y.listed_days}/{y.expected_days}':>9}{y.listed:>9}{y.archived:>10}{y.failed:>8}"
+            f"{y.absent:>8}{y.invalid:>9}{y.pending:>9}  {y.state}{' (sealed)' if y.sealed else ''}"
+        )
+    t = status.totals()
+    lines.append(
+        f"  {'all':<6}{'':>9}{t['listed']:>9}{t['archived']:>10}{t['failed']:>8}{t['absent']:>8}{t['invalid']:>9}"
+        f"{t['pending']:>9}"
+    )
+    lines += [
+        "",
+        f"  last hour: {status.rate_granules_per_hour:.0f} granules/h, {status.rate_mb_per_s:.2f} MB/s",
+        f"  ETA for the {t['pending']} pending: {format_duration(status.eta_hours)}"
+        if t["pending"]
+        else "  nothing pending",
+    ]
+    unlisted = sum(y.expected_days - y.listed_days for y in status.years)
+    if unlisted:
+        lines.append(f"  {unlisted} day(s) not listed yet: their granules are not counted (the ETA grows)")
+    if status.last_errors:
+        lines += ["", "  last errors:"]
+        lines += [
+            f"    {e['time_utc']} {e['granule_id']}: {e['reason_class']}: {e['error'][:140]}"
+            for e in status.last_errors
+        ]
+    if t["failed"] and not status.running:
+        lines += ["", "  failed granules are retried by rerunning the same command"]
+    return "\n".join(lines)
+
+
+def status_json(status: RunStatus) -> str:
+    return json.dumps(status.to_json(), indent=2, sort_keys=True)
+
+
+class ProgressReporter(threading.Thread):
+    """Prints :func:`progress_line` every ``interval_s`` seconds while a workflow runs (in its main process).
+
+    A daemon thread: it ends with the process. A failure to read the folder skips one line, never the run.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], interval_s: float, write: Callable[[str], None] | None = None) -> None:
+        super().__init__(name="amsr2flow-progress", daemon=True)
+        self.cfg = cfg
+        self.interval_s = interval_s
+        self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        layout = Layout.from_config(self.cfg)
+        while not self.stopped.wait(self.interval_s):
+            try:
+                now = datetime.now(timezone.utc)
+                self.write(progress_line(collect_status(self.cfg, now)))
+                prune_marks(layout, now)
+            except Exception as exc:  # progress is advice: the run goes on whatever happens here
+                self.write(f"amsr2flow progress: not available this time ({exc})")
+
+    def stop(self) -> None:
+        self.stopped.set()
