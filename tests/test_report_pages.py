@@ -7,8 +7,8 @@ the end-to-end checks; the pages are then opened in Debian's Chromium as a perso
 from __future__ import annotations
 
 import hashlib
-import itertools
 import io
+import itertools
 import json
 import re
 from datetime import date
