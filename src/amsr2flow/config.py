@@ -153,6 +153,17 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"end: {cfg['end']} is after the last {flavour.sensor} data ({flavour.last_day}); end on or before it"
             )
+        map_days = cfg.get("report", {}).get("map_days")
+        if isinstance(map_days, list):
+            outside = [d for d in map_days if not (start.isoformat() <= d <= end.isoformat())]
+            bad = [d for d in map_days if _parse_day(d, "report.map_days", []) is None]
+            if bad:
+                problems.append(f"report.map_days: {', '.join(bad)} are not real days; write days as YYYY-MM-DD")
+            elif outside:
+                problems.append(
+                    f"report.map_days: {', '.join(outside)} outside start..end ({cfg['start']} to {cfg['end']}); "
+                    "pick days of the run"
+                )
     missing = [c for c in cfg["channels"] if c not in flavour.channels]
     if missing:
         problems.append(f"channels: {', '.join(missing)} not measured by {flavour.sensor}; remove them")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -425,3 +426,23 @@ class ProgressReporter(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+#: Snakemake's scheduler says these before every job it starts; over a year's ~10,600 jobs they are the noise.
+SCHEDULER_CHATTER = re.compile(r"^(Select jobs to execute\.\.\.|Execute \d+ jobs\.\.\.)$")
+
+
+def quiet_scheduler_chatter() -> None:
+    """Drop the scheduler's per-job lines from the console (``--quiet rules progress`` keeps them).
+
+    A filter on the console handlers of Snakemake's logger (the standard ``logging`` hook; Snakemake has no
+    option for these two lines). Records still reach logger plugins and the run's log file under .snakemake/.
+    """
+    import logging
+
+    def chatter(record: logging.LogRecord) -> bool:
+        return not SCHEDULER_CHATTER.match(record.getMessage())
+
+    for handler in logging.getLogger("snakemake.logging").handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
+            handler.addFilter(chatter)

@@ -10,7 +10,7 @@ from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.gportal import preflight, remote_layout
 from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
-from amsr2flow.status import ProgressReporter
+from amsr2flow.status import ProgressReporter, quiet_scheduler_chatter
 from amsr2flow.ledger import is_due_for_recheck, read_ledger
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
@@ -175,7 +175,9 @@ def prepare_run():
         if choice is not None:
             print(f"amsr2flow: {choice.summary()}", file=sys.stderr)
     if config["report"]["progress_interval_s"]:
-        # Counts, rate and ETA at a steady pace (`amsr2flow status` prints the same from another terminal).
+        # Counts, rate and ETA at a steady pace (`amsr2flow status` prints the same from another terminal),
+        # in place of the scheduler's two lines per job.
+        quiet_scheduler_chatter()
         ProgressReporter(config, config["report"]["progress_interval_s"]).start()
 
 

@@ -134,7 +134,14 @@ def _print_summary(results: Path, elapsed: float) -> None:
     )
     print(f"  archives: {', '.join(str(a) for a in archives)}")
     print(f"  parts:    {len(parts)} file(s) under {results / 'parts'}")
-    print(f"  report:   {reports[-1] if reports else '-'} (also .json and .html)")
+    print(f"  report:   {reports[-1].with_suffix('.html') if reports else '-'} (open it in a browser; also .md, .json)")
+    for page in sorted((results / "reports").glob("*/report_*.html")):
+        print(f"  year:     {page} (calendar, figures, quick-looks)")
+    for page in sorted((results / "reports").glob("*/maps/*.html")):
+        print(f"  map:      {page} (every swath of the day as a layer)")
+    for table in sorted((results / "reports").glob("granules_*.csv")):
+        print(f"  granules: {table} (one row per granule, for pandas)")
+    print(f"  status:   amsr2flow status --configfile {results.parent / 'config.yaml'}")
     if archives:
         print(
             "\nLoad them (no pickle involved):\n"

@@ -32,7 +32,10 @@ from .figures import DIRECTIONS, GEO_ABNORMAL, KELVIN_RANGE, kelvin
 
 GRID_DEG = 0.25
 MERCATOR_LAT = 85.0  # Web Mercator ends near 85 degrees
-VISIBLE_LAYERS = 4  # layers shown when the page opens (the rest are one click away)
+VISIBLE_LAYERS = 4
+GRID_KM_AT_EQUATOR = 111.32 * GRID_DEG
+FOOTPRINT_SPACING_KM = 10.0  # along-track spacing of the low-frequency footprints (~5 km across-track)
+MAX_SPLAT = 9  # layers shown when the page opens (the rest are one click away)
 
 
 def _leaflet_file(name: str) -> str:
@@ -83,7 +86,21 @@ def grid_swath(temperature_k: np.ndarray, latitude: np.ndarray, longitude: np.nd
     lat, lon, tb = latitude[ok], longitude[ok], temperature_k[ok]
     row = np.clip(((y_max - _mercator_y(lat)) / (2 * y_max) * rows).astype(np.int64), 0, rows - 1)
     col = np.clip(((lon + 180.0) / GRID_DEG).astype(np.int64), 0, cols - 1)
-    cell = row * cols + col
+    # Towards the poles a cell gets smaller than the footprint spacing: each pixel then covers a square of
+    # cells as wide as its spacing, or the swath would turn to speckle.
+    cell_km = GRID_KM_AT_EQUATOR * np.cos(np.radians(lat))
+    side = np.clip(np.ceil(FOOTPRINT_SPACING_KM / np.maximum(cell_km, 1e-3)), 1, MAX_SPLAT).astype(np.int64)
+    cells, weights = [], []
+    for size in np.unique(side):
+        pick = side == size
+        for dr in range(size):
+            for dc in range(size):
+                r = np.clip(row[pick] + dr - size // 2, 0, rows - 1)
+                c = (col[pick] + dc - size // 2) % cols
+                cells.append(r * cols + c)
+                weights.append(tb[pick])
+    cell = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
+    tb = np.concatenate(weights) if weights else np.zeros(0)
     sums = np.bincount(cell, weights=tb, minlength=rows * cols)
     counts = np.bincount(cell, minlength=rows * cols)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -173,7 +190,7 @@ def day_map_html(archive: Any, day: str, title: str) -> str:
             default_js: list = []  # noqa: RUF012 - folium's own class attributes
             default_css: list = []  # noqa: RUF012
 
-        page = OfflineMap(location=[0, 0], zoom_start=1, tiles=None, min_zoom=1, world_copy_jump=False)
+        page = OfflineMap(location=[20, 0], zoom_start=2, tiles=None, min_zoom=1, world_copy_jump=False)
         header = page.get_root().header
         header.add_child(Element(f"<style>{leaflet_css()}</style>"), name="leaflet_css")
         header.add_child(Element(f"<script>{_leaflet_file('leaflet.js')}</script>"), name="leaflet_js")
