@@ -243,3 +243,17 @@ def test_map_pages_are_offline_and_the_same_bytes_each_time(tmp_path: Path) -> N
     assert first == second
     assert not re.search(r"<(script|link)[^>]+(src|href)=['\"]https?://", first)
     assert first.count("data:image/png;base64,") >= 2 and "no swath of 2020-01-05" in empty
+
+
+def test_89ghz_swaths_are_drawn_at_their_stored_positions(tmp_path: Path) -> None:
+    # 89 GHz: 486 temperature columns, positions of every second column (243), as the archive stores them
+    rng = np.random.default_rng(0)
+    lat = np.repeat(np.linspace(-60, 60, 30)[:, None], 243, axis=1).astype(np.float32)
+    lon = np.repeat(np.linspace(-20, 20, 243)[None, :], 30, axis=0).astype(np.float32)
+    tb = rng.uniform(150, 280, (30, 486))
+    assert figures.on_positions(tb, lat).shape == (30, 243)
+    assert np.isfinite(maps.grid_swath(tb, lat, lon)).any()
+    figures.draw_quicklook(temperature_k=tb, latitude=lat, longitude=lon, title="89", path=tmp_path / "q.png")
+    assert (tmp_path / "q.png").stat().st_size > 5000
+    with pytest.raises(ValueError, match="do not match"):
+        figures.on_positions(tb[:, :100], lat)

@@ -105,3 +105,16 @@ def test_public_api_and_console_scripts() -> None:
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert 'amsr2flow = "amsr2flow.cli:main"' in pyproject
     assert 'amsr2flow-emulator = "amsr2flow.emulator.__main__:main"' in pyproject
+
+
+def test_granule_jobs_do_not_import_the_plotting_libraries() -> None:
+    """Downloads start lean: what the granule job imports pulls in neither matplotlib nor folium."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, amsr2flow.stages.granule, amsr2flow.status, amsr2flow.gportal.breaker, amsr2flow.config;"
+        "print(sorted(m for m in ('matplotlib', 'folium', 'branca', 'PIL') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -79,6 +79,16 @@ def channel_scale(row: np.void, channel: str, first_channel: str) -> float:
     return float(row[column])
 
 
+def on_positions(temperature: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The temperatures at the stored positions: 89 GHz swaths (486 columns) keep positions of every second
+    column (243, as the archive stores them), so every second temperature column goes with them."""
+    if temperature.shape == positions.shape:
+        return temperature
+    if temperature.shape[0] == positions.shape[0] and temperature.shape[1] == 2 * positions.shape[1]:
+        return temperature[:, ::2]
+    raise ValueError(f"temperatures {temperature.shape} do not match positions {positions.shape}")
+
+
 def kelvin(raw: np.ndarray, scale: float) -> np.ndarray:
     out = raw.astype(np.float64) * scale
     out[raw == 0] = np.nan
@@ -199,6 +209,7 @@ def draw_quicklook(
     vmin, vmax = KELVIN_RANGE
     fig, ax = plt.subplots(figsize=(8, 4.4), dpi=100)
     if latitude is not None and longitude is not None:
+        temperature_k = on_positions(temperature_k, latitude)
         good_rows = ((latitude > GEO_ABNORMAL) & (longitude > GEO_ABNORMAL)).all(axis=1)
         lat, lon, tb = latitude[good_rows], longitude[good_rows], temperature_k[good_rows]
         # Pixel centres as quad corners ("flat"): no edge is inferred across the date line; each quad takes the

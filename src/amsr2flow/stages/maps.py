@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import atomic
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
-from .figures import DIRECTIONS, GEO_ABNORMAL, KELVIN_RANGE, kelvin
+from .figures import DIRECTIONS, GEO_ABNORMAL, KELVIN_RANGE, kelvin, on_positions
 
 GRID_DEG = 0.25
 MERCATOR_LAT = 85.0  # Web Mercator ends near 85 degrees
@@ -81,6 +81,7 @@ def grid_swath(temperature_k: np.ndarray, latitude: np.ndarray, longitude: np.nd
     (so no re-projection, and no blurring, is needed); NaN where no pixel fell. Row 0 is the north edge."""
     rows, cols = grid_shape()
     y_max = float(_mercator_y(MERCATOR_LAT))
+    temperature_k = on_positions(temperature_k, latitude)
     ok = np.isfinite(temperature_k) & (latitude > GEO_ABNORMAL) & (longitude > GEO_ABNORMAL)
     ok &= np.abs(latitude) < MERCATOR_LAT
     lat, lon, tb = latitude[ok], longitude[ok], temperature_k[ok]
