@@ -337,6 +337,8 @@ def test_failed_run_leaves_an_interim_report_and_the_next_run_retries(tmp_path: 
         ]
         assert interim["archived_granules"] == interim["expected_granules"] - 1
         assert "Interim report" in first.stdout
+        page = (results / "reports" / f"interim_{PERIOD}.html").read_text()
+        assert victim in page and "transfers ended early" in page and "class='c-most'" in page
 
         second = run_workflow(tmp_path, cfg)
         assert second.returncode == 0, second.stdout[-3000:]

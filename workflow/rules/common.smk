@@ -9,6 +9,7 @@ from pathlib import Path
 from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.gportal import preflight, remote_layout
+from amsr2flow.stages import report_pages
 from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
 from amsr2flow.status import ProgressReporter, quiet_scheduler_chatter
 from amsr2flow.ledger import is_due_for_recheck, read_ledger
@@ -217,9 +218,13 @@ def write_interim_report():
     path = LAYOUT.reports_dir() / f"interim_{RUN_TAG}.md"
     atomic.write_json(path.with_suffix(".json"), interim)
     atomic.write_bytes(path, run_reports.run_markdown(interim).encode("utf-8"))
+    atomic.write_bytes(
+        path.with_suffix(".html"),
+        report_pages.interim_page(interim, YEAR_PERIODS).encode("utf-8"),
+    )
     print(
         f"amsr2flow: the run stopped early; {interim['archived_granules']} of "
-        f"{interim['expected_granules']} listed granules are done. Interim report: {path}",
+        f"{interim['expected_granules']} listed granules are done. Interim report: {path.with_suffix('.html')} (also .md, .json)",
         file=sys.stderr,
     )
 

@@ -458,6 +458,7 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     run = run_report(years, start=cfg["start"], end=cfg["end"])
     run["status"] = "interim: the run stopped before its end; rerun the same command to continue"
+    run["days_by_year"] = {str(y["year"]): y["days"] for y in years}  # for the page's calendars
     run["unlisted_years"] = unlisted
     return run
 

@@ -129,7 +129,7 @@ def calendar_html(
 
 
 # -- shared pieces -------------------------------------------------------------------------------------------
-def missing_html(missing: Sequence[Mapping[str, Any]], csv_name: str) -> list[str]:
+def missing_html(missing: Sequence[Mapping[str, Any]], csv_name: str | None) -> list[str]:
     if not missing:
         return ["<p>Every catalogued granule is archived.</p>"]
     by_reason = Counter(m["reason_class"] for m in missing)
@@ -147,7 +147,7 @@ def missing_html(missing: Sequence[Mapping[str, Any]], csv_name: str) -> list[st
         for m in missing[:MISSING_ROWS_SHOWN]
     ]
     out.append(_table(["granule", "day", "orbit", "reason", "attempts", "last error", "what to do"], rows, [4]))
-    if len(missing) > MISSING_ROWS_SHOWN:
+    if len(missing) > MISSING_ROWS_SHOWN and csv_name:
         out.append(
             f"<p>The first {MISSING_ROWS_SHOWN} of {len(missing)} are shown; <a href='{_e(csv_name)}'>"
             f"{_e(csv_name)}</a> lists every granule.</p>"
@@ -272,7 +272,7 @@ def run_page(
     *,
     year_pages: Mapping[int, str],
     calendars: Mapping[int, tuple[Sequence[Mapping[str, Any]], date, date]],
-    csv_name: str,
+    csv_name: str | None,
 ) -> str:
     """The run's page: status, one row per year (linked to its page), a calendar per year, what is missing."""
     status = run["status"]
@@ -297,7 +297,8 @@ def run_page(
         f"<p>Status: <strong class='{klass}'>{_e(status)}</strong>. <strong>{run['archived_granules']} of "
         f"{run['expected_granules']}</strong> catalogued granules archived ({_fmt_rate(run['success_rate_percent'])});"
         f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}. "
-        f"Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. Software: {_e(run.get('software', ''))}.</p>",
+        + (f"Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. " if csv_name else "")
+        + f"Software: {_e(run.get('software', ''))}.</p>",
         _table(["year", "archive", "expected", "archived", "success", "damaged", "parts"], rows, [2, 3, 4, 5, 6]),
     ]
     layout = run.get("remote_layout")
@@ -315,3 +316,14 @@ def run_page(
     if any(m.get("retryable") for m in run["missing"]):
         body.append("<p>Granules marked as retried next run are fetched again by rerunning the same command.</p>")
     return page("AMSR-2 collection report", body)
+
+
+def interim_page(interim: Mapping[str, Any], year_periods: Mapping[int, tuple[date, date]]) -> str:
+    """The page of an interim report (a run that stopped early): what is done, per day, and why the rest is not."""
+    days = interim.get("days_by_year", {})
+    calendars = {
+        year: (days[str(year)], first, after - timedelta(days=1))
+        for year, (first, after) in year_periods.items()
+        if str(year) in days
+    }
+    return run_page(interim, year_pages={}, calendars=calendars, csv_name=None)
