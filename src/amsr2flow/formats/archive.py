@@ -811,6 +811,14 @@ class Archive(Sequence[ArchiveSwath]):
         for i in range(len(self)):
             yield ArchiveSwath(self, i)
 
+    def to_xarray(self, chunks: Mapping[str, int] | None = None, **decode: Any) -> Any:
+        """This archive (or view) as a lazy CF ``xarray.Dataset`` with dimensions ``(swath, scan, pixel)``;
+        ``chunks={"swath": 1}`` gives dask arrays. Keep the archive open while using it. See ``formats.dataset``."""
+        from .dataset import archive_dataset
+
+        dataset = archive_dataset(self, **decode)
+        return dataset.chunk(dict(chunks)) if chunks else dataset
+
     @property
     def index(self) -> Any:
         """The index of this view as a pandas DataFrame."""

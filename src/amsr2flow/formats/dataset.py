@@ -1,0 +1,309 @@
+"""Archives as xarray Datasets (CF conventions), lazily: ``xarray.open_dataset(path, engine="amsr2flow")``.
+
+Layout: one Dataset per archive with dimensions ``(swath, scan, pixel)``, swaths padded to the longest swath's
+scan count (``n_scans`` says how many rows of each are real). Why this layout, over one group per swath or one
+long ragged ``scan`` dimension:
+
+- an ML batch loader wants fixed-shape samples: ``ds.tb_36_5H[i]`` is one swath, one chunk (chunks are one
+  swath each), ready for ``crop_or_pad``-like cropping without any index arithmetic;
+- a time-series query selects swaths by their time coordinate (``ds.sel(swath=...)`` on the monotonic
+  ``time``, the scan start) and then rows, reading only those chunks; one group per swath would need a loop
+  over 10,000 groups, and a ragged dimension an offset table for every question;
+- padding costs almost nothing on disk: padded rows are the fill value and compress to nothing.
+
+Brightness temperatures stay raw ``uint16`` on disk with CF ``scale_factor`` and ``_FillValue = 0`` (0 is the
+invalid raw value of the archives), so an export does not blow up to float64; xarray decodes them to Kelvin on
+reading. That needs one scale factor per channel over the archive, which AMSR2 L1B has (0.01 K); an archive
+whose swaths differ is refused with a message rather than silently rescaled. 89 GHz channels have their own
+``pixel_89`` dimension (486 pixels); positions, as the archive stores them, are on ``pixel`` (243).
+
+Per-scan times are not in the archives yet (each swath keeps its first and last scan times): ``time`` and
+``time_end`` are per swath.
+
+Reading is lazy: nothing is read until values are asked for, then only the swaths asked for. With dask
+installed, ``chunks={}`` (or ``{"swath": 1}``) gives dask arrays of one swath per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import JAXA_ACKNOWLEDGEMENT, __version__
+from . import l1b
+from .swath import LATITUDE, LONGITUDE, TEMPERATURE
+
+ENGINE = "amsr2flow"
+CF_CONVENTIONS = "CF-1.10"
+TB_STANDARD_NAME = "toa_brightness_temperature"
+RAW_FILL = 0
+POSITION_FILL = np.float32(np.nan)  # padding rows; the file's own fills (<= -9991) are kept as values
+
+
+class DatasetError(ValueError):
+    """An archive that cannot be represented as the documented Dataset; the message says why."""
+
+
+def variable_name(channel: str) -> str:
+    """``tb_36_5H`` for channel ``36.5H`` (names that work as Python attributes and in every format)."""
+    return "tb_" + channel.replace(".", "_")
+
+
+def pixel_dim(n_pixels: int) -> str:
+    return "pixel" if n_pixels == l1b.LOW_FREQ_PIXELS else "pixel_89"
+
+
+def _frequency_polarisation(channel: str) -> tuple[float, str]:
+    digits = "".join(c for c in channel if c.isdigit() or c == ".")
+    return float(digits), channel[-1]
+
+
+def _lazy(array: Any) -> Any:
+    from xarray.core import indexing
+
+    return indexing.LazilyIndexedArray(array)
+
+
+try:  # xarray is needed only to open archives as Datasets
+    from xarray.backends import BackendArray, BackendEntrypoint
+except ImportError:  # pragma: no cover - without xarray nothing here is used
+    BackendArray = BackendEntrypoint = object  # type: ignore[assignment,misc]
+
+
+class SwathStack(BackendArray):  # type: ignore[misc,valid-type]
+    """One array of every swath of an archive, stacked as ``(swath, scan, pixel)`` and padded: an xarray
+    ``BackendArray`` read swath by swath on indexing (basic indexing: integers and slices)."""
+
+    def __init__(self, archive: Any, member: str, n_pixels: int, dtype: np.dtype, fill: Any) -> None:
+        self.archive = archive
+        self.member = member
+        self.fill = fill
+        self.dtype = np.dtype(dtype)
+        self.shape = (len(archive), int(archive.table["n_scans"].max(initial=0)), n_pixels)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        from xarray.core import indexing
+
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
+
+    def _read(self, key: tuple) -> np.ndarray:
+        swath_key, scan_key, pixel_key = key
+        positions = range(self.shape[0])[swath_key] if isinstance(swath_key, slice) else [swath_key]
+        out = np.full((len(positions), self.shape[1], self.shape[2]), self.fill, dtype=self.dtype)
+        for k, i in enumerate(positions):
+            values = self.archive.read_array(i, self.member)
+            out[k, : values.shape[0], : values.shape[1]] = values
+        out = out[:, scan_key, pixel_key]
+        return out[0] if not isinstance(swath_key, slice) else out
+
+
+def _scale_factor(table: np.ndarray, column: str, channel: str) -> float:
+    factors = np.unique(table[column])
+    if len(factors) > 1:
+        raise DatasetError(
+            f"channel {channel}: swaths have different scale factors {factors.tolist()}; CF allows one per "
+            "variable. Split the archive by scale factor (Archive.select) and export each part"
+        )
+    return float(factors[0]) if len(factors) else 0.01
+
+
+def _times(values: Iterable[str]) -> np.ndarray:
+    return np.array([np.datetime64(v.rstrip("Z"), "ns") if v else np.datetime64("NaT", "ns") for v in values])
+
+
+def archive_dataset(archive: Any, **decode: Any) -> Any:
+    """The Dataset of an open :class:`~amsr2flow.formats.archive.Archive` (lazy; the archive must stay open).
+
+    ``decode`` goes to ``xarray.decode_cf`` (e.g. ``mask_and_scale=False`` for the raw uint16 values)."""
+    import xarray as xr
+
+    table = archive.table
+    channels = archive.channels
+    data_vars: dict[str, Any] = {}
+    for n, channel in enumerate(channels):
+        n_pixels = l1b.channel_pixels(channel)
+        frequency, polarisation = _frequency_polarisation(channel)
+        column = "scale_factor" if n == 0 else f"scale_factor_{channel}"
+        stack = SwathStack(archive, TEMPERATURE if n == 0 else channel, n_pixels, np.uint16, RAW_FILL)
+        data_vars[variable_name(channel)] = xr.Variable(
+            ("swath", "scan", pixel_dim(n_pixels)),
+            _lazy(stack),
+            attrs={
+                "standard_name": TB_STANDARD_NAME,
+                "long_name": f"brightness temperature {channel} GHz",
+                "units": "K",
+                "scale_factor": np.float32(_scale_factor(table, column, channel)),  # decodes to float32
+                "_FillValue": np.uint16(RAW_FILL),
+                "channel": channel,
+                "frequency_ghz": frequency,
+                "polarization": {"H": "horizontal", "V": "vertical"}[polarisation],
+                "coordinates": "latitude longitude" if archive.geolocation else "",
+            },
+        )
+    coords: dict[str, Any] = {
+        "time": ("swath", _times(table["scan_start_utc"]), {"standard_name": "time", "long_name": "first scan"}),
+        "time_end": ("swath", _times(table["scan_end_utc"]), {"long_name": "last scan"}),
+        "granule_id": ("swath", table["granule_id"].astype(str), {"long_name": "JAXA granule id"}),
+        "orbit_direction": (
+            "swath",
+            table["orbit_type"].astype(str),
+            {"long_name": "half-orbit", "flag_meanings": "A: ascending, D: descending, U: unknown"},
+        ),
+        "n_scans": ("swath", table["n_scans"].astype(np.int32), {"long_name": "rows of the swath that are real"}),
+    }
+    if archive.geolocation:
+        for name, member, standard, units, bounds in (
+            ("latitude", LATITUDE, "latitude", "degrees_north", (-90.0, 90.0)),
+            ("longitude", LONGITUDE, "longitude", "degrees_east", (-180.0, 180.0)),
+        ):
+            stack = SwathStack(archive, member, l1b.LOW_FREQ_PIXELS, np.float32, POSITION_FILL)
+            coords[name] = xr.Variable(
+                ("swath", "scan", "pixel"),
+                _lazy(stack),
+                attrs={
+                    "standard_name": standard,
+                    "units": units,
+                    "valid_min": np.float32(bounds[0]),
+                    "valid_max": np.float32(bounds[1]),
+                    "comment": "the granule's positions (89 GHz A horn, every second column); values at or "
+                    "below -9991 are the file's fills, padding rows are NaN",
+                },
+            )
+    dataset = xr.Dataset(data_vars, coords=coords)
+    dataset.attrs = {
+        "Conventions": CF_CONVENTIONS,
+        "title": "AMSR-2 L1B brightness temperatures (swaths)",
+        "source": "JAXA G-Portal L1B granules, collected by amsr2flow",
+        "institution": "JAXA (data); amsr2flow (collection)",
+        "acknowledgement": JAXA_ACKNOWLEDGEMENT,
+        "period": archive.period,
+        "provenance": json.dumps(archive.provenance, sort_keys=True),
+        "history": f"exported from {archive.path.name} by amsr2flow {__version__}",
+    }
+    return xr.decode_cf(dataset, **decode)
+
+
+def open_archive_dataset(path: str | os.PathLike[str], chunks: Any = None) -> Any:
+    """``xarray.open_dataset(path, engine="amsr2flow", chunks=chunks)``, without naming the engine."""
+    import xarray as xr
+
+    return xr.open_dataset(path, engine=ENGINE, chunks=chunks)
+
+
+# -- the xarray backend entry point -----------------------------------------------------------------------
+
+
+class ArchiveBackend(BackendEntrypoint):  # type: ignore[misc,valid-type]
+    """``xarray.open_dataset("AMSR2_temp_only_...npz", engine="amsr2flow")`` (registered in pyproject.toml)."""
+
+    description = "amsr2flow NPZ archives of AMSR2/AMSR-E swaths, as CF Datasets (swath, scan, pixel)"
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "mask_and_scale",
+        "decode_times",
+        "decode_timedelta",
+        "use_cftime",
+        "concat_characters",
+        "decode_coords",
+    )
+
+    def open_dataset(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Any = None,
+        mask_and_scale: bool = True,
+        decode_times: bool = True,
+        decode_timedelta: Any = None,
+        use_cftime: Any = None,
+        concat_characters: bool = True,
+        decode_coords: Any = True,
+    ) -> Any:
+        from .archive import Archive
+
+        archive = Archive(filename_or_obj)
+        dataset = archive_dataset(
+            archive,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            decode_timedelta=decode_timedelta,
+            use_cftime=use_cftime,
+            concat_characters=concat_characters,
+            decode_coords=decode_coords,
+        )
+        if drop_variables:
+            dataset = dataset.drop_vars(drop_variables)
+        dataset.set_close(archive.close)
+        return dataset
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        try:
+            return Path(filename_or_obj).suffix == ".npz"
+        except TypeError:
+            return False
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+EXPORT_FORMATS = ("zarr", "netcdf")
+NETCDF_COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
+
+
+def export_archive(archive_path: str | os.PathLike[str], out_path: str | os.PathLike[str], to: str) -> Path:
+    """Write the archive's Dataset as a Zarr store or a NetCDF-4 file, one swath per chunk, streamed swath by
+    swath (dask), raw uint16 kept; atomically (a temporary name beside ``out_path``, then a rename)."""
+    import shutil
+    import tempfile
+
+    if to not in EXPORT_FORMATS:
+        raise DatasetError(f"unknown export format {to!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    out = Path(out_path)
+    if out.exists():
+        raise DatasetError(f"{out} exists; remove it or choose another output path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dataset = open_archive_dataset(archive_path, chunks={"swath": 1})
+    try:
+        if to == "zarr":
+            temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+            try:
+                # Zarr format 2: its fixed-width strings (granule ids) are stable, format 3's are not yet
+                dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
+                os.replace(temporary, out)
+            except BaseException:
+                shutil.rmtree(temporary, ignore_errors=True)
+                raise
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            os.close(fd)
+            try:
+                # explicit encodings replace the decoded ones: keep the raw dtype, scale and fill with them
+                kept = ("dtype", "scale_factor", "add_offset", "_FillValue")
+                encoding = {
+                    name_: {
+                        **{k: v for k, v in var.encoding.items() if k in kept},
+                        **NETCDF_COMPRESSION,
+                        "chunksizes": (1, *var.shape[1:]),
+                    }
+                    for name_, var in dataset.variables.items()
+                    if var.dims[:1] == ("swath",) and var.ndim == 3
+                }
+                dataset.to_netcdf(name, engine="h5netcdf", encoding=encoding)
+                os.chmod(name, 0o666 & ~_umask())
+                os.replace(name, out)
+            except BaseException:
+                Path(name).unlink(missing_ok=True)
+                raise
+    finally:
+        dataset.close()
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
