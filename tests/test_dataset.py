@@ -149,3 +149,25 @@ def test_archives_that_cf_cannot_describe_are_refused_with_a_reason(tmp_path: Pa
             text=True,
         )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_per_scan_times_become_a_time_coordinate(tmp_path: Path) -> None:
+    swaths = []
+    for i, rows in enumerate((20, 25)):
+        base = two_channel_swath(i, rows)
+        times = 1577836800.0 + i * 3600 + np.arange(rows) * 1.5
+        times[3] = np.nan  # a fill in the file
+        swaths.append(make_swath(
+            base.granule_id, base.metadata.orbit_type, {"36.5H": base["temperature"]}, [0.01],
+            scan_time=times, scan_start_utc=base.metadata.scan_start_utc, scan_end_utc=base.metadata.scan_end_utc,
+        ))  # fmt: skip
+    path = write_archive(tmp_path / "t.npz", swaths)
+    ds = xr.open_dataset(path, engine="amsr2flow")
+    assert ds["scan_time"].dims == ("swath", "scan") and ds["scan_time"].dtype.kind == "M"
+    assert str(ds["scan_time"].values[1, 1]) == "2020-01-01T01:00:01.500000000"
+    assert np.isnat(ds["scan_time"].values[0, 3]) and np.isnat(ds["scan_time"].values[0, 20:]).all()
+    raw = xr.open_dataset(path, engine="amsr2flow", decode_times=False, mask_and_scale=False)
+    np.testing.assert_array_equal(raw["scan_time"].values[1, :25], swaths[1]["scan_time"])
+    out = dataset.export_archive(path, tmp_path / "t.nc", "netcdf")
+    back = xr.open_dataset(out, engine="h5netcdf", decode_times=False, mask_and_scale=False)
+    np.testing.assert_array_equal(back["scan_time"].values, raw["scan_time"].values)

@@ -190,13 +190,33 @@ def test_write_read_round_trip_and_plain_numpy_loading(tmp_path: Path) -> None:
     assert sidecar_path(npy).is_file()
     table = np.load(npy, allow_pickle=False)
     np.testing.assert_array_equal(table["temperature"], swath["temperature"])  # the legacy name works
-    assert table.dtype.names == ("temperature", "89.0AV", "latitude", "longitude")
+    assert table.dtype.names == ("temperature", "89.0AV", "latitude", "longitude", "scan_time")
     back = read_swath(npy)
     assert back.metadata == swath.metadata
     for name in swath.arrays:
         np.testing.assert_array_equal(back[name], swath[name])
         assert back[name].dtype == swath[name].dtype and back[name].flags.c_contiguous
     assert read_swath_metadata(npy) == swath.metadata
+
+
+def test_every_scan_keeps_its_utc_time_from_tai93(tmp_path: Path) -> None:
+    import h5py
+
+    path = write_tiny_granule(tmp_path / f"{GRANULE}.h5")
+    swath = extract_swath(path)
+    with h5py.File(path, "r") as h5:
+        tai93 = h5[l1b.SCAN_TIME][()]
+    assert swath.metadata.has_scan_times and swath["scan_time"].dtype == np.float64
+    expected = [l1b.tai93_to_unix(float(t)) for t in tai93]
+    np.testing.assert_array_equal(swath["scan_time"], expected)
+    # the swath's first and last times are the non-overlap scans' times, to the millisecond
+    first = datetime.fromtimestamp(swath["scan_time"][swath.metadata.overlap_scans], tz=timezone.utc)
+    assert swath.metadata.scan_start_utc == first.strftime("%Y-%m-%dT%H:%M:%S.") + f"{first.microsecond // 1000:03d}Z"
+    # the array conversion is the scalar one, also around every leap second; fills become NaN
+    around = [t + d for t in l1b.LEAP_SECONDS_SINCE_1993 for d in (-1.5, -0.5, 0.0, 0.5, 1.5)]
+    tai = np.array([l1b.unix_to_tai93(u) for u in around])
+    np.testing.assert_array_equal(l1b.tai93_to_unix_array(tai), [l1b.tai93_to_unix(float(t)) for t in tai])
+    assert np.isnan(l1b.tai93_to_unix_array(np.array([-9999.0, 0.0]))).all()
 
 
 def test_write_is_deterministic(tmp_path: Path) -> None:

@@ -50,12 +50,13 @@ from . import l1b, npy
 from .swath import (
     LATITUDE,
     LONGITUDE,
+    SCAN_TIME_UTC,
     TEMPERATURE,
     UNKNOWN_TIME,
     Swath,
     SwathError,
     SwathMetadata,
-    array_names,
+    meta_array_names,
     read_swath,
     read_swath_metadata,
 )
@@ -166,6 +167,17 @@ INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: dtype and dimensions of each array (brightness temperatures: uint16, 2-d).
+ARRAY_KINDS: dict[str, tuple[type, int]] = {
+    LATITUDE: (np.float32, 2),
+    LONGITUDE: (np.float32, 2),
+    SCAN_TIME_UTC: (np.float64, 1),
+}
+
+#: Columns added after format version 1's first archives: written always, read with a default when absent.
+OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (("has_scan_times", "?", False),)
+
+
 def _scale_column(channel: str) -> str:
     return f"scale_factor_{channel}"
 
@@ -194,6 +206,7 @@ def metadata_row(meta: SwathMetadata) -> dict[str, Any]:
         "source_size": meta.source_size,
         "source_sha256": meta.source_sha256,
         "product_version": meta.product_version,
+        "has_scan_times": meta.has_scan_times,
     }
     row.update({_scale_column(c): s for c, s in zip(meta.channels[1:], meta.scale_factors[1:], strict=True)})
     return row
@@ -210,6 +223,7 @@ def index_table(metas: Sequence[SwathMetadata], channels: Sequence[str]) -> np.n
         fields.append((name, kind))
         if name == "scale_factor":
             fields.extend((_scale_column(c), "<f8") for c in channels[1:])
+    fields.extend((name, kind) for name, kind, _ in OPTIONAL_INDEX_COLUMNS)
     table = np.zeros(len(rows), dtype=fields)
     for name, _ in fields:
         table[name] = [r[name] for r in rows]
@@ -235,6 +249,10 @@ def row_metadata(row: np.void) -> SwathMetadata:
         source_size=int(row["source_size"]),
         source_sha256=str(row["source_sha256"]),
         product_version=str(row["product_version"]),
+        **{
+            name: type(default)(row[name]) if name in (row.dtype.names or ()) else default
+            for name, _, default in OPTIONAL_INDEX_COLUMNS
+        },
     )
 
 
@@ -447,10 +465,10 @@ class ArchiveWriter:
         """Append one swath (its arrays are compressed and written now, then released)."""
         meta = swath.metadata
         self._check_next(meta)
-        for name in array_names(meta.channels, meta.has_geolocation):
+        for name in meta_array_names(meta):
             array = swath.arrays[name]
-            expected = np.float32 if name in (LATITUDE, LONGITUDE) else np.uint16
-            if array.dtype != expected or array.ndim != 2 or array.shape[0] != meta.shape[0]:
+            expected, ndim = ARRAY_KINDS.get(name, (np.uint16, 2))
+            if array.dtype != expected or array.ndim != ndim or array.shape[0] != meta.shape[0]:
                 raise SwathError(
                     f"{meta.granule_id}: array {name!r} is {array.dtype} {array.shape}, expected {np.dtype(expected)}"
                     f" with {meta.shape[0]} rows"
@@ -465,7 +483,7 @@ class ArchiveWriter:
         """
         self._check_next(meta)
         zf = self._zipfile()
-        for name in array_names(meta.channels, meta.has_geolocation):
+        for name in meta_array_names(meta):
             source, raw = members[name]
             _refuse_objects(source, raw)
             if source.compress_type == zipfile.ZIP_DEFLATED and not source.flag_bits & 0x1:
@@ -594,7 +612,7 @@ def partition_archive(
                 for i in chunk:
                     meta = source.metadata(i)
                     members = {}
-                    for name in array_names(meta.channels, meta.has_geolocation):
+                    for name in meta_array_names(meta):
                         info = source.member_info(i, name)
                         members[name] = (info, read_raw_member(raw_file, info))
                     writer.add_compressed(meta, members)
@@ -664,7 +682,7 @@ class ArchiveSwath(Mapping[str, Any]):
         self._archive = archive
         self._position = position
         self.metadata: SwathMetadata = archive.metadata(position)
-        self._names = array_names(self.metadata.channels, self.metadata.has_geolocation)
+        self._names = meta_array_names(self.metadata)
         self._cache: dict[str, np.ndarray] = {}
 
     @property

@@ -17,8 +17,9 @@ reading. That needs one scale factor per channel over the archive, which AMSR2 L
 whose swaths differ is refused with a message rather than silently rescaled. 89 GHz channels have their own
 ``pixel_89`` dimension (486 pixels); positions, as the archive stores them, are on ``pixel`` (243).
 
-Per-scan times are not in the archives yet (each swath keeps its first and last scan times): ``time`` and
-``time_end`` are per swath.
+``scan_time`` (swath, scan) is the UTC time of every scan (from the granule's TAI93 ``Scan Time``, leap
+seconds applied), NaT in padding rows and for swaths archived before scan times were kept; ``time`` and
+``time_end`` are each swath's first and last non-overlap scans.
 
 Reading is lazy: nothing is read until values are asked for, then only the swaths asked for. With dask
 installed, ``chunks={}`` (or ``{"swath": 1}``) gives dask arrays of one swath per chunk.
@@ -36,7 +37,7 @@ import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__
 from . import l1b
-from .swath import LATITUDE, LONGITUDE, TEMPERATURE
+from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
 
 ENGINE = "amsr2flow"
 CF_CONVENTIONS = "CF-1.10"
@@ -79,12 +80,16 @@ class SwathStack(BackendArray):  # type: ignore[misc,valid-type]
     """One array of every swath of an archive, stacked as ``(swath, scan, pixel)`` and padded: an xarray
     ``BackendArray`` read swath by swath on indexing (basic indexing: integers and slices)."""
 
-    def __init__(self, archive: Any, member: str, n_pixels: int, dtype: np.dtype, fill: Any) -> None:
+    def __init__(self, archive: Any, member: str, n_pixels: int | None, dtype: np.dtype, fill: Any) -> None:
         self.archive = archive
         self.member = member
         self.fill = fill
         self.dtype = np.dtype(dtype)
-        self.shape = (len(archive), int(archive.table["n_scans"].max(initial=0)), n_pixels)
+        rows = int(archive.table["n_scans"].max(initial=0))
+        # n_pixels None: one value per scan (scan times)
+        self.shape = (len(archive), rows) if n_pixels is None else (len(archive), rows, n_pixels)
+        has = archive.table["has_scan_times"] if "has_scan_times" in (archive.table.dtype.names or ()) else None
+        self.present = np.ones(len(archive), dtype=bool) if member != SCAN_TIME_UTC or has is None else has
 
     def __getitem__(self, key: Any) -> np.ndarray:
         from xarray.core import indexing
@@ -92,13 +97,15 @@ class SwathStack(BackendArray):  # type: ignore[misc,valid-type]
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
 
     def _read(self, key: tuple) -> np.ndarray:
-        swath_key, scan_key, pixel_key = key
+        swath_key, rest = key[0], key[1:]
         positions = range(self.shape[0])[swath_key] if isinstance(swath_key, slice) else [swath_key]
-        out = np.full((len(positions), self.shape[1], self.shape[2]), self.fill, dtype=self.dtype)
+        out = np.full((len(positions), *self.shape[1:]), self.fill, dtype=self.dtype)
         for k, i in enumerate(positions):
+            if not self.present[i]:  # a swath archived before scan times were kept
+                continue
             values = self.archive.read_array(i, self.member)
-            out[k, : values.shape[0], : values.shape[1]] = values
-        out = out[:, scan_key, pixel_key]
+            out[(k, *(slice(0, n) for n in values.shape))] = values
+        out = out[(slice(None), *rest)]
         return out[0] if not isinstance(swath_key, slice) else out
 
 
@@ -156,6 +163,18 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
         ),
         "n_scans": ("swath", table["n_scans"].astype(np.int32), {"long_name": "rows of the swath that are real"}),
     }
+    has_times = table["has_scan_times"] if "has_scan_times" in (table.dtype.names or ()) else np.zeros(len(table), bool)
+    if has_times.any():
+        coords["scan_time"] = xr.Variable(
+            ("swath", "scan"),
+            _lazy(SwathStack(archive, SCAN_TIME_UTC, None, np.float64, np.nan)),
+            attrs={
+                "standard_name": "time",
+                "long_name": "time of the scan (UTC), from the granule's Scan Time (TAI93, leap seconds applied)",
+                "units": "seconds since 1970-01-01 00:00:00",
+                "calendar": "standard",
+            },
+        )
     if archive.geolocation:
         for name, member, standard, units, bounds in (
             ("latitude", LATITUDE, "latitude", "degrees_north", (-90.0, 90.0)),

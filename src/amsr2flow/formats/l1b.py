@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
+
 # -- channels ---------------------------------------------------------------------------------------------
 #: Short channel names used in configs and archives, mapped to the HDF5 dataset name.
 CHANNEL_DATASETS: dict[str, str] = {
@@ -170,6 +172,18 @@ def utc_iso_ms(unix_utc: float) -> str:
     milli = micro // 1000
     stamp = datetime.fromtimestamp(milli // 1000, tz=timezone.utc).replace(microsecond=(milli % 1000) * 1000)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tai93_to_unix_array(tai93: np.ndarray) -> np.ndarray:
+    """:func:`tai93_to_unix` for an array (float64 UTC Unix seconds); NaN where the time is not positive or
+    not finite (fills)."""
+    values = np.asarray(tai93, dtype=np.float64)
+    ok = np.isfinite(values) & (values > 0)
+    approx = np.where(ok, values, 0.0) + TAI93_EPOCH_UNIX
+    leaps_at = np.asarray(LEAP_SECONDS_SINCE_1993, dtype=np.float64)
+    first = np.searchsorted(leaps_at, approx, side="right")
+    leaps = np.searchsorted(leaps_at, approx - first, side="right")
+    return np.where(ok, approx - leaps, np.nan)
 
 
 def tai93_to_datetime(tai93: float) -> datetime:

@@ -47,6 +47,7 @@ SWATH_FORMAT_VERSION = 1
 TEMPERATURE = "temperature"
 LATITUDE = "latitude"
 LONGITUDE = "longitude"
+SCAN_TIME_UTC = "scan_time"  # per scan, UTC Unix seconds (float64; NaN where the file's time is a fill)
 UNKNOWN_TIME = ""  # scan times unknown (legacy swaths carry none)
 TOMBSTONE_STATUS = "missing"  # sidecar status of a tombstone: a catalogued granule that could not be archived
 
@@ -87,6 +88,7 @@ class SwathMetadata:
     source_size: int = -1  # bytes of the source granule file; -1 unknown
     source_sha256: str = ""
     product_version: str = ""  # e.g. "2220220", from the file name
+    has_scan_times: bool = False  # a `scan_time` array (UTC Unix seconds per scan); swaths before it have none
 
     @property
     def scale_factor(self) -> float:
@@ -152,6 +154,7 @@ class SwathMetadata:
             source_size=int(data.get("source_size", -1)),
             source_sha256=str(data.get("source_sha256", "")),
             product_version=str(data.get("product_version", "")),
+            has_scan_times=bool(data.get("has_scan_times", False)),
         )
 
 
@@ -202,10 +205,15 @@ class Swath(Mapping[str, Any]):
         return {**self.arrays, "metadata": self.metadata.legacy_dict()}
 
 
-def array_names(channels: Sequence[str], geolocation: bool) -> tuple[str, ...]:
-    """Names of a swath's arrays, in storage order: temperature, further channels, then positions."""
+def array_names(channels: Sequence[str], geolocation: bool, scan_times: bool = False) -> tuple[str, ...]:
+    """Names of a swath's arrays, in storage order: temperature, further channels, positions, scan times."""
     names = (TEMPERATURE, *channels[1:])
-    return (*names, LATITUDE, LONGITUDE) if geolocation else names
+    names = (*names, LATITUDE, LONGITUDE) if geolocation else names
+    return (*names, SCAN_TIME_UTC) if scan_times else names
+
+
+def meta_array_names(meta: SwathMetadata) -> tuple[str, ...]:
+    return array_names(meta.channels, meta.has_geolocation, meta.has_scan_times)
 
 
 def valid_range(raw: np.ndarray) -> tuple[int, int]:
@@ -228,6 +236,7 @@ def make_swath(
     *,
     latitude: np.ndarray | None = None,
     longitude: np.ndarray | None = None,
+    scan_time: np.ndarray | None = None,
     **metadata: Any,
 ) -> Swath:
     """Build a ``Swath`` from arrays, deriving shape and ranges (used by extraction, conversion and tests)."""
@@ -241,6 +250,11 @@ def make_swath(
         arrays[LONGITUDE] = longitude
         metadata.setdefault("lat_range", position_range(latitude))
         metadata.setdefault("lon_range", position_range(longitude))
+    if scan_time is not None:
+        if scan_time.shape != (temperature.shape[0],):
+            raise SwathError(f"scan_time has shape {scan_time.shape}, expected ({temperature.shape[0]},)")
+        arrays[SCAN_TIME_UTC] = np.asarray(scan_time, dtype=np.float64)
+        metadata["has_scan_times"] = True
     meta = SwathMetadata(
         granule_id=granule_id,
         orbit_type=orbit_type,
@@ -424,6 +438,7 @@ def extract_swath(
         scales,
         latitude=positions.get(LATITUDE),
         longitude=positions.get(LONGITUDE),
+        scan_time=l1b.tai93_to_unix_array(scan_time),
         scan_start_utc=utc_iso(l1b.tai93_to_unix(float(first))),
         scan_end_utc=utc_iso(l1b.tai93_to_unix(float(last))),
         overlap_scans=overlap,
@@ -494,7 +509,7 @@ def read_swath(npy_path: str | os.PathLike[str]) -> Swath:
         table = np.load(npy_path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise SwathError(f"{npy_path}: not a readable swath .npy ({exc})") from exc
-    names = array_names(meta.channels, meta.has_geolocation)
+    names = meta_array_names(meta)
     if table.dtype.names != names or table.shape != (meta.shape[0],):
         raise SwathError(f"{npy_path}: fields {table.dtype.names} / rows {table.shape} do not match the sidecar")
     return Swath(meta, {name: np.ascontiguousarray(table[name]) for name in names})

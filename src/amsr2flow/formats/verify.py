@@ -33,7 +33,16 @@ from .archive import (
     parse_utc,
 )
 from .reader import open_archive
-from .swath import LATITUDE, LONGITUDE, TEMPERATURE, SwathMetadata, array_names, position_range, valid_range
+from .swath import (
+    LATITUDE,
+    LONGITUDE,
+    SCAN_TIME_UTC,
+    TEMPERATURE,
+    SwathMetadata,
+    meta_array_names,
+    position_range,
+    valid_range,
+)
 
 PHYSICAL_MAX_K = 350.0  # instrument limit quoted by the legacy README (physical range 0-350 K)
 #: A half orbit is ~1984 scans plus 2 x 30 overlap rows (real files: 2040-2044; legacy: 2000-2060).
@@ -97,6 +106,8 @@ def expected_pixels(meta: SwathMetadata, array: str) -> int:
 
 def check_array(meta: SwathMetadata, name: str, array: np.ndarray, min_scans: int, max_scans: int) -> list[str]:
     """Problems with one array of a swath (dtype, shape, value range)."""
+    if name == SCAN_TIME_UTC:
+        return check_scan_times(meta, array)
     problems = []
     is_position = name in (LATITUDE, LONGITUDE)
     expected_dtype = np.float32 if is_position else np.uint16
@@ -131,6 +142,21 @@ def check_array(meta: SwathMetadata, name: str, array: np.ndarray, min_scans: in
         problems.append(f"{name} reaches {high * scale:.2f} K, above the physical {PHYSICAL_MAX_K:g} K")
     if name == TEMPERATURE and (low, high) != meta.temp_range:
         problems.append(f"temp_range {meta.temp_range} differs from the data ({low}, {high})")
+    return problems
+
+
+def check_scan_times(meta: SwathMetadata, array: np.ndarray) -> list[str]:
+    """Per-scan UTC times: float64, one per scan, never decreasing where known."""
+    problems = []
+    if array.dtype != np.float64:
+        problems.append(f"{SCAN_TIME_UTC} has dtype {array.dtype}, expected float64")
+    if array.shape != (meta.shape[0],):
+        return [*problems, f"{SCAN_TIME_UTC} has shape {array.shape}, expected ({meta.shape[0]},)"]
+    known = array[np.isfinite(array)]
+    if known.size and (np.diff(known) < 0).any():
+        problems.append(f"{SCAN_TIME_UTC} goes backwards")
+    if meta.shape[0] and not known.size:
+        problems.append(f"{SCAN_TIME_UTC} has no valid time")
     return problems
 
 
@@ -169,7 +195,7 @@ def _check_structure(archive: Any, report: VerifyReport) -> None:
     expected = {INDEX_MEMBER, PERIOD_MEMBER, PROVENANCE_MEMBER}
     for i in range(len(archive)):
         meta = archive.metadata(i)
-        expected |= {member_name(meta.granule_id, a) for a in array_names(meta.channels, meta.has_geolocation)}
+        expected |= {member_name(meta.granule_id, a) for a in meta_array_names(meta)}
     present = {info.filename for info in archive.zip_infos()}
     for name in sorted(present - expected):
         kind = "member of no indexed swath" if name.startswith(SWATH_PREFIX) else "unexpected member"
@@ -239,7 +265,7 @@ def verify_archive(
         for i, meta in enumerate(metas):
             for problem in check_metadata(meta):
                 report.add(meta.granule_id, problem)
-            for name in array_names(meta.channels, meta.has_geolocation):
+            for name in meta_array_names(meta):
                 try:
                     array = archive.read_array(i, name)
                 except (ArchiveError, KeyError, zipfile.BadZipFile, zlib.error, ValueError, OSError) as exc:

@@ -129,7 +129,7 @@ def _merge(
                     continue
                 meta = source.metadata(item)
                 members = {}
-                for name in archive.array_names(meta.channels, meta.has_geolocation):
+                for name in archive.meta_array_names(meta):
                     info = source.member_info(item, name)
                     members[name] = (info, archive.read_raw_member(raw_file, info))
                 writer.add_compressed(meta, members)
