@@ -228,3 +228,23 @@ def test_export_legacy_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "do not share" in capsys.readouterr().err
     with zipfile.ZipFile(tmp_path / LEGACY_NAME) as zf:
         assert zf.namelist() == ["swath_array.npy", "period.npy"]
+
+
+def test_export_legacy_keeps_per_scan_times_through_the_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    times = 1577836800.0 + np.arange(12) * 1.5
+    swath = make_swath(
+        "GW1AM2_202001010000_001A_L1SGBTBR_2220220",
+        "A",
+        {"36.5H": rng.integers(10000, 28000, (12, 243)).astype(np.uint16)},
+        [0.01],
+        scan_time=times,
+        scan_start_utc="2020-01-01T00:00:00.000Z",
+        scan_end_utc="2020-01-01T00:00:16.500Z",
+    )
+    source = write_archive(tmp_path / "s.npz", [swath])
+    legacy = export_legacy(source, tmp_path / "legacy.npz")
+    back = convert_legacy(legacy, tmp_path / "back.npz", trust_legacy_pickle=True)
+    with open_archive(back) as archive:
+        assert archive[0].metadata.has_scan_times
+        np.testing.assert_array_equal(archive[0]["scan_time"], times)

@@ -37,7 +37,7 @@ from .archive import (
     detect_format,
     index_table,
 )
-from .swath import LATITUDE, LONGITUDE, TEMPERATURE, Swath, SwathError, atomic_write, make_swath
+from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE, Swath, SwathError, atomic_write, make_swath
 
 LEGACY_FORMAT = "legacy-pickled-npz"
 LEGACY_ID_PREFIX = "legacy"
@@ -182,6 +182,7 @@ def legacy_to_swath(item: Mapping[str, Any], granule_id: str) -> tuple[Swath, in
         scales,
         latitude=positions.get(LATITUDE),
         longitude=positions.get(LONGITUDE),
+        scan_time=np.asarray(item[SCAN_TIME_UTC], dtype=np.float64) if item.get(SCAN_TIME_UTC) is not None else None,
         product_version=str(meta.get("product_version", "")),
         **{k: (str(v) if isinstance(v, str) else int(v)) for k, v in carried.items()},
     )
