@@ -3,16 +3,11 @@
 # and a font. playwright (the test extra) drives it; no browser build is downloaded (the machine has no such
 # network access). Idempotent; needs root when the packages are missing.
 set -euo pipefail
-packages=(chromium fonts-dejavu-core)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+cd "$(dirname "$0")/.."
+source .ci/debian.sh
+mapfile -t missing < <(missing_packages chromium fonts-dejavu-core)
 if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "install-browser: need root to install ${missing[*]} (or install them yourself)" >&2
-        exit 1
-    fi
+    need_root install-browser "${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -14,16 +14,10 @@ VENV="${1:-${VENV:-.venv}}"
 PYTHON="${PYTHON:-python3}"
 started=$(date +%s)
 
-packages=(slurmctld slurmd slurm-client munge)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+source .ci/debian.sh
+mapfile -t missing < <(missing_packages slurmctld slurmd slurm-client munge)
 if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "install-slurm: need root to install ${missing[*]} (or install them yourself)" >&2
-        exit 1
-    fi
+    need_root install-slurm "${missing[*]}"
     # Keep package scripts from starting daemons (no systemd here; the test runs its own).
     created_policy=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
