@@ -34,7 +34,11 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc, state = start_emulator(root / "emulator", scans=120)
     try:
         cfg = emulator_config(
-            state, root / "work", channels=["36.5H", "18.7V"], geolocation=True, report={"progress_interval_s": 0}
+            state,
+            root / "work",
+            channels=["36.5H", "18.7V"],
+            geolocation=True,
+            report={"progress_interval_s": 0, "figures": True},
         )
         result = run_workflow(root / "work", cfg, timeout=400)
     finally:

@@ -30,7 +30,9 @@ def _hdf5_temperature(cache_dir: Path, granule_id: str, dataset: str) -> np.ndar
 
 
 def test_end_to_end_outputs_match_the_granules(tmp_path: Path, emulator: dict) -> None:
-    cfg = emulator_config(emulator, tmp_path, start="2024-01-01", end="2024-01-02", part_size=20)
+    cfg = emulator_config(
+        emulator, tmp_path, start="2024-01-01", end="2024-01-02", part_size=20, report={"figures": True}
+    )
     run = run_workflow(tmp_path, cfg, "--resources", "gportal=4")
     assert run.returncode == 0, run.stdout[-4000:]
     results = tmp_path / "results"
@@ -97,6 +99,7 @@ def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emu
         channels=["89.0AV", "36.5H"],
         geolocation=True,
         emulator={"generation": "legacy"},
+        report={"figures": True},  # 89 GHz quick-looks and maps: positions of every second column
     )
     run = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
     assert run.returncode == 0, run.stdout[-4000:]

@@ -27,6 +27,9 @@ def emulator_config(state: dict[str, Any], workdir: Path, **overrides: Any) -> d
         "output_dir": str(workdir / "results"),
         "emulator": {"state_file": str(Path(state["stats_path"]).parent / "state.json")},
         "transfer": dict(FAST_TRANSFER),
+        # Figures and map pages cost seconds per run; the tests about them (and the end-to-end ones) turn
+        # them on, the fault and resume tests leave them out.
+        "report": {"figures": False},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):

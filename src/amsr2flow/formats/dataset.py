@@ -21,6 +21,9 @@ whose swaths differ is refused with a message rather than silently rescaled. 89 
 seconds applied), NaT in padding rows and for swaths archived before scan times were kept; ``time`` and
 ``time_end`` are each swath's first and last non-overlap scans.
 
+The xarray engine itself is ``formats/xarray_backend.py`` (it opens the archive; this module only needs an
+open one, so that ``Archive.to_xarray`` and the engine share it without an import cycle).
+
 Reading is lazy: nothing is read until values are asked for, then only the swaths asked for. With dask
 installed, ``chunks={}`` (or ``{"swath": 1}``) gives dask arrays of one swath per chunk.
 """
@@ -71,9 +74,9 @@ def _lazy(array: Any) -> Any:
 
 
 try:  # xarray is needed only to open archives as Datasets
-    from xarray.backends import BackendArray, BackendEntrypoint
+    from xarray.backends import BackendArray
 except ImportError:  # pragma: no cover - without xarray nothing here is used
-    BackendArray = BackendEntrypoint = object  # type: ignore[assignment,misc]
+    BackendArray = object  # type: ignore[assignment,misc]
 
 
 class SwathStack(BackendArray):  # type: ignore[misc,valid-type]
@@ -212,60 +215,6 @@ def open_archive_dataset(path: str | os.PathLike[str], chunks: Any = None) -> An
     import xarray as xr
 
     return xr.open_dataset(path, engine=ENGINE, chunks=chunks)
-
-
-# -- the xarray backend entry point -----------------------------------------------------------------------
-
-
-class ArchiveBackend(BackendEntrypoint):  # type: ignore[misc,valid-type]
-    """``xarray.open_dataset("AMSR2_temp_only_...npz", engine="amsr2flow")`` (registered in pyproject.toml)."""
-
-    description = "amsr2flow NPZ archives of AMSR2/AMSR-E swaths, as CF Datasets (swath, scan, pixel)"
-    open_dataset_parameters = (
-        "filename_or_obj",
-        "drop_variables",
-        "mask_and_scale",
-        "decode_times",
-        "decode_timedelta",
-        "use_cftime",
-        "concat_characters",
-        "decode_coords",
-    )
-
-    def open_dataset(
-        self,
-        filename_or_obj: Any,
-        *,
-        drop_variables: Any = None,
-        mask_and_scale: bool = True,
-        decode_times: bool = True,
-        decode_timedelta: Any = None,
-        use_cftime: Any = None,
-        concat_characters: bool = True,
-        decode_coords: Any = True,
-    ) -> Any:
-        from .archive import Archive
-
-        archive = Archive(filename_or_obj)
-        dataset = archive_dataset(
-            archive,
-            mask_and_scale=mask_and_scale,
-            decode_times=decode_times,
-            decode_timedelta=decode_timedelta,
-            use_cftime=use_cftime,
-            concat_characters=concat_characters,
-            decode_coords=decode_coords,
-        )
-        if drop_variables:
-            dataset = dataset.drop_vars(drop_variables)
-        dataset.set_close(archive.close)
-        return dataset
-
-    def guess_can_open(self, filename_or_obj: Any) -> bool:
-        try:
-            return Path(filename_or_obj).suffix == ".npz"
-        except TypeError:
-            return False
 
 
 # -- exports ---------------------------------------------------------------------------------------------
