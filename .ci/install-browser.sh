@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the browser tests (tests/test_report_pages.py) and tools/screenshots.py need: Debian's Chromium
-# and a font; and tmux, for the test that reads a run's terminal (tests/test_terminal.py). playwright (the test extra) drives it; no browser build is downloaded (the machine has no such
-# network access). Idempotent; needs root when the packages are missing.
+# and a font (playwright, the test extra, drives it; no browser build is downloaded: the machine has no such
+# network access); and tmux, for the test that reads a run's terminal (tests/test_terminal.py).
+# Idempotent; needs root when the packages are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/debian.sh
