@@ -171,3 +171,21 @@ def test_per_scan_times_become_a_time_coordinate(tmp_path: Path) -> None:
     out = dataset.export_archive(path, tmp_path / "t.nc", "netcdf")
     back = xr.open_dataset(out, engine="h5netcdf", decode_times=False, mask_and_scale=False)
     np.testing.assert_array_equal(back["scan_time"].values, raw["scan_time"].values)
+
+
+def test_exports_follow_the_umask(archive_path: Path, tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        for to, name in (("zarr", "u.zarr"), ("netcdf", "u.nc")):
+            result = subprocess.run(
+                [AMSR2FLOW, "export", str(archive_path), "--to", to, "-o", str(tmp_path / name)],
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0, result.stderr
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "u.zarr").stat().st_mode & 0o777 == 0o750  # not mkdtemp's 0700
+    assert (tmp_path / "u.nc").stat().st_mode & 0o777 == 0o640

@@ -88,6 +88,31 @@ class RunLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "a run whose details are unknown"
 
+    def held_by(self) -> str | None:
+        """Who holds the lock now (``holder()``), or ``None``; asked without taking it, so it never blocks a run."""
+        import fcntl
+
+        if not self.lock_path.is_file():
+            return None
+        try:
+            with open(self.lock_path, "a") as fp:
+                try:
+                    fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return self.holder()
+                fcntl.flock(fp, fcntl.LOCK_UN)
+        except OSError:
+            return None
+        return None
+
+    def started_utc(self) -> datetime | None:
+        """When the current (or last) holder started, from the holder file."""
+        try:
+            info = json.loads(self.holder_path.read_text(encoding="utf-8"))
+            return datetime.fromisoformat(info["started_utc"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def release(self) -> None:
         if self._lock is not None:
             self._lock.release()

@@ -245,38 +245,6 @@ def year_status(
     )
 
 
-def _running(layout: Layout) -> str | None:
-    """Who holds the run lock, if anyone (tested without taking it: ``status`` must never block a run)."""
-    import fcntl
-
-    from .runlock import RunLock
-
-    lock = RunLock(layout.state_dir())
-    if not lock.lock_path.is_file():
-        return None
-    try:
-        with open(lock.lock_path, "a") as fp:
-            try:
-                fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return lock.holder()
-            fcntl.flock(fp, fcntl.LOCK_UN)
-    except OSError:
-        return None
-    return None
-
-
-def _run_started(layout: Layout) -> datetime | None:
-    """When the current (or last) run started, from the run lock's holder file."""
-    from .runlock import RunLock
-
-    try:
-        info = json.loads(RunLock(layout.state_dir()).holder_path.read_text(encoding="utf-8"))
-        return datetime.fromisoformat(info["started_utc"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _last_errors(ledgers: Iterable[Mapping[str, Mapping[str, Any]]], limit: int = LAST_ERRORS) -> list[dict]:
     entries = [e for ledger in ledgers for e in ledger.values() if e.get("status") not in ("resolved", None)]
     entries.sort(key=lambda e: (str(e.get("last_attempt_utc", "")), str(e.get("granule_id", ""))), reverse=True)
@@ -296,6 +264,7 @@ def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunSt
     """The status of the run that ``cfg`` (a validated configuration) describes."""
     from . import config as settings
     from .ledger import read_ledger
+    from .runlock import RunLock
     from .stages.year import archive_path_for
 
     now = now or datetime.now(timezone.utc)
@@ -310,7 +279,8 @@ def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunSt
         years.append(year_status(layout, year, first, after, archive, ledger, listed, listed_days))
     marks = recent_marks(layout, now)
     # Over the last hour, or since the run started if that is more recent (else a young run looks slow).
-    since = max(now - RATE_WINDOW, _run_started(layout) or now - RATE_WINDOW)
+    lock = RunLock(layout.state_dir())
+    since = max(now - RATE_WINDOW, lock.started_utc() or now - RATE_WINDOW)
     span_s = max((now - since).total_seconds(), 60.0)
     rate = len(marks) * 3600 / span_s
     mark_bytes = sum(sizes.get(m.granule_id, 0) for m in marks if m.outcome == "archived")
@@ -319,7 +289,7 @@ def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunSt
     return RunStatus(
         output_dir=str(layout.root),
         checked_utc=now.isoformat(timespec="seconds"),
-        running=_running(layout),
+        running=lock.held_by(),
         years=years,
         rate_granules_per_hour=round(rate, 1),
         rate_mb_per_s=round(mark_bytes / span_s / 1e6, 3),

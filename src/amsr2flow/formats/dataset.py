@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import JAXA_ACKNOWLEDGEMENT, __version__
+from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
 from . import l1b
 from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
 
@@ -224,20 +224,19 @@ NETCDF_COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
 
 def export_archive(archive_path: str | os.PathLike[str], out_path: str | os.PathLike[str], to: str) -> Path:
     """Write the archive's Dataset as a Zarr store or a NetCDF-4 file, one swath per chunk, streamed swath by
-    swath (dask), raw uint16 kept; atomically (a temporary name beside ``out_path``, then a rename)."""
+    swath (dask), raw uint16 kept; atomically (a temporary name beside ``out_path``, then a rename), with the
+    user's umask."""
     import shutil
-    import tempfile
 
     if to not in EXPORT_FORMATS:
         raise DatasetError(f"unknown export format {to!r}; use one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out_path)
     if out.exists():
         raise DatasetError(f"{out} exists; remove it or choose another output path")
-    out.parent.mkdir(parents=True, exist_ok=True)
     dataset = open_archive_dataset(archive_path, chunks={"swath": 1})
     try:
         if to == "zarr":
-            temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+            temporary = atomic.temporary_folder_beside(out)
             try:
                 # Zarr format 2: its fixed-width strings (granule ids) are stable, format 3's are not yet
                 dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
@@ -246,32 +245,23 @@ def export_archive(archive_path: str | os.PathLike[str], out_path: str | os.Path
                 shutil.rmtree(temporary, ignore_errors=True)
                 raise
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-            os.close(fd)
-            try:
-                # explicit encodings replace the decoded ones: keep the raw dtype, scale and fill with them
-                kept = ("dtype", "scale_factor", "add_offset", "_FillValue")
-                encoding = {
-                    name_: {
-                        **{k: v for k, v in var.encoding.items() if k in kept},
-                        **NETCDF_COMPRESSION,
-                        "chunksizes": (1, *var.shape[1:]),
-                    }
-                    for name_, var in dataset.variables.items()
-                    if var.dims[:1] == ("swath",) and var.ndim == 3
-                }
-                dataset.to_netcdf(name, engine="h5netcdf", encoding=encoding)
-                os.chmod(name, 0o666 & ~_umask())
-                os.replace(name, out)
-            except BaseException:
-                Path(name).unlink(missing_ok=True)
-                raise
+            with atomic.atomic_path(out) as temporary:
+                dataset.to_netcdf(temporary, engine="h5netcdf", encoding=netcdf_encoding(dataset))
     finally:
         dataset.close()
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def netcdf_encoding(dataset: Any) -> dict[str, dict[str, Any]]:
+    """Compression and one-swath chunks for the 3-d variables. Explicit encodings replace the decoded ones, so
+    the raw dtype, scale and fill are carried into them."""
+    kept = ("dtype", "scale_factor", "add_offset", "_FillValue")
+    return {
+        name: {
+            **{k: v for k, v in var.encoding.items() if k in kept},
+            **NETCDF_COMPRESSION,
+            "chunksizes": (1, *var.shape[1:]),
+        }
+        for name, var in dataset.variables.items()
+        if var.dims[:1] == ("swath",) and var.ndim == 3
+    }
