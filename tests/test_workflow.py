@@ -98,6 +98,7 @@ def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emu
         tmp_path,
         channels=["89.0AV", "36.5H"],
         geolocation=True,
+        variables=["land_fraction", "earth_incidence", "pixel_quality"],
         emulator={"generation": "legacy"},
         report={"figures": True},  # 89 GHz quick-looks and maps: positions of every second column
     )
@@ -121,6 +122,11 @@ def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emu
         np.testing.assert_array_equal(
             swath["36.5H"], _hdf5_temperature(cache_dir, gid, "Brightness Temperature (36.5GHz,H)")
         )
+        with h5py.File(cache_dir / f"{gid}.h5", "r") as h5:  # extra variables: the granule's values, raw
+            np.testing.assert_array_equal(swath["earth_incidence"], h5["Earth Incidence"][()])
+            np.testing.assert_array_equal(swath["land_fraction"], np.moveaxis(h5["Land_Ocean Flag 6 to 36"][()], 0, 1))
+            assert swath["pixel_quality"].tobytes() == h5["Pixel Data Quality 6 to 36"][()].tobytes()
+        assert archive.metadata(3).variables == ("earth_incidence", "land_fraction", "pixel_quality")
 
 
 def test_throttle_caps_concurrent_transfers(tmp_path: Path) -> None:
@@ -165,12 +171,22 @@ def test_incremental_reruns(tmp_path: Path, emulator: dict) -> None:
     assert archive_2024.stat().st_mtime_ns == mtime_2024
     assert read_stats(emulator)["files_served"] == served
 
-    # moving `end` forward fetches only the new day's granules
-    extended = dict(cfg, end="2024-01-02")
+    # moving `end` forward fetches only the new day's granules, also when the variable set grows at the same
+    # time: the new set applies to the new granules, nothing already extracted is downloaded again
+    extended = dict(cfg, end="2024-01-02", variables=["earth_incidence"])
     grown = run_workflow(tmp_path, extended, "--resources", "gportal=4")
     assert grown.returncode == 0, grown.stdout[-4000:]
     new_day = pd.read_csv(results / "manifests" / "2024" / "2024-01-02.csv")
     assert read_stats(emulator)["files_served"] == served + len(new_day)
+    assert "variables [earth_incidence] apply to granules extracted from now on" in grown.stdout
+    (grown_2024,) = [p for p in _archives(results) if "_20240101_000000_to_20240103_" in p.name]
+    with open_archive(grown_2024) as grown_archive:
+        held = {grown_archive.metadata(i).variables for i in range(len(grown_archive))}
+        first_new = next(
+            i for i in range(len(grown_archive)) if grown_archive[i].granule_id in set(new_day["granule_id"])
+        )
+        assert grown_archive.metadata(first_new).variables == ("earth_incidence",)
+    assert held == {(), ("earth_incidence",)}
     assert job_counts(grown.stdout)["catalogue"] == 1
     names = [p.name for p in _archives(results)]
     assert "AMSR2_temp_only_20240101_000000_to_20240103_000000.npz" in names

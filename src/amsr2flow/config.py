@@ -258,6 +258,13 @@ def year_periods(cfg: Mapping[str, Any]) -> dict[int, tuple[date, date]]:
     return out
 
 
+def extra_variables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The configured extra variables (``formats.variables``) in storage order."""
+    from .formats.variables import check_names
+
+    return check_names(list(cfg.get("variables") or ()))
+
+
 def digest(cfg: Mapping[str, Any]) -> str:
     """A short, stable digest of the settings that shape archive content (recorded in provenance)."""
     shaping = {k: cfg[k] for k in ("dataset", "channels", "geolocation", "part_size")}

@@ -13,6 +13,7 @@ from amsr2flow.stages import report_pages
 from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
 from amsr2flow.status import ProgressReporter, quiet_scheduler_chatter
 from amsr2flow.ledger import is_due_for_recheck, read_ledger
+from amsr2flow.stages import year as year_stage
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
 from amsr2flow.runlock import RunLock, RunLockError
@@ -160,6 +161,12 @@ def prepare_run():
             file=sys.stderr,
         )
     if network:
+        notice = year_stage.variables_notice(
+            sorted(LAYOUT.archives_dir().glob("*.npz")),
+            settings.extra_variables(config),
+        )
+        if notice:
+            print(f"amsr2flow: note: {notice}", file=sys.stderr)
         try:
             choice = preflight.check_service(
                 config,

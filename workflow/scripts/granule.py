@@ -24,6 +24,9 @@ cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 layout = Layout.from_config(cfg)
 transfer = cfg["transfer"]
 channels = tuple(snakemake.params.channels)
+# From the config, not a rule param: params are rerun triggers, and a new variable set must not re-download the
+# granules already extracted. It applies to granules extracted from now on; each swath records its own set.
+variables = settings.extra_variables(cfg)
 # Where the granule is on SFTP: the catalogue's mapping, under the layout the run's preflight settled on.
 template = remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
 task = granule.GranuleTask(
@@ -43,6 +46,7 @@ if "record" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alone t
             channels=channels,
             geolocation=bool(snakemake.params.geolocation),
             npy_path=Path(snakemake.output.npy),
+            variables=variables,
         )
     except atomic.NoSpace as exc:
         stop_run(log, exc, layout.stop_flag())
@@ -64,6 +68,7 @@ try:
         policy=granule.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
         channels=channels,
         geolocation=bool(snakemake.params.geolocation),
+        variables=variables,
         outputs=outputs,
         ledger_path=layout.ledger_entry(task.day, task.granule_id),
         stop_flag=layout.stop_flag(),

@@ -56,6 +56,7 @@ if outcome.arrived and snakemake.params.sealed:
         policy=granule.RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
         channels=tuple(snakemake.params.channels),
         geolocation=bool(snakemake.params.geolocation),
+        variables=settings.extra_variables(cfg),
     )
     if fetched:
         still_missing = sum(e.get("status") in ("absent", "invalid") for e in read_ledger(ledger_dir).values())

@@ -702,7 +702,7 @@ def _engineering(geo: _Geometry, times: np.ndarray, missing_rows: np.ndarray, se
     scan_quality = np.zeros((rows, 512), dtype=np.int8)
     scan_quality[missing_rows, 0] = 1
     return {
-        "Pixel Data Quality 6 to 36": np.zeros((rows, l1b.HIGH_FREQ_PIXELS), dtype=np.uint8),
+        "Pixel Data Quality 6 to 36": _rfi_flags(geo),
         "Pixel Data Quality 89": np.zeros((rows, l1b.HIGH_FREQ_PIXELS), dtype=np.uint8),
         "Scan Data Quality": scan_quality,
         "Position in Orbit": np.degrees(geo.anomaly) % 360.0,
@@ -719,6 +719,21 @@ def _engineering(geo: _Geometry, times: np.ndarray, missing_rows: np.ndarray, se
         "SPC Temperature Count": counts(1500.0, 500.0, (rows, 20), 0.0),
         "SPS Temperature Count": counts(1500.0, 500.0, (rows, 32), 0.0),
     }
+
+
+#: Regions with radio-frequency interference (lat/lon boxes) and the flag bit each raises: C-band over North
+#: America, X-band over Europe, as AMSR-E and AMSR2 users know them. Bit meanings are illustrative only.
+_RFI_REGIONS = (((25.0, 50.0, -125.0, -70.0), 0x0001), ((35.0, 60.0, -10.0, 30.0), 0x0004))
+
+
+def _rfi_flags(geo: _Geometry) -> np.ndarray:
+    """Pixel Data Quality 6 to 36: a 16-bit flag word per low-frequency pixel, as two bytes (LSB first)."""
+    lat, lon = geo.lat_a[:, ::2], geo.lon_a[:, ::2]
+    words = np.zeros(lat.shape, dtype=np.uint16)
+    for (lat_min, lat_max, lon_min, lon_max), bit in _RFI_REGIONS:
+        inside = (lat >= lat_min) & (lat <= lat_max) & (lon >= lon_min) & (lon <= lon_max)
+        words[inside] |= bit
+    return words.astype("<u2").view(np.uint8).reshape(lat.shape[0], l1b.HIGH_FREQ_PIXELS)
 
 
 def _navigation(times: np.ndarray, geo: _Geometry) -> np.ndarray:

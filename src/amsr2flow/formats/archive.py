@@ -3,7 +3,8 @@
 An archive is a zip file of ``.npy`` members, so ``np.load(path, allow_pickle=False)`` opens it:
 
 - ``swaths/<granule_id>/temperature.npy`` (uint16, first configured channel), ``swaths/<granule_id>/<channel>.npy``
-  for further channels, ``swaths/<granule_id>/latitude.npy`` / ``longitude.npy`` (float32) with coordinates.
+  for further channels, ``swaths/<granule_id>/latitude.npy`` / ``longitude.npy`` (float32) with coordinates,
+  ``scan_time.npy`` (float64 UTC seconds per scan) and one member per extra variable (``formats.variables``).
   One member per array: one swath is read without touching the others.
 - ``index.npy``: a structured array, one row per swath in time order (``INDEX_COLUMNS`` below), enough to
   rebuild every swath's metadata exactly. Strings are fixed-width unicode; nothing is an object.
@@ -46,7 +47,7 @@ from typing import IO, Any, overload
 import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
-from . import l1b, npy
+from . import l1b, npy, variables
 from .swath import (
     LATITUDE,
     LONGITUDE,
@@ -167,15 +168,17 @@ INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: dtype and dimensions of each array (brightness temperatures: uint16, 2-d).
-ARRAY_KINDS: dict[str, tuple[type, int]] = {
+#: dtype and dimensions of each array that is not a brightness temperature (those are uint16, 2-d).
+ARRAY_KINDS: dict[str, tuple[Any, int]] = {
     LATITUDE: (np.float32, 2),
     LONGITUDE: (np.float32, 2),
     SCAN_TIME_UTC: (np.float64, 1),
+    **{v.name: (np.dtype(v.dtype), 1 + len(v.row_shape)) for v in variables.EXTRA_VARIABLES.values()},
 }
 
 #: Columns added after format version 1's first archives: written always, read with a default when absent.
-OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (("has_scan_times", "?", False),)
+#: ``variables``: the extra variables of the swath, comma-separated ("" none); swaths of one archive may differ.
+OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (("has_scan_times", "?", False), ("variables", "U", ""))
 
 
 def _scale_column(channel: str) -> str:
@@ -207,6 +210,7 @@ def metadata_row(meta: SwathMetadata) -> dict[str, Any]:
         "source_sha256": meta.source_sha256,
         "product_version": meta.product_version,
         "has_scan_times": meta.has_scan_times,
+        "variables": ",".join(meta.variables),
     }
     row.update({_scale_column(c): s for c, s in zip(meta.channels[1:], meta.scale_factors[1:], strict=True)})
     return row
@@ -216,14 +220,13 @@ def index_table(metas: Sequence[SwathMetadata], channels: Sequence[str]) -> np.n
     """The structured ``index.npy`` array for swaths that all have ``channels``."""
     rows = [metadata_row(m) for m in metas]
     fields: list[tuple[str, str]] = []
-    for name, kind in INDEX_COLUMNS:
+    for name, kind in (*INDEX_COLUMNS, *((n, k) for n, k, _ in OPTIONAL_INDEX_COLUMNS)):
         if kind == "U":
             width = max((len(r[name]) for r in rows), default=0)
             kind = f"<U{max(width, 1)}"
         fields.append((name, kind))
         if name == "scale_factor":
             fields.extend((_scale_column(c), "<f8") for c in channels[1:])
-    fields.extend((name, kind) for name, kind, _ in OPTIONAL_INDEX_COLUMNS)
     table = np.zeros(len(rows), dtype=fields)
     for name, _ in fields:
         table[name] = [r[name] for r in rows]
@@ -234,6 +237,7 @@ def row_metadata(row: np.void) -> SwathMetadata:
     """Rebuild a swath's metadata exactly from its index row."""
     channels = tuple(str(row["channels"]).split(","))
     geo = bool(row["has_geolocation"])
+    names = row.dtype.names or ()
     return SwathMetadata(
         granule_id=str(row["granule_id"]),
         orbit_type=str(row["orbit_type"]),
@@ -249,10 +253,8 @@ def row_metadata(row: np.void) -> SwathMetadata:
         source_size=int(row["source_size"]),
         source_sha256=str(row["source_sha256"]),
         product_version=str(row["product_version"]),
-        **{
-            name: type(default)(row[name]) if name in (row.dtype.names or ()) else default
-            for name, _, default in OPTIONAL_INDEX_COLUMNS
-        },
+        has_scan_times=bool(row["has_scan_times"]) if "has_scan_times" in names else False,
+        variables=variables.parse_list(str(row["variables"])) if "variables" in names else (),
     )
 
 

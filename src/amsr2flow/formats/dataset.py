@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
-from . import l1b
+from . import l1b, variables
 from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
 
 ENGINE = "amsr2flow"
@@ -83,16 +83,23 @@ class SwathStack(BackendArray):  # type: ignore[misc,valid-type]
     """One array of every swath of an archive, stacked as ``(swath, scan, pixel)`` and padded: an xarray
     ``BackendArray`` read swath by swath on indexing (basic indexing: integers and slices)."""
 
-    def __init__(self, archive: Any, member: str, n_pixels: int | None, dtype: np.dtype, fill: Any) -> None:
+    def __init__(
+        self,
+        archive: Any,
+        member: str,
+        row_shape: tuple[int, ...],
+        dtype: np.dtype,
+        fill: Any,
+        present: np.ndarray | None = None,
+    ) -> None:
         self.archive = archive
         self.member = member
         self.fill = fill
         self.dtype = np.dtype(dtype)
         rows = int(archive.table["n_scans"].max(initial=0))
-        # n_pixels None: one value per scan (scan times)
-        self.shape = (len(archive), rows) if n_pixels is None else (len(archive), rows, n_pixels)
-        has = archive.table["has_scan_times"] if "has_scan_times" in (archive.table.dtype.names or ()) else None
-        self.present = np.ones(len(archive), dtype=bool) if member != SCAN_TIME_UTC or has is None else has
+        self.shape = (len(archive), rows, *row_shape)  # row_shape () for one value per scan (scan times)
+        # swaths without this array (archived before it was kept, or with another variable set) read as fill
+        self.present = np.ones(len(archive), dtype=bool) if present is None else present
 
     def __getitem__(self, key: Any) -> np.ndarray:
         from xarray.core import indexing
@@ -139,7 +146,7 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
         n_pixels = l1b.channel_pixels(channel)
         frequency, polarisation = _frequency_polarisation(channel)
         column = "scale_factor" if n == 0 else f"scale_factor_{channel}"
-        stack = SwathStack(archive, TEMPERATURE if n == 0 else channel, n_pixels, np.uint16, RAW_FILL)
+        stack = SwathStack(archive, TEMPERATURE if n == 0 else channel, (n_pixels,), np.uint16, RAW_FILL)
         data_vars[variable_name(channel)] = xr.Variable(
             ("swath", "scan", pixel_dim(n_pixels)),
             _lazy(stack),
@@ -170,7 +177,7 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
     if has_times.any():
         coords["scan_time"] = xr.Variable(
             ("swath", "scan"),
-            _lazy(SwathStack(archive, SCAN_TIME_UTC, None, np.float64, np.nan)),
+            _lazy(SwathStack(archive, SCAN_TIME_UTC, (), np.float64, np.nan, has_times)),
             attrs={
                 "standard_name": "time",
                 "long_name": "time of the scan (UTC), from the granule's Scan Time (TAI93, leap seconds applied)",
@@ -183,7 +190,7 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
             ("latitude", LATITUDE, "latitude", "degrees_north", (-90.0, 90.0)),
             ("longitude", LONGITUDE, "longitude", "degrees_east", (-180.0, 180.0)),
         ):
-            stack = SwathStack(archive, member, l1b.LOW_FREQ_PIXELS, np.float32, POSITION_FILL)
+            stack = SwathStack(archive, member, (l1b.LOW_FREQ_PIXELS,), np.float32, POSITION_FILL)
             coords[name] = xr.Variable(
                 ("swath", "scan", "pixel"),
                 _lazy(stack),
@@ -196,6 +203,16 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
                     "below -9991 are the file's fills, padding rows are NaN",
                 },
             )
+    data_vars.update(_extra_variables(archive))
+    if any(v in data_vars for v in variables.EXTRA_VARIABLES):
+        coords["variables"] = (
+            "swath",
+            _variables_column(table).astype(str),
+            {"long_name": "extra variables the swath was extracted with (comma-separated)"},
+        )
+    for name, layers in (("land_layer", variables.LAND_LAYERS), ("land_layer_89", variables.LAND_LAYERS_89)):
+        if any(name in v.dims for v in data_vars.values()):
+            coords[name] = (name, np.array(layers), {"long_name": "frequency footprint of the layer (GHz)"})
     dataset = xr.Dataset(data_vars, coords=coords)
     dataset.attrs = {
         "Conventions": CF_CONVENTIONS,
@@ -208,6 +225,54 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
         "history": f"exported from {archive.path.name} by amsr2flow {__version__}",
     }
     return xr.decode_cf(dataset, **decode)
+
+
+def _variables_column(table: np.ndarray) -> np.ndarray:
+    return table["variables"] if "variables" in (table.dtype.names or ()) else np.full(len(table), "")
+
+
+def export_fill(variable: variables.ExtraVariable) -> Any:
+    """The raw value of padding rows and of swaths without the variable: its fill, else the dtype's extreme
+    (flag words have no fill of their own; 0 means "no flag", which padding must not claim)."""
+    dtype = np.dtype(variable.dtype)
+    if variable.fill is not None:
+        return dtype.type(variable.fill)
+    return dtype.type(np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max)
+
+
+def _row_dims(variable: variables.ExtraVariable) -> tuple[str, ...]:
+    last = variable.row_shape[-1]
+    pixels = {l1b.LOW_FREQ_PIXELS: "pixel", l1b.HIGH_FREQ_PIXELS: "pixel_89"}.get(last, f"{variable.name}_byte")
+    return (variable.layer_dim, pixels) if variable.layer_dim else (pixels,)
+
+
+def _extra_variables(archive: Any) -> dict[str, Any]:
+    """One Variable per extra variable any swath holds, raw with its scale and fill for CF decoding."""
+    import xarray as xr
+
+    per_swath = [set(variables.parse_list(str(v))) for v in _variables_column(archive.table)]
+    out: dict[str, Any] = {}
+    for name, variable in variables.EXTRA_VARIABLES.items():
+        present = np.array([name in held for held in per_swath], dtype=bool)
+        if not present.any():
+            continue
+        fill = export_fill(variable)
+        stack = SwathStack(archive, name, variable.row_shape, np.dtype(variable.dtype), fill, present)
+        attrs: dict[str, Any] = {"long_name": variable.long_name, "units": variable.units}
+        if variable.fill is not None:
+            attrs["_FillValue"] = fill
+        else:  # flags stay integers (a _FillValue would decode them to float with NaN)
+            attrs["comment"] = f"padding rows and swaths without {name} hold {fill}; "
+        if variable.standard_name:
+            attrs["standard_name"] = variable.standard_name
+        if variable.scale_factor is not None:
+            attrs["scale_factor"] = np.float32(variable.scale_factor)
+        if variable.comment:
+            attrs["comment"] = attrs.get("comment", "") + variable.comment
+        if archive.geolocation and _row_dims(variable)[-1] == "pixel":
+            attrs["coordinates"] = "latitude longitude"
+        out[name] = xr.Variable(("swath", "scan", *_row_dims(variable)), _lazy(stack), attrs=attrs)
+    return out
 
 
 def open_archive_dataset(path: str | os.PathLike[str], chunks: Any = None) -> Any:
@@ -263,5 +328,5 @@ def netcdf_encoding(dataset: Any) -> dict[str, dict[str, Any]]:
             "chunksizes": (1, *var.shape[1:]),
         }
         for name, var in dataset.variables.items()
-        if var.dims[:1] == ("swath",) and var.ndim == 3
+        if var.dims[:1] == ("swath",) and var.ndim >= 3
     }

@@ -183,6 +183,7 @@ def legacy_to_swath(item: Mapping[str, Any], granule_id: str) -> tuple[Swath, in
         latitude=positions.get(LATITUDE),
         longitude=positions.get(LONGITUDE),
         scan_time=np.asarray(item[SCAN_TIME_UTC], dtype=np.float64) if item.get(SCAN_TIME_UTC) is not None else None,
+        extra={str(name): np.asarray(item[name]) for name in meta.get("variables") or ()},
         product_version=str(meta.get("product_version", "")),
         **{k: (str(v) if isinstance(v, str) else int(v)) for k, v in carried.items()},
     )

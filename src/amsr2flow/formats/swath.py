@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import atomic
-from . import l1b
+from . import l1b, variables
 
 SWATH_FORMAT = "amsr2flow.swath"
 SWATH_FORMAT_VERSION = 1
@@ -89,6 +89,7 @@ class SwathMetadata:
     source_sha256: str = ""
     product_version: str = ""  # e.g. "2220220", from the file name
     has_scan_times: bool = False  # a `scan_time` array (UTC Unix seconds per scan); swaths before it have none
+    variables: tuple[str, ...] = ()  # extra variables stored (formats.variables), in the registry's order
 
     @property
     def scale_factor(self) -> float:
@@ -120,6 +121,8 @@ class SwathMetadata:
             source_sha256=self.source_sha256,
             product_version=self.product_version,
         )
+        if self.variables:
+            meta["variables"] = self.variables
         return meta
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -155,6 +158,7 @@ class SwathMetadata:
             source_sha256=str(data.get("source_sha256", "")),
             product_version=str(data.get("product_version", "")),
             has_scan_times=bool(data.get("has_scan_times", False)),
+            variables=tuple(str(v) for v in data.get("variables", ())),
         )
 
 
@@ -205,15 +209,19 @@ class Swath(Mapping[str, Any]):
         return {**self.arrays, "metadata": self.metadata.legacy_dict()}
 
 
-def array_names(channels: Sequence[str], geolocation: bool, scan_times: bool = False) -> tuple[str, ...]:
-    """Names of a swath's arrays, in storage order: temperature, further channels, positions, scan times."""
+def array_names(
+    channels: Sequence[str], geolocation: bool, scan_times: bool = False, variables: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Names of a swath's arrays, in storage order: temperature, further channels, positions, scan times,
+    extra variables."""
     names = (TEMPERATURE, *channels[1:])
     names = (*names, LATITUDE, LONGITUDE) if geolocation else names
-    return (*names, SCAN_TIME_UTC) if scan_times else names
+    names = (*names, SCAN_TIME_UTC) if scan_times else names
+    return (*names, *variables)
 
 
 def meta_array_names(meta: SwathMetadata) -> tuple[str, ...]:
-    return array_names(meta.channels, meta.has_geolocation, meta.has_scan_times)
+    return array_names(meta.channels, meta.has_geolocation, meta.has_scan_times, meta.variables)
 
 
 def valid_range(raw: np.ndarray) -> tuple[int, int]:
@@ -237,6 +245,7 @@ def make_swath(
     latitude: np.ndarray | None = None,
     longitude: np.ndarray | None = None,
     scan_time: np.ndarray | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
     **metadata: Any,
 ) -> Swath:
     """Build a ``Swath`` from arrays, deriving shape and ranges (used by extraction, conversion and tests)."""
@@ -255,6 +264,18 @@ def make_swath(
             raise SwathError(f"scan_time has shape {scan_time.shape}, expected ({temperature.shape[0]},)")
         arrays[SCAN_TIME_UTC] = np.asarray(scan_time, dtype=np.float64)
         metadata["has_scan_times"] = True
+    if extra:
+        names = variables.check_names(list(extra))
+        for name in names:
+            values = np.asarray(extra[name])
+            variable = variables.EXTRA_VARIABLES[name]
+            if values.shape != (temperature.shape[0], *variable.row_shape) or values.dtype != np.dtype(variable.dtype):
+                raise SwathError(
+                    f"variable {name} is {values.dtype} {values.shape}, expected {np.dtype(variable.dtype)} "
+                    f"{(temperature.shape[0], *variable.row_shape)}"
+                )
+            arrays[name] = values
+        metadata["variables"] = names
     meta = SwathMetadata(
         granule_id=granule_id,
         orbit_type=orbit_type,
@@ -375,12 +396,14 @@ def extract_swath(
     channels: Sequence[str] = l1b.DEFAULT_CHANNELS,
     geolocation: bool = False,
     *,
+    extra_variables: Sequence[str] = (),
     sha256: str | None = None,
     source_size: int | None = None,
 ) -> Swath:
     """Read one L1B granule into a ``Swath``; raises a ``SwathError`` subclass naming any bad dataset.
 
-    ``sha256``/``source_size`` may be passed when already known (e.g. from the download) to avoid reading the
+    ``extra_variables`` names variables of :mod:`formats.variables` to keep as well. ``sha256``/``source_size``
+    may be passed when already known (e.g. from the download) to avoid reading the
     file twice; otherwise they are computed here.
     """
     import h5py  # only extraction needs HDF5
@@ -427,6 +450,7 @@ def extract_swath(
                     raise DatasetLayoutError(f"{path}: {ds_name!r} has {ds.shape[0]} rows, not {n_rows}")
                 # every second 89A sample sits on a low-frequency footprint (legacy system, satpy)
                 positions[key] = np.ascontiguousarray(ds[()][:, ::2], dtype=np.float32)
+        extra = {name: _extra_variable(h5, name, n_rows, path) for name in variables.check_names(extra_variables)}
 
     first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
@@ -439,6 +463,7 @@ def extract_swath(
         latitude=positions.get(LATITUDE),
         longitude=positions.get(LONGITUDE),
         scan_time=l1b.tai93_to_unix_array(scan_time),
+        extra=extra,
         scan_start_utc=utc_iso(l1b.tai93_to_unix(float(first))),
         scan_end_utc=utc_iso(l1b.tai93_to_unix(float(last))),
         overlap_scans=overlap,
@@ -446,6 +471,30 @@ def extract_swath(
         source_sha256=sha256,
         product_version=product_version,
     )
+
+
+def _extra_variable(h5: Any, name: str, rows: int, path: str) -> np.ndarray:
+    """One extra variable, checked against its record (shape, dtype, the file's SCALE FACTOR if it has one)."""
+    variable = variables.EXTRA_VARIABLES[name]
+    if variable.dataset not in h5:
+        raise _missing_dataset(h5, variable.dataset, path)
+    ds = h5[variable.dataset]
+    wanted = variables.expected_file_shape(variable, rows)
+    if ds.shape != wanted:
+        raise DatasetLayoutError(f"{path}: dataset {variable.dataset!r} has shape {ds.shape}, expected {wanted}")
+    if not _same_type(ds.dtype, variable.file_dtype):
+        raise DatasetLayoutError(
+            f"{path}: dataset {variable.dataset!r} has dtype {ds.dtype}, expected {variable.file_dtype}"
+        )
+    if variable.scale_factor is not None and "SCALE FACTOR" in ds.attrs:
+        # One scale per variable across archives: a granule with another one is refused, not silently mixed.
+        found = _scale_factor(ds, path)
+        if not math.isclose(found, variable.scale_factor, rel_tol=1e-6):
+            raise DatasetLayoutError(
+                f"{path}: dataset {variable.dataset!r} has SCALE FACTOR {found}, not the documented "
+                f"{variable.scale_factor}; leave {name} out of `variables` for these granules and report it"
+            )
+    return variables.from_file_array(variable, np.asarray(ds[()]))
 
 
 # -- swath files ----------------------------------------------------------------------------------------------

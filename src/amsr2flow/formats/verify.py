@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import l1b
+from . import l1b, variables
 from .archive import (
     ARCHIVE_FORMAT,
     INDEX_MEMBER,
@@ -108,6 +108,8 @@ def check_array(meta: SwathMetadata, name: str, array: np.ndarray, min_scans: in
     """Problems with one array of a swath (dtype, shape, value range)."""
     if name == SCAN_TIME_UTC:
         return check_scan_times(meta, array)
+    if name in variables.EXTRA_VARIABLES:
+        return check_extra_variable(meta, name, array)
     problems = []
     is_position = name in (LATITUDE, LONGITUDE)
     expected_dtype = np.float32 if is_position else np.uint16
@@ -157,6 +159,34 @@ def check_scan_times(meta: SwathMetadata, array: np.ndarray) -> list[str]:
         problems.append(f"{SCAN_TIME_UTC} goes backwards")
     if meta.shape[0] and not known.size:
         problems.append(f"{SCAN_TIME_UTC} has no valid time")
+    return problems
+
+
+#: Physical bounds of the variables that have them (degrees, percent), checked on their valid values.
+VARIABLE_BOUNDS: dict[str, tuple[float, float]] = {
+    "earth_incidence": (0.0, 90.0),
+    "earth_azimuth": (-180.0, 360.0),
+    "sun_elevation": (-90.0, 90.0),
+    "sun_azimuth": (-180.0, 360.0),
+    "land_fraction": (0.0, 100.0),
+    "land_fraction_89": (0.0, 100.0),
+}
+
+
+def check_extra_variable(meta: SwathMetadata, name: str, array: np.ndarray) -> list[str]:
+    """An extra variable: its stored dtype, one row per scan of its row shape, values within physical bounds."""
+    variable = variables.EXTRA_VARIABLES[name]
+    problems = []
+    if array.dtype != np.dtype(variable.dtype):
+        problems.append(f"{name} has dtype {array.dtype}, expected {np.dtype(variable.dtype)}")
+    wanted = (meta.shape[0], *variable.row_shape)
+    if array.shape != wanted:
+        return [*problems, f"{name} has shape {array.shape}, expected {wanted}"]
+    if name in VARIABLE_BOUNDS:
+        low, high = VARIABLE_BOUNDS[name]
+        valid = array[array != variable.fill] * (variable.scale_factor or 1.0)
+        if valid.size and (valid.min() < low or valid.max() > high):
+            problems.append(f"{name} outside [{low:g}, {high:g}] ({valid.min():g}..{valid.max():g})")
     return problems
 
 

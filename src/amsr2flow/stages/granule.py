@@ -23,6 +23,7 @@ import tenacity
 from .. import atomic
 from .. import ledger as ledger_mod
 from ..formats import l1b, swath
+from ..formats import variables as extra_variables
 from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
 from ..gportal import remote_layout
 from ..gportal.backoff import exponential_backoff
@@ -112,6 +113,7 @@ def _attempt(
     keep_download: bool,
     channels: tuple[str, ...],
     geolocation: bool,
+    variables: tuple[str, ...] = (),
 ) -> FetchResult:
     """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
     kept = False
@@ -125,7 +127,12 @@ def _attempt(
             download = session.download(task.remote_path, destination, stat_size)
         try:
             extracted = swath.extract_swath(
-                destination, channels, geolocation, sha256=download.sha256, source_size=download.size_bytes
+                destination,
+                channels,
+                geolocation,
+                extra_variables=variables,
+                sha256=download.sha256,
+                source_size=download.size_bytes,
             )
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
             raise CorruptGranule(f"{task.granule_id}: downloaded file is not a readable L1B granule: {exc}") from exc
@@ -142,9 +149,11 @@ def _attempt(
 ESTIMATED_ROWS = 2100
 
 
-def estimated_swath_bytes(channels: tuple[str, ...], geolocation: bool) -> int:
-    """About how large a full-size swath file of these channels is (uint16 per channel, float32 positions)."""
+def estimated_swath_bytes(channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()) -> int:
+    """About how large a full-size swath file of these channels is (uint16 per channel, float32 positions,
+    float64 scan times, the extra variables)."""
     per_row = sum(2 * l1b.channel_pixels(c) for c in channels) + (2 * 4 * l1b.LOW_FREQ_PIXELS if geolocation else 0)
+    per_row += 8 + extra_variables.size_per_scan(variables)
     return ESTIMATED_ROWS * per_row + 4096
 
 
@@ -162,9 +171,12 @@ class SwathOutputs:
     def folder(self) -> Path:
         return self.npy_path.parent
 
-    def check_space(self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool) -> None:
+    def check_space(
+        self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()
+    ) -> None:
         atomic.check_free(self.scratch_dir, task.size_bytes, f"the download of {task.granule_id}")
-        atomic.check_free(self.folder, estimated_swath_bytes(channels, geolocation), f"the swath of {task.granule_id}")
+        needed = estimated_swath_bytes(channels, geolocation, variables)
+        atomic.check_free(self.folder, needed, f"the swath of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
         return self.scratch_dir / f"{task.granule_id}.h5"
@@ -196,7 +208,9 @@ class DownloadOutputs:
     def folder(self) -> Path:
         return self.h5_path.parent
 
-    def check_space(self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool) -> None:
+    def check_space(
+        self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()
+    ) -> None:
         atomic.check_free(self.folder, task.size_bytes, f"the download of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
@@ -223,6 +237,7 @@ def extract_download(
     channels: tuple[str, ...],
     geolocation: bool,
     npy_path: Path,
+    variables: tuple[str, ...] = (),
 ) -> str:
     """Second half of a split granule: the checked download becomes the swath (or the tombstone)."""
     record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -237,7 +252,12 @@ def extract_download(
         )
         return record["reason_class"]
     extracted = swath.extract_swath(
-        h5_path, channels, geolocation, sha256=record["sha256"], source_size=record["size_bytes"]
+        h5_path,
+        channels,
+        geolocation,
+        extra_variables=variables,
+        sha256=record["sha256"],
+        source_size=record["size_bytes"],
     )
     try:
         swath.write_swath(extracted, npy_path)
@@ -260,6 +280,7 @@ def collect_granule(
     ledger_path: Path,
     stop_flag: Path,
     breaker: CircuitBreaker | None = None,
+    variables: tuple[str, ...] = (),
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
@@ -276,7 +297,7 @@ def collect_granule(
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
         try:
-            outputs.check_space(task, channels, geolocation)  # before downloading what could not be kept
+            outputs.check_space(task, channels, geolocation, variables)  # before downloading what could not be kept
         except atomic.NoSpace as exc:
             raise DiskFull(str(exc)) from exc
         attempts += 1
@@ -289,6 +310,7 @@ def collect_granule(
                 keep_download=outputs.keep_download,
                 channels=channels,
                 geolocation=geolocation,
+                variables=variables,
             )
         except TransientTransferError as exc:
             last_failure = exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -164,3 +165,32 @@ def build_parts(archive_path: Path, parts_dir: Path, part_size: int) -> list[Pat
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [parts_dir / p.name for p in parts]
+
+
+def variables_notice(archive_paths: Sequence[Path], configured: Sequence[str]) -> str | None:
+    """One line for the start of a run when archives already built hold other extra variables than the
+    configuration asks for: the new set applies to granules extracted from now on, nothing is downloaded again.
+    Reads only each archive's index."""
+    held: dict[str, set[str]] = {}
+    for path in sorted(archive_paths):
+        try:
+            with archive.Archive(path) as existing:
+                column = existing.table["variables"] if "variables" in (existing.table.dtype.names or ()) else ()
+                sets = {str(c) for c in column} or {""}
+        except (archive.ArchiveError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+            continue  # verified and reported elsewhere; a notice must not stop a run
+        wanted = ",".join(configured)
+        others = sorted(s for s in sets if s != wanted)
+        if others:
+            held[path.name] = set(others)
+    if not held:
+        return None
+    shown = "; ".join(
+        f"{name}: {' / '.join(s or 'none' for s in sorted(sets))}" for name, sets in sorted(held.items())[:3]
+    )
+    more = f" (and {len(held) - 3} more archives)" if len(held) > 3 else ""
+    return (
+        f"variables [{', '.join(configured) or 'none'}] apply to granules extracted from now on; archives already "
+        f"built keep what they hold ({shown}{more}), and no granule is downloaded again for it. To have the new set "
+        "for past days too, see docs/configuration.md#changing-what-is-extracted"
+    )
