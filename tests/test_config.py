@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,47 @@ def test_bad_config_fails_before_any_network_call(
     assert after["catalogue_requests"] == before["catalogue_requests"]
     assert after["sftp_connections"] == before["sftp_connections"]
     assert not (tmp_path / "results" / "manifests").exists()
+
+
+def test_one_record_across_sensors_takes_each_day_from_its_mission() -> None:
+    cfg = settings.validate(
+        {"start": "2011-10-01", "end": "2012-07-05", "dataset": ["amsr2-l1b", "amsre-l1b"]}, check_environment=False
+    )
+    periods = settings.year_periods(cfg)
+    assert {y: (a.isoformat(), b.isoformat()) for y, (a, b) in periods.items()} == {
+        2011: ("2011-10-01", "2011-10-05"),  # AMSR-E's last day is 2011-10-04
+        2012: ("2012-07-03", "2012-07-06"),  # AMSR2's first is 2012-07-03
+    }
+    assert [m.key for m in settings.missions(cfg)] == ["amsre", "amsr2"]
+    assert settings.year_mission(cfg, 2011).archive_prefix == "AMSRE"
+    assert len(settings.days(cfg)) == 4 + 3  # the gap between the missions is never asked for
+    assert settings.day_mission(cfg, date(2012, 1, 1)) is None
+
+
+def test_a_record_refuses_channels_one_sensor_lacks_and_days_in_no_mission() -> None:
+    with pytest.raises(settings.ConfigError, match="7.3H not measured by AMSR-E"):
+        settings.validate(
+            {"start": "2011-10-01", "end": "2012-07-05", "dataset": ["amsre-l1b", "amsr2-l1b"], "channels": ["7.3H"]},
+            check_environment=False,
+        )
+    with pytest.raises(settings.ConfigError, match="holds no day of AMSR-E"):
+        settings.validate(
+            {"start": "2012-01-01", "end": "2012-02-01", "dataset": ["amsre-l1b", "amsr2-l1b"]}, check_environment=False
+        )
+
+
+def test_daily_grids_need_positions_and_configured_channels() -> None:
+    with pytest.raises(settings.ConfigError, match="set `geolocation: true`"):
+        settings.validate(
+            {"start": "2024-01-01", "end": "2024-01-01", "grid": {"enabled": True}}, check_environment=False
+        )
+    with pytest.raises(settings.ConfigError, match="grid.channels: 18.7V not among `channels`"):
+        settings.validate(
+            {
+                "start": "2024-01-01",
+                "end": "2024-01-01",
+                "geolocation": True,
+                "grid": {"enabled": True, "channels": ["18.7V"]},
+            },
+            check_environment=False,
+        )

@@ -88,7 +88,13 @@ def test_the_product_never_imports_the_local_gportal() -> None:
 
 @pytest.mark.parametrize(
     ("stage", "rule_file"),
-    [("catalogue", "catalogue.smk"), ("granule", "granules.smk"), ("year", "archives.smk"), ("report", "report.smk")],
+    [
+        ("catalogue", "catalogue.smk"),
+        ("granule", "granules.smk"),
+        ("year", "archives.smk"),
+        ("report", "report.smk"),
+        ("grid", "grids.smk"),
+    ],
 )
 def test_each_stage_module_serves_its_rule_file(stage: str, rule_file: str) -> None:
     assert (PACKAGE / "stages" / f"{stage}.py").is_file()

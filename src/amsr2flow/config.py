@@ -24,7 +24,7 @@ import jsonschema
 import yaml
 
 from .gportal.source import Source, Timeouts
-from .mission import DATASETS
+from .mission import DATASETS, Mission
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -134,7 +134,8 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     start = _parse_day(cfg["start"], "start", problems)
     end = _parse_day(cfg["end"], "end", problems)
-    flavour = DATASETS[cfg["dataset"]]
+    chosen = missions(cfg)
+    flavour, last_flavour = chosen[0], chosen[-1]
     if start and end:
         if end < start:
             problems.append(f"end: {cfg['end']} is before start {cfg['start']}; swap them (both are inclusive)")
@@ -143,15 +144,19 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                 f"start: {cfg['start']} is before the first {flavour.sensor} data ({flavour.first_day}); "
                 f"start on or after it"
             )
+        if end >= start and not any(_mission_span(m, start, end) for m in chosen):
+            spans = ", ".join(f"{m.sensor} {m.first_day} to {m.last_day or 'today'}" for m in chosen)
+            problems.append(f"start..end ({cfg['start']} to {cfg['end']}) holds no day of {spans}; pick days within")
         today = datetime.now(timezone.utc).date()
         if end > today:
             problems.append(
                 f"end: {cfg['end']} is after today ({today}); G-Portal lists nothing in the future, so every "
                 "day after today would cost catalogue requests for nothing: end on or before today"
             )
-        if flavour.last_day and end > flavour.last_day:
+        if last_flavour.last_day and end > last_flavour.last_day:
             problems.append(
-                f"end: {cfg['end']} is after the last {flavour.sensor} data ({flavour.last_day}); end on or before it"
+                f"end: {cfg['end']} is after the last {last_flavour.sensor} data ({last_flavour.last_day}); end on "
+                "or before it" + ("" if "amsr2-l1b" in dataset_keys(cfg) else ", or add amsr2-l1b to `dataset`")
             )
         map_days = cfg.get("report", {}).get("map_days")
         if isinstance(map_days, list):
@@ -164,9 +169,16 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                     f"report.map_days: {', '.join(outside)} outside start..end ({cfg['start']} to {cfg['end']}); "
                     "pick days of the run"
                 )
-    missing = [c for c in cfg["channels"] if c not in flavour.channels]
-    if missing:
-        problems.append(f"channels: {', '.join(missing)} not measured by {flavour.sensor}; remove them")
+    for mission in chosen:
+        missing = [c for c in cfg["channels"] if c not in mission.channels]
+        if missing:
+            problems.append(f"channels: {', '.join(missing)} not measured by {mission.sensor}; remove them")
+    if cfg.get("grid", {}).get("enabled"):
+        if not cfg["geolocation"]:
+            problems.append("grid.enabled: daily grids need positions; set `geolocation: true`")
+        stray = [c for c in cfg["grid"].get("channels") or () if c not in cfg["channels"]]
+        if stray:
+            problems.append(f"grid.channels: {', '.join(stray)} not among `channels`; grid extracted channels only")
     if cfg.get("remote_path_template"):
         from .gportal.remote_layout import RemoteLayoutError, check_template
 
@@ -242,20 +254,58 @@ def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
 
 
 # -- derived values ----------------------------------------------------------------------------------------
+def dataset_keys(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The configured dataset(s): ``dataset`` is one name or a list of them."""
+    value = cfg["dataset"]
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def missions(cfg: Mapping[str, Any]) -> tuple[Mission, ...]:
+    """The configured missions in time order (their periods do not overlap: AMSR-E ends 2011, AMSR2 begins
+    2012)."""
+    return tuple(sorted((DATASETS[k] for k in dataset_keys(cfg)), key=lambda m: m.first_day))
+
+
+def _mission_span(mission: Mission, first: date, last: date) -> tuple[date, date] | None:
+    """The days of ``first..last`` (inclusive) inside the mission, as (first, last), or None."""
+    low = max(first, mission.first_day)
+    high = min(last, mission.last_day) if mission.last_day else last
+    return (low, high) if low <= high else None
+
+
 def days(cfg: Mapping[str, Any]) -> list[date]:
-    start, end = date.fromisoformat(cfg["start"]), date.fromisoformat(cfg["end"])
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    """The requested days that some configured mission covers (the gap between missions is never asked for)."""
+    return [d for first, after in year_periods(cfg).values() for d in _range(first, after)]
+
+
+def _range(first: date, after: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((after - first).days)]
 
 
 def year_periods(cfg: Mapping[str, Any]) -> dict[int, tuple[date, date]]:
-    """For each year touched, the requested period as (first day, day after the last day)."""
+    """For each year touched, the requested period as (first day, day after the last day), within the
+    configured missions' dates; one year, one mission."""
     start, end = date.fromisoformat(cfg["start"]), date.fromisoformat(cfg["end"])
     out = {}
     for year in range(start.year, end.year + 1):
         first = max(start, date(year, 1, 1))
         last = min(end, date(year, 12, 31))
-        out[year] = (first, last + timedelta(days=1))
+        spans = [s for s in (_mission_span(m, first, last) for m in missions(cfg)) if s]
+        if len(spans) > 1:
+            raise ConfigError(f"dataset: {year} holds days of two missions; one year is archived from one sensor")
+        if spans:
+            out[year] = (spans[0][0], spans[0][1] + timedelta(days=1))
     return out
+
+
+def year_mission(cfg: Mapping[str, Any], year: int) -> Mission:
+    """The mission whose data a year's archive holds."""
+    first, _ = year_periods(cfg)[year]
+    return next(m for m in missions(cfg) if _mission_span(m, first, first))
+
+
+def day_mission(cfg: Mapping[str, Any], day: date) -> Mission | None:
+    return next((m for m in missions(cfg) if _mission_span(m, day, day)), None)
 
 
 def extra_variables(cfg: Mapping[str, Any]) -> tuple[str, ...]:

@@ -28,7 +28,13 @@ class Mission:
     remote_product_dir: str  # below standard/ (legacy tree) or /product/Standard/ (current tree)
     first_day: date
     last_day: date | None
+    archive_prefix: str  # first field of archive and part names: AMSR2_temp_only_..., AMSRE_temp_only_...
     channels: tuple[str, ...] = field(default=tuple(l1b.CHANNEL_DATASETS))
+    #: channels whose granules hold only missing values from a day on (an instrument failure)
+    channels_lost: tuple[tuple[str, date], ...] = ()
+
+    def lost_channels_on(self, day: date) -> tuple[str, ...]:
+        return tuple(channel for channel, since in self.channels_lost if day >= since)
 
 
 AMSR2 = Mission(
@@ -42,6 +48,7 @@ AMSR2 = Mission(
     remote_product_dir="GCOM-W/GCOM-W.AMSR2/L1B/2",
     first_day=date(2012, 7, 3),
     last_day=None,
+    archive_prefix="AMSR2",
 )
 
 # AMSR-E in AMSR2 format: name prefix, version digits and remote folder are not confirmed ([U]).
@@ -56,7 +63,11 @@ AMSRE = Mission(
     remote_product_dir="Aqua/Aqua.AMSR-E/L1B/4",
     first_day=date(2002, 6, 1),
     last_day=date(2011, 10, 4),
+    archive_prefix="AMSRE",
     channels=tuple(c for c in l1b.CHANNEL_DATASETS if c not in l1b.AMSRE_MISSING_CHANNELS),
+    # The 89 GHz A horn failed in November 2004 (the reference gives the month; the day is not confirmed [U]):
+    # from then on its channels are missing values in the granules (the local G-Portal writes them so).
+    channels_lost=(("89.0AH", date(2004, 11, 4)), ("89.0AV", date(2004, 11, 4))),
 )
 
 MISSIONS: dict[str, Mission] = {AMSR2.key: AMSR2, AMSRE.key: AMSRE}

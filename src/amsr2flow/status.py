@@ -275,7 +275,9 @@ def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunSt
         ledgers.append(ledger)
         listed, listed_days = _listing_ids(layout, year, first, after)
         sizes.update((gid, size) for gid, (_, size) in listed.items())
-        archive = archive_path_for(layout, first, after, cfg["geolocation"])
+        archive = archive_path_for(
+            layout, first, after, cfg["geolocation"], settings.year_mission(cfg, year).archive_prefix
+        )
         years.append(year_status(layout, year, first, after, archive, ledger, listed, listed_days))
     marks = recent_marks(layout, now)
     # Over the last hour, or since the run started if that is more recent (else a young run looks slow).

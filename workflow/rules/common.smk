@@ -59,7 +59,14 @@ def is_complete_year(year):
 
 
 def year_archive(year):
-    return str(archive_path_for(LAYOUT, *YEAR_PERIODS[year], config["geolocation"]))
+    return str(
+        archive_path_for(
+            LAYOUT,
+            *YEAR_PERIODS[year],
+            config["geolocation"],
+            settings.year_mission(config, year).archive_prefix,
+        )
+    )
 
 
 def year_of_archive_name(name):
@@ -93,6 +100,13 @@ def year_granules(year):
     checkpoints.catalogue.get(year=str(year), period=PERIODS[year])
     path = year_listing(year)
     return _read_year_index(path, Path(path).stat().st_mtime_ns)
+
+
+def grid_targets():
+    """The daily-grid records of every year (grid.enabled), one job per year."""
+    if not config["grid"]["enabled"]:
+        return []
+    return [f"{OUT}/grids/{y}/grids_{PERIODS[y]}.json" for y in YEAR_PERIODS]
 
 
 def year_figure_dirs(year):

@@ -65,17 +65,34 @@ def _stop_service(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
+def _generator_fingerprint() -> str:
+    """The local G-Portal's generator version (a hash of its source, read as a file: the product never
+    imports the emulator; the emulator names its granule cache by the same hash)."""
+    import hashlib
+
+    source = Path(__file__).resolve().parents[1] / "emulator" / "synth.py"
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:8]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     folder = Path(args.dir).resolve()
     first = date.fromisoformat(args.start)
     last = first + timedelta(days=args.days - 1)
     results = folder / "results"
-    if args.fresh and results.exists():
+    # The local G-Portal's granules depend on its generator: manifests listed from an older one hold sizes the
+    # new granules no longer have (every download would fail the size check), so a changed generator starts over.
+    stamp = folder / "generator.txt"
+    generator = _generator_fingerprint()
+    changed = results.exists() and (not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != generator)
+    if changed and not args.fresh:
+        print("amsr2flow demo: the local G-Portal's granule generator changed since the last demo; starting fresh")
+    if (args.fresh or changed) and results.exists():
         import shutil
 
         shutil.rmtree(results)
     folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(generator + "\n", encoding="utf-8")
     print(f"amsr2flow demo: starting the local G-Portal for {first} to {last} ...", flush=True)
     proc, state = _start_service(folder, args, first, last)
     try:
@@ -91,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             "output_dir": str(results),
             "channels": ["36.5H", "18.7V"],
             "geolocation": True,
+            "variables": ["land_fraction", "earth_incidence"],
             "report": {"progress_interval_s": 20},
+            "grid": {"enabled": True, "grids": ["nsidc_north_25km", "ease2_global_25km"]},
             "emulator": {"state_file": str(folder / "emulator" / "state.json"), "generation": "current"},
         }
         config_path = folder / "config.yaml"
@@ -139,6 +158,9 @@ def _print_summary(results: Path, elapsed: float) -> None:
         print(f"  year:     {page} (calendar, figures, quick-looks)")
     for page in sorted((results / "reports").glob("*/maps/*.html")):
         print(f"  map:      {page} (every swath of the day as a layer)")
+    grids = sorted((results / "grids").rglob("*_daily_*.nc"))
+    if grids:
+        print(f"  grids:    {len(grids)} daily grid file(s) under {results / 'grids'} (NetCDF, CF)")
     for table in sorted((results / "reports").glob("granules_*.csv")):
         print(f"  granules: {table} (one row per granule, for pandas)")
     print(f"  status:   amsr2flow status --configfile {results.parent / 'config.yaml'}")

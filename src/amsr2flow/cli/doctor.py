@@ -203,12 +203,12 @@ class Doctor:
         return list(dict.fromkeys([last, days[0]]))
 
     def check_catalogue(self) -> str:
+        from .. import config as settings
         from ..gportal import catalogue
-        from ..mission import DATASETS
 
-        mission = DATASETS[self.cfg["dataset"]]
         errors = []
         for day in self._probe_days():
+            mission = settings.day_mission(self.cfg, day) or settings.missions(self.cfg)[-1]
             try:
                 result = catalogue.search_day(
                     day,

@@ -118,9 +118,13 @@ def generate_fields(
         l1b.SCAN_TIME: np.array([l1b.unix_to_tai93(t) for t in times], dtype=np.float64),
     }
     missing_rows = missing_scan_rows(spec, seed=seed, n_scans=n_scans, overlap_scans=overlap_scans)
+    lost = spec.flavour.lost_channels_on(datetime.fromtimestamp(float(times[0]), tz=timezone.utc).date())
     for channel in spec.flavour.channels:
         tb_kelvin = _channel_tb(channel, surface, weather, rng)
-        fields[l1b.CHANNEL_DATASETS[channel]] = _to_raw_tb(tb_kelvin, rng, missing_rows)
+        raw = _to_raw_tb(tb_kelvin, rng, missing_rows)
+        if channel in lost:  # drawn anyway, so that the other channels' noise streams do not shift
+            raw[:] = l1b.TB_MISSING
+        fields[l1b.CHANNEL_DATASETS[channel]] = raw
     fields.update(_angles(geo, times))
     fields.update(_land_ocean_flags(surface))
     fields.update(_engineering(geo, times, missing_rows, rng.integers(0, 2**63)))

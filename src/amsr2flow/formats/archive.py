@@ -75,10 +75,12 @@ LEGACY_MEMBER = "swath_array.npy"
 
 TEMP_ONLY_TAG = "AMSR2_temp_only"  # the legacy name
 WITH_COORDS_TAG = "AMSR2_temp_with_coords"  # archives that also hold latitude/longitude
+#: First field of archive names per sensor (mission.Mission.archive_prefix): AMSR-E years get their own names.
+ARCHIVE_PREFIXES = ("AMSR2", "AMSRE")
 NAME_TIME_FORMAT = "%Y%m%d_%H%M%S"
 PERIOD_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 ARCHIVE_NAME_RE = re.compile(
-    r"^(?P<tag>AMSR2_temp_only|AMSR2_temp_with_coords)_(?P<start>\d{8}_\d{6})_to_(?P<end>\d{8}_\d{6})"
+    r"^(?P<tag>(?:AMSR2|AMSRE)_temp_only|(?:AMSR2|AMSRE)_temp_with_coords)_(?P<start>\d{8}_\d{6})_to_(?P<end>\d{8}_\d{6})"
     r"(?:_part_(?P<part>\d+)of(?P<total>\d+))?\.npz$"
 )
 
@@ -101,9 +103,12 @@ class ArchiveOrderError(ArchiveError):
 
 
 # -- names and periods ----------------------------------------------------------------------------------------
-def archive_name(start: datetime, end: datetime, geolocation: bool = False) -> str:
-    """``AMSR2_temp_only_YYYYMMDD_HHMMSS_to_YYYYMMDD_HHMMSS.npz`` (``AMSR2_temp_with_coords_`` with positions)."""
-    tag = WITH_COORDS_TAG if geolocation else TEMP_ONLY_TAG
+def archive_name(start: datetime, end: datetime, geolocation: bool = False, sensor: str = "AMSR2") -> str:
+    """``AMSR2_temp_only_YYYYMMDD_HHMMSS_to_YYYYMMDD_HHMMSS.npz`` (``AMSR2_temp_with_coords_`` with positions;
+    ``AMSRE_...`` for AMSR-E years)."""
+    if sensor not in ARCHIVE_PREFIXES:
+        raise ArchiveError(f"unknown archive prefix {sensor!r}; one of {', '.join(ARCHIVE_PREFIXES)}")
+    tag = (WITH_COORDS_TAG if geolocation else TEMP_ONLY_TAG).replace("AMSR2", sensor, 1)
     return f"{tag}_{start:{NAME_TIME_FORMAT}}_to_{end:{NAME_TIME_FORMAT}}.npz"
 
 

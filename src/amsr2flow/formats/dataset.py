@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,11 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
             {"long_name": "half-orbit", "flag_meanings": "A: ascending, D: descending, U: unknown"},
         ),
         "n_scans": ("swath", table["n_scans"].astype(np.int32), {"long_name": "rows of the swath that are real"}),
+        "sensor": (
+            "swath",
+            np.array([l1b.sensor_of(str(g)) for g in table["granule_id"]], dtype="<U7"),
+            {"long_name": "sensor of the swath (AMSR2 on GCOM-W, AMSR-E on Aqua), from the granule id"},
+        ),
     }
     has_times = table["has_scan_times"] if "has_scan_times" in (table.dtype.names or ()) else np.zeros(len(table), bool)
     if has_times.any():
@@ -287,10 +292,74 @@ EXPORT_FORMATS = ("zarr", "netcdf")
 NETCDF_COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
 
 
-def export_archive(archive_path: str | os.PathLike[str], out_path: str | os.PathLike[str], to: str) -> Path:
-    """Write the archive's Dataset as a Zarr store or a NetCDF-4 file, one swath per chunk, streamed swath by
-    swath (dask), raw uint16 kept; atomically (a temporary name beside ``out_path``, then a rename), with the
-    user's umask."""
+JOINED_NOTE = (
+    "Swaths of several archives in time order, channels aligned by frequency and polarisation. A channel a "
+    "sensor does not measure (AMSR-E has no 7.3 GHz) is fill (NaN) in its swaths; AMSR-E's 89 GHz A horn failed "
+    "in November 2004, so its 89.0A channels are fill from then on, as in the granules. The per-swath `sensor` "
+    "says which instrument each swath is from; no inter-calibration is applied."
+)
+
+
+def _period_ends(dataset: Any) -> tuple[str, str]:
+    first, _, last = str(dataset.attrs.get("period", "")).partition(" to ")
+    return first, last
+
+
+def joined_dataset(archive_paths: Iterable[str | os.PathLike[str]], chunks: Any = None) -> Any:
+    """One Dataset of several archives (e.g. the AMSR-E and AMSR2 years of one record), in time order along
+    ``swath``: the union of their channels and variables, shorter swaths padded, raw encodings kept."""
+    import xarray as xr
+
+    paths = [Path(p) for p in archive_paths]
+    opened = [open_archive_dataset(p, chunks=chunks) for p in paths]
+    try:
+        geolocated = {"latitude" in d.coords for d in opened}
+        if len(geolocated) > 1:
+            raise DatasetError("archives with and without positions cannot be joined; export them apart")
+        opened.sort(key=lambda d: d["time"].values[0] if d.sizes["swath"] else np.datetime64("NaT"))
+        encodings: dict[str, dict[str, Any]] = {}
+        for d in opened:
+            for name, var in d.variables.items():
+                encodings.setdefault(str(name), dict(var.encoding))
+        joined = xr.concat(
+            opened,
+            dim="swath",
+            data_vars="all",
+            coords="different",
+            compat="equals",
+            join="outer",
+            combine_attrs="drop_conflicts",
+        )
+    except BaseException:
+        for d in opened:
+            d.close()
+        raise
+    for name, var in joined.variables.items():
+        kept = {
+            k: v
+            for k, v in encodings.get(str(name), {}).items()
+            if k in ("dtype", "scale_factor", "add_offset", "_FillValue", "units", "calendar")
+        }
+        var.encoding = kept
+    joined.attrs.update(
+        title="AMSR-E and AMSR2 L1B brightness temperatures (swaths)"
+        if len(set(joined["sensor"].values.tolist())) > 1
+        else opened[0].attrs.get("title", ""),
+        comment=JOINED_NOTE,
+        history=f"joined from {', '.join(p.name for p in paths)} by amsr2flow {__version__}",
+        provenance=json.dumps([json.loads(d.attrs["provenance"]) for d in opened], sort_keys=True),
+        period=" to ".join((_period_ends(opened[0])[0], _period_ends(opened[-1])[1])),
+    )
+    joined.set_close(lambda: [d.close() for d in opened])
+    return joined
+
+
+def export_archive(
+    archive_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out_path: str | os.PathLike[str], to: str
+) -> Path:
+    """Write the archive's Dataset (or several archives joined: :func:`joined_dataset`) as a Zarr store or a
+    NetCDF-4 file, one swath per chunk, streamed swath by swath (dask), raw uint16 kept; atomically (a
+    temporary name beside ``out_path``, then a rename), with the user's umask."""
     import shutil
 
     if to not in EXPORT_FORMATS:
@@ -298,7 +367,11 @@ def export_archive(archive_path: str | os.PathLike[str], out_path: str | os.Path
     out = Path(out_path)
     if out.exists():
         raise DatasetError(f"{out} exists; remove it or choose another output path")
-    dataset = open_archive_dataset(archive_path, chunks={"swath": 1})
+    paths = [archive_path] if isinstance(archive_path, (str, os.PathLike)) else list(archive_path)
+    if len(paths) == 1:
+        dataset = open_archive_dataset(paths[0], chunks={"swath": 1})
+    else:
+        dataset = joined_dataset(paths, chunks={"swath": 1})
     try:
         if to == "zarr":
             temporary = atomic.temporary_folder_beside(out)

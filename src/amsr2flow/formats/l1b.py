@@ -191,6 +191,15 @@ def tai93_to_datetime(tai93: float) -> datetime:
 
 
 # -- file names ---------------------------------------------------------------------------------------------
+#: Sensor of each file-name platform field (AMSR-E's is not confirmed, see mission.py).
+PLATFORM_SENSORS = {"GW1AM2": "AMSR2", "A2ES1M": "AMSR-E"}
+
+
+def sensor_of(granule_id: str) -> str:
+    """``AMSR2`` or ``AMSR-E`` from a granule id's first field; ``unknown`` for other names."""
+    return PLATFORM_SENSORS.get(granule_id.split("_", 1)[0], "unknown")
+
+
 GRANULE_NAME_RE = re.compile(
     r"^(?P<platform>GW1AM2|A2ES1M)_(?P<start>\d{12})_(?P<path>\d{3})(?P<direction>[ADU])_"
     r"(?P<kind>L1SG[A-Z]{3}[A-Z])_(?P<version>\d{7})(?:\.h5(?:\.gz)?)?$"

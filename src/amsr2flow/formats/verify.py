@@ -138,13 +138,26 @@ def check_array(meta: SwathMetadata, name: str, array: np.ndarray, min_scans: in
         problems.append(f"{name} scale factor {scale} is not a positive number")
         return problems
     low, high = valid_range(array)
-    if high == 0:
+    if high == 0 and not lost_channel(meta, name):
         problems.append(f"{name} has no valid pixel")
     elif high * scale > PHYSICAL_MAX_K:
         problems.append(f"{name} reaches {high * scale:.2f} K, above the physical {PHYSICAL_MAX_K:g} K")
     if name == TEMPERATURE and (low, high) != meta.temp_range:
         problems.append(f"temp_range {meta.temp_range} differs from the data ({low}, {high})")
     return problems
+
+
+def lost_channel(meta: SwathMetadata, name: str) -> bool:
+    """A channel the sensor no longer measured when the swath was taken (AMSR-E's 89 GHz A horn from November
+    2004): no valid pixel is then what the granule holds, not damage."""
+    from ..mission import MISSIONS
+
+    channel = meta.channels[0] if name == TEMPERATURE else name
+    platform = meta.granule_id.split("_", 1)[0]
+    mission = next((m for m in MISSIONS.values() if m.name_prefix == platform), None)
+    if mission is None or not meta.scan_start_utc:
+        return False
+    return channel in mission.lost_channels_on(parse_utc(meta.scan_start_utc).date())
 
 
 def check_scan_times(meta: SwathMetadata, array: np.ndarray) -> list[str]:
@@ -310,6 +323,12 @@ def verify_archive(
                     first_with_content.setdefault(content, meta.granule_id)
             if 0 < meta.shape[0] < SHORT_SWATH_SCANS:
                 report.warnings.append(f"{meta.granule_id}: short swath ({meta.shape[0]} scans)")
+        lost = sorted({c for m in metas for c in m.channels if lost_channel(m, c)})
+        if lost:
+            report.warnings.append(
+                f"{', '.join(lost)}: no valid pixel in swaths taken after the sensor lost them (AMSR-E's 89 GHz A "
+                "horn failed in November 2004); not counted as damage"
+            )
     if len(report.warnings) > MAX_LISTED_PROBLEMS:
         short = sum("short swath" in w for w in report.warnings)
         report.warnings = [w for w in report.warnings if "short swath" not in w]

@@ -18,8 +18,7 @@ from typing import Any
 import requests
 import tenacity
 
-from ..config import timeouts_from
-from ..mission import DATASETS
+from ..config import day_mission, timeouts_from
 from . import catalogue, remote_layout
 from .backoff import exponential_backoff
 from .sftp import AuthenticationRefused, FatalTransferError, GPortalSFTP, NetworkUnreachable, TransientTransferError
@@ -197,9 +196,12 @@ def _login(source: Source, timeouts: Timeouts) -> GPortalSFTP:
 def _probe_granule(cfg: Mapping[str, Any], source: Source, days: Sequence[date]) -> str | None:
     """The mapped remote path of the last granule listed on the first of ``days`` that lists any."""
     for day in days:
+        mission = day_mission(cfg, day)
+        if mission is None:
+            continue
         result = catalogue.search_day(
             day,
-            dataset_id=DATASETS[cfg["dataset"]].dataset_id,
+            dataset_id=mission.dataset_id,
             catalogue_url=source.catalogue_url,
             generation=source.generation,
             timeout=cfg["transfer"]["catalogue_timeout_s"],

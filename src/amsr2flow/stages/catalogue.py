@@ -24,7 +24,6 @@ from ..gportal import catalogue
 from ..gportal.backoff import exponential_backoff
 from ..gportal.source import Source
 from ..layout import Layout
-from ..mission import DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,16 @@ def _manifest_is_final(layout: Layout, day: date, settle_days: int) -> bool:
     except (ValueError, KeyError, OSError):
         return False
     return is_settled(day, fetched, settle_days)
+
+
+def _day_dataset_id(cfg: Mapping[str, Any], day: date) -> str:
+    """G-Portal's dataset id for a day: the configured mission that covers it (one per year)."""
+    from .. import config as settings
+
+    mission = settings.day_mission(cfg, day)
+    if mission is None:
+        raise ValueError(f"{day} is outside every configured mission ({', '.join(settings.dataset_keys(cfg))})")
+    return mission.dataset_id
 
 
 def fetch_day_manifest(
@@ -74,7 +83,7 @@ def fetch_day_manifest(
     result = retrying(
         catalogue.search_day,
         day,
-        dataset_id=DATASETS[cfg["dataset"]].dataset_id,
+        dataset_id=_day_dataset_id(cfg, day),
         catalogue_url=source.catalogue_url,
         generation=source.generation,
         timeout=transfer["catalogue_timeout_s"],

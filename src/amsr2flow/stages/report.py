@@ -423,7 +423,9 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
             unlisted.append(year)
             continue
         listing = read_listing(listing_path)
-        archive = archive_path_for(layout, first, after, cfg["geolocation"])
+        archive = archive_path_for(
+            layout, first, after, cfg["geolocation"], settings.year_mission(cfg, year).archive_prefix
+        )
 
         def unrecorded(granule_id: str, day: str, year: int = year) -> str:
             # A job that ran leaves its log; no log means the run stopped before the granule's turn.

@@ -34,9 +34,13 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
-def archive_path_for(layout: Layout, first_day: date, day_after_last: date, geolocation: bool) -> Path:
-    """Where the archive of a year's requested period lives (the legacy name carries the period)."""
-    return layout.archives_dir() / archive.archive_name(_midnight(first_day), _midnight(day_after_last), geolocation)
+def archive_path_for(
+    layout: Layout, first_day: date, day_after_last: date, geolocation: bool, sensor: str = "AMSR2"
+) -> Path:
+    """Where the archive of a year's requested period lives (the legacy name carries the period; ``sensor`` is
+    the mission's archive prefix)."""
+    name = archive.archive_name(_midnight(first_day), _midnight(day_after_last), geolocation, sensor)
+    return layout.archives_dir() / name
 
 
 def superseded_archives(new_archive: Path, year: int) -> list[Path]:

@@ -1,0 +1,428 @@
+"""Daily grids (optional, ``grid.enabled``): each day's swaths averaged onto standard polar and global grids.
+
+For every day and grid, ascending and descending passes apart, each grid cell holds the mean of the
+brightness temperatures whose footprint centres fall in it (drop-in-the-bucket averaging, as the NSIDC daily
+brightness-temperature grids are made), the number of those observations and their mean time. The averaging
+is pyresample's ``BucketResampler``; the grids are pyresample area definitions of the published grids:
+
+- NSIDC Sea Ice Polar Stereographic North and South, 25 and 12.5 km (the WGS 84 versions, EPSG 3413/3976,
+  with the extents of NSIDC's grids: 304 x 448 and 316 x 332 cells at 25 km);
+- EASE-Grid 2.0 North, South (EPSG 6931/6932, 720 x 720 at 25 km) and Global (EPSG 6933, 1388 x 584 at
+  25.025 km).
+
+Which observations belong to a day: the non-overlap scans (overlap scans repeat the neighbouring granules and
+would be counted twice) whose own scan time is in the day, from the swaths of the year's archive; so a granule
+that begins at 23:40 gives its scans after midnight to the next day. Without per-scan times (archives made
+before they were kept) a swath goes whole to the day it begins. The first day of a year lacks the scans after
+midnight of the granule that began on the last day of the previous year (in the previous year's archive).
+
+A year's grids are made by one job that writes only what is missing or stale: a day's file records the
+granule ids it was made from, and is made again only when the archive holds another set for that day (the
+year in progress grows day by day, and rebuilding its archive must not regrid the whole year).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
+from ..formats import archive as archive_format
+from ..formats import l1b
+from ..formats.dataset import RAW_FILL, TB_STANDARD_NAME, variable_name
+from ..formats.swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
+
+log = logging.getLogger(__name__)
+
+GRID_FORMATS = ("netcdf", "zarr")
+PASSES = ("A", "D")
+TB_SCALE = 0.01  # stored as uint16 hundredths of a Kelvin, as the swaths
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A published grid: projection, cell size and extent (lower-left and upper-right corners, metres)."""
+
+    name: str
+    description: str
+    crs: str
+    resolution_m: float
+    extent: tuple[float, float, float, float]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns), e.g. (448, 304) for the NSIDC north 25 km grid."""
+        x0, y0, x1, y1 = self.extent
+        return round((y1 - y0) / self.resolution_m), round((x1 - x0) / self.resolution_m)
+
+
+_NSIDC_NORTH = (-3850000.0, -5350000.0, 3750000.0, 5850000.0)
+_NSIDC_SOUTH = (-3950000.0, -3950000.0, 3950000.0, 4350000.0)
+_EASE2_POLAR = (-9000000.0, -9000000.0, 9000000.0, 9000000.0)
+# 1388 x 584 cells of 25025.26 m (EASE-Grid 2.0 "M25")
+_EASE2_GLOBAL = (-694 * 25025.26, -292 * 25025.26, 694 * 25025.26, 292 * 25025.26)
+
+GRIDS: dict[str, GridSpec] = {
+    g.name: g
+    for g in (
+        GridSpec(
+            "nsidc_north_25km", "NSIDC Sea Ice Polar Stereographic North, 25 km", "EPSG:3413", 25000.0, _NSIDC_NORTH
+        ),
+        GridSpec(
+            "nsidc_north_12.5km", "NSIDC Sea Ice Polar Stereographic North, 12.5 km", "EPSG:3413", 12500.0, _NSIDC_NORTH
+        ),
+        GridSpec(
+            "nsidc_south_25km", "NSIDC Sea Ice Polar Stereographic South, 25 km", "EPSG:3976", 25000.0, _NSIDC_SOUTH
+        ),
+        GridSpec(
+            "nsidc_south_12.5km", "NSIDC Sea Ice Polar Stereographic South, 12.5 km", "EPSG:3976", 12500.0, _NSIDC_SOUTH
+        ),
+        GridSpec("ease2_north_25km", "EASE-Grid 2.0 North, 25 km", "EPSG:6931", 25000.0, _EASE2_POLAR),
+        GridSpec("ease2_south_25km", "EASE-Grid 2.0 South, 25 km", "EPSG:6932", 25000.0, _EASE2_POLAR),
+        GridSpec("ease2_global_25km", "EASE-Grid 2.0 Global, 25.025 km", "EPSG:6933", 25025.26, _EASE2_GLOBAL),
+    )
+}
+
+
+class GridError(ValueError):
+    """A grid that cannot be made from this archive (the message says why and what to change)."""
+
+
+@cache
+def area(name: str) -> Any:
+    """The pyresample ``AreaDefinition`` of a grid of :data:`GRIDS`."""
+    from pyresample import create_area_def
+
+    spec = GRIDS[name]
+    return create_area_def(name, spec.crs, shape=spec.shape, area_extent=spec.extent, description=spec.description)
+
+
+@cache
+def _latitude_span(name: str) -> tuple[float, float]:
+    """Latitudes the grid covers (with a margin of one degree), to drop observations it cannot hold early."""
+    _, lats = area(name).get_lonlats()
+    return float(np.nanmin(lats)) - 1.0, float(np.nanmax(lats)) + 1.0
+
+
+# -- which observations belong to a day ---------------------------------------------------------------------
+@dataclass
+class DayObservations:
+    """The day's observations of one pass (flattened): positions, raw temperatures per channel, times."""
+
+    latitude: np.ndarray
+    longitude: np.ndarray
+    raw: dict[str, np.ndarray]  # channel -> uint16 raw, 0 = invalid
+    seconds: np.ndarray  # since the day's 00:00 UTC
+    granule_ids: list[str]
+
+
+def day_positions(table: np.ndarray, day: date) -> list[int]:
+    """Index positions of the swaths that may hold scans of ``day``: those that begin that day, and the
+    one before (it may run past midnight)."""
+    first = day.isoformat()
+    after = (day + timedelta(days=1)).isoformat()
+    starts = np.array([str(s)[:10] for s in table["scan_start_utc"]])
+    positions = [int(i) for i in np.flatnonzero((starts >= first) & (starts < after))]
+    before = np.flatnonzero(starts < first)
+    has_times = table["has_scan_times"] if "has_scan_times" in (table.dtype.names or ()) else np.zeros(len(table), bool)
+    # the swath before may run past midnight (without scan times a swath goes whole to the day it begins)
+    if before.size and has_times[before[-1]] and str(table["scan_end_utc"][before[-1]])[:10] >= first:
+        positions.insert(0, int(before[-1]))
+    return positions
+
+
+def _midnight(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayObservations]:
+    """The day's observations per pass, read from an open archive (only the swaths of that day)."""
+    if not arch.geolocation:
+        raise GridError(f"{arch.path.name} has no positions; daily grids need `geolocation: true`")
+    table = arch.table
+    start = _midnight(day)
+    parts: dict[str, list[dict[str, np.ndarray]]] = {p: [] for p in PASSES}
+    ids: dict[str, list[str]] = {p: [] for p in PASSES}
+    for i in day_positions(table, day):
+        meta = arch.metadata(i)
+        if meta.orbit_type not in PASSES or meta.shape[0] == 0:
+            continue
+        rows = np.arange(meta.shape[0])
+        keep = (rows >= max(meta.overlap_scans, 0)) & (rows < meta.shape[0] - max(meta.overlap_scans, 0))
+        if meta.has_scan_times:
+            seconds = arch.read_array(i, SCAN_TIME_UTC) - start
+            keep &= (seconds >= 0) & (seconds < 86400)
+        elif meta.scan_start_utc[:10] == day.isoformat():
+            first = archive_format.parse_utc(meta.scan_start_utc).timestamp() - start
+            seconds = first + rows * l1b.SCAN_PERIOD_S
+        else:
+            continue
+        if not keep.any():
+            continue
+        lat = arch.read_array(i, LATITUDE)[keep]
+        lon = arch.read_array(i, LONGITUDE)[keep]
+        part = {"latitude": lat, "longitude": lon, "seconds": np.broadcast_to(seconds[keep][:, None], lat.shape)}
+        for channel in channels:
+            if channel not in meta.channels:
+                raise GridError(f"channel {channel} is not in {arch.path.name} (it holds {', '.join(meta.channels)})")
+            raw = arch.read_array(i, TEMPERATURE if channel == meta.channels[0] else channel)[keep]
+            # 89 GHz A-horn samples: every second one sits on a stored position (the others have none here)
+            part[channel] = raw[:, ::2] if raw.shape[1] == l1b.HIGH_FREQ_PIXELS else raw
+        parts[meta.orbit_type].append(part)
+        ids[meta.orbit_type].append(meta.granule_id)
+    out = {}
+    for direction in PASSES:
+        chunks = parts[direction]
+
+        def joined(key: str, chunks: list[dict[str, np.ndarray]] = chunks) -> np.ndarray:
+            return np.concatenate([c[key].ravel() for c in chunks]) if chunks else np.zeros(0)
+
+        out[direction] = DayObservations(
+            latitude=joined("latitude"),
+            longitude=joined("longitude"),
+            raw={c: joined(c).astype(np.uint16) for c in channels},
+            seconds=joined("seconds"),
+            granule_ids=ids[direction],
+        )
+    return out
+
+
+# -- averaging ----------------------------------------------------------------------------------------------
+def bucket_average(grid: str, obs: DayObservations, channels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-cell means (Kelvin, float32; NaN where nothing fell), valid-observation counts and mean times."""
+    import dask.array as da
+    from pyresample.bucket import BucketResampler
+
+    definition = area(grid)
+    shape = definition.shape
+    low, high = _latitude_span(grid)
+    valid = (
+        np.isfinite(obs.latitude)
+        & (obs.latitude > l1b.GEO_ABNORMAL_MAX)
+        & (obs.latitude >= low)
+        & (obs.latitude <= high)
+    )
+    result: dict[str, np.ndarray] = {f"n_obs_{c}": np.zeros(shape, np.uint16) for c in channels}
+    result.update({c: np.full(shape, np.nan, np.float32) for c in channels})
+    result["seconds"] = np.full(shape, np.nan, np.float64)
+    if not valid.any():
+        return result
+    # pyresample projects the footprints and finds their cells (its drop-in-the-bucket indexing); the sums
+    # are then one np.bincount per quantity over those indices: BucketResampler.get_average would project
+    # and index again for every channel (measured: 3.4 s against 1.2 s per pass on the 25 km north grid).
+    resampler = BucketResampler(
+        definition,
+        da.from_array(obs.longitude[valid].astype(np.float64)),
+        da.from_array(obs.latitude[valid].astype(np.float64)),
+    )
+    cells = np.asarray(resampler.idxs.compute())
+    inside = cells >= 0
+    cells = cells[inside]
+    size = shape[0] * shape[1]
+
+    def mean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.isfinite(values)
+        counts = np.bincount(cells[ok], minlength=size)
+        sums = np.bincount(cells[ok], weights=values[ok], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / counts, np.nan).reshape(shape), counts.reshape(shape)
+
+    for channel in channels:
+        raw = obs.raw[channel][valid][inside]
+        kelvin = np.where(raw != RAW_FILL, raw * TB_SCALE, np.nan)
+        average, counts = mean(kelvin)
+        result[channel] = average.astype(np.float32)
+        result[f"n_obs_{channel}"] = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
+    result["seconds"] = mean(obs.seconds[valid][inside].astype(np.float64))[0]
+    return result
+
+
+# -- the day's file -----------------------------------------------------------------------------------------
+def grid_dataset(
+    grid: str,
+    day: date,
+    channels: Sequence[str],
+    per_pass: dict[str, dict[str, np.ndarray]],
+    granule_ids: str,
+    source: str,
+) -> Any:
+    """The CF Dataset of one day on one grid: ``(orbit_direction, y, x)`` per variable, projection coordinates,
+    2-d latitude/longitude and the grid mapping."""
+    import xarray as xr
+
+    definition = area(grid)
+    x, y = definition.projection_x_coords, definition.projection_y_coords
+    lons, lats = definition.get_lonlats()
+    dims = ("orbit_direction", "y", "x")
+    data_vars: dict[str, Any] = {}
+    for channel in channels:
+        data_vars[variable_name(channel)] = xr.Variable(
+            dims,
+            np.stack([per_pass[p][channel] for p in PASSES]),
+            attrs={
+                "standard_name": TB_STANDARD_NAME,
+                "long_name": f"daily mean brightness temperature {channel} GHz",
+                "units": "K",
+                "grid_mapping": "crs",
+                "cell_methods": "time: mean area: mean (drop-in-the-bucket of footprint centres)",
+                "coordinates": "latitude longitude",
+            },
+            encoding={"dtype": "uint16", "scale_factor": np.float32(TB_SCALE), "_FillValue": np.uint16(RAW_FILL)},
+        )
+        data_vars[f"n_obs_{variable_name(channel)}"] = xr.Variable(
+            dims,
+            np.stack([per_pass[p][f"n_obs_{channel}"] for p in PASSES]),
+            attrs={
+                "long_name": f"valid {channel} GHz observations averaged in the cell",
+                "units": "1",
+                "grid_mapping": "crs",
+            },
+        )
+    seconds = np.stack([per_pass[p]["seconds"] for p in PASSES])
+    midnight = np.datetime64(day.isoformat(), "ns")
+    # seconds since the day began, NaN where nothing fell: CF time units (decoded to datetimes on reading)
+    data_vars["obs_time"] = xr.Variable(
+        dims,
+        seconds.astype(np.float64),
+        attrs={
+            "standard_name": "time",
+            "long_name": "mean time of the observations in the cell",
+            "units": f"seconds since {day.isoformat()} 00:00:00",
+            "calendar": "standard",
+            "grid_mapping": "crs",
+        },
+    )
+    crs_attrs = definition.crs.to_cf()
+    data_vars["crs"] = xr.Variable((), np.int32(0), attrs={**crs_attrs, "long_name": GRIDS[grid].description})
+    coords = {
+        "orbit_direction": ("orbit_direction", np.array(PASSES), {"long_name": "A: ascending, D: descending passes"}),
+        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+        "latitude": (("y", "x"), lats.astype(np.float32), {"standard_name": "latitude", "units": "degrees_north"}),
+        "longitude": (("y", "x"), lons.astype(np.float32), {"standard_name": "longitude", "units": "degrees_east"}),
+        "time": ((), midnight, {"standard_name": "time", "long_name": "the UTC day"}),
+    }
+    dataset = xr.Dataset(data_vars, coords=coords)
+    dataset.attrs = {
+        "Conventions": "CF-1.10",
+        "title": f"AMSR-2 L1B brightness temperatures, daily means on the {GRIDS[grid].description} grid",
+        "grid": grid,
+        "day": day.isoformat(),
+        "source": source,
+        "granule_ids": granule_ids,
+        "acknowledgement": JAXA_ACKNOWLEDGEMENT,
+        "history": f"gridded by amsr2flow {__version__} (pyresample BucketResampler)",
+    }
+    return dataset
+
+
+def grid_path(out_dir: Path, grid: str, day: date, fmt: str, prefix: str = "AMSR2") -> Path:
+    suffix = ".zarr" if fmt == "zarr" else ".nc"
+    return out_dir / grid / f"{prefix}_daily_{grid}_{day:%Y%m%d}{suffix}"
+
+
+def write_dataset(dataset: Any, path: Path, fmt: str) -> None:
+    """Atomically (temporary name beside it, then a rename) and deterministically (no wall clock in it)."""
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compression = {"zlib": True, "complevel": 4, "shuffle": True}
+    if fmt == "zarr":
+        temporary = atomic.temporary_folder_beside(path)
+        try:
+            dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(temporary, path)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    else:
+        encoding = {name: {**var.encoding, **compression} for name, var in dataset.data_vars.items() if var.ndim == 3}
+        with atomic.atomic_path(path) as temporary:
+            dataset.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
+
+
+def recorded_granules(path: Path, fmt: str) -> str | None:
+    """The ``granule_ids`` a day's file was made from; None when it is missing or unreadable (make it again)."""
+    if not path.exists():
+        return None
+    try:
+        if fmt == "zarr":
+            attrs = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
+            return str(attrs["granule_ids"])
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            value = h5.attrs["granule_ids"]
+        return value.decode() if isinstance(value, bytes) else str(value)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def day_granules(table: np.ndarray, day: date) -> str:
+    """The granule ids a day's grid is made of, as its file records them (the staleness key)."""
+    return ",".join(str(table["granule_id"][i]) for i in day_positions(table, day))
+
+
+def days_of(period: tuple[date, date]) -> list[date]:
+    first, after = period
+    return [first + timedelta(days=n) for n in range((after - first).days)]
+
+
+def build_year_grids(
+    archive_path: Path,
+    days: Iterable[date],
+    grids: Sequence[str],
+    channels: Sequence[str],
+    out_dir: Path,
+    fmt: str = "netcdf",
+    prefix: str = "AMSR2",
+) -> dict[str, Any]:
+    """Every day x grid file of a year that is missing or stale; returns a record of what exists and what
+    was made (the job's output, written by the caller)."""
+    unknown = [g for g in grids if g not in GRIDS]
+    if unknown:
+        raise GridError(f"unknown grid(s) {unknown}; known: {', '.join(GRIDS)}")
+    if fmt not in GRID_FORMATS:
+        raise GridError(f"unknown grid format {fmt!r}; use one of {', '.join(GRID_FORMATS)}")
+    made, kept, empty = 0, 0, 0
+    files: list[str] = []
+    with archive_format.Archive(archive_path) as arch:
+        for day in days:
+            wanted = day_granules(arch.table, day)
+            if not wanted:
+                empty += 1
+                continue
+            stale = [g for g in grids if recorded_granules(grid_path(out_dir, g, day, fmt, prefix), fmt) != wanted]
+            kept += len(grids) - len(stale)
+            if stale:
+                observations = collect_day(arch, day, channels)
+                used = sorted(gid for p in PASSES for gid in observations[p].granule_ids)
+                for grid in stale:
+                    per_pass = {p: bucket_average(grid, observations[p], channels) for p in PASSES}
+                    # granule_ids, the staleness key, is the archive's set for the day (`day_granules`)
+                    dataset = grid_dataset(grid, day, channels, per_pass, wanted, archive_path.name)
+                    dataset.attrs["granules_used"] = len(used)
+                    write_dataset(dataset, grid_path(out_dir, grid, day, fmt, prefix), fmt)
+                    made += 1
+                    log.info("%s %s: %d granules", day, grid, len(used))
+            files += [str(grid_path(out_dir, g, day, fmt, prefix).relative_to(out_dir)) for g in grids]
+    return {
+        "archive": archive_path.name,
+        "grids": list(grids),
+        "format": fmt,
+        "files": files,
+        "made": made,
+        "up_to_date": kept,
+        "days_without_swaths": empty,
+    }

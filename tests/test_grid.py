@@ -1,0 +1,171 @@
+"""Daily grids: checked against an independent computation on known fields at known positions, the published
+facts of the grids, the day's scans, and the year job's skip-what-is-done."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amsr2flow.formats import archive
+from amsr2flow.formats.swath import make_swath, write_swath
+from amsr2flow.stages import grid
+
+xr = pytest.importorskip("xarray")
+pytest.importorskip("pyresample")
+
+MIDNIGHT = datetime(2024, 1, 2, tzinfo=timezone.utc).timestamp()
+
+
+def _swath(granule_id: str, lat: np.ndarray, lon: np.ndarray, raw: np.ndarray, start_unix: float, overlap: int = 0):
+    """A swath of given positions and raw 36.5H values (one scan per row, 1.5 s apart)."""
+    rows = lat.shape[0]
+    times = start_unix + 1.5 * np.arange(rows)
+    iso = [datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z" for t in times]
+    return make_swath(
+        granule_id,
+        granule_id.split("_")[2][-1],
+        {"36.5H": raw.astype(np.uint16)},
+        [0.01],
+        latitude=lat.astype(np.float32),
+        longitude=lon.astype(np.float32),
+        scan_time=times,
+        scan_start_utc=iso[overlap],
+        scan_end_utc=iso[rows - 1 - overlap],
+        overlap_scans=overlap,
+    )
+
+
+def _archive(tmp_path: Path, swaths) -> Path:
+    paths = [write_swath(s, tmp_path / "swaths" / f"{s.granule_id}.npy") for s in swaths]
+    return archive.write_archive(tmp_path / "year.npz", paths)
+
+
+def test_grids_have_their_published_sizes() -> None:
+    assert grid.area("nsidc_north_25km").shape == (448, 304)
+    assert grid.area("nsidc_south_25km").shape == (332, 316)
+    assert grid.area("nsidc_north_12.5km").shape == (896, 608)
+    assert grid.area("ease2_north_25km").shape == (720, 720)
+    assert grid.area("ease2_global_25km").shape == (584, 1388)
+    assert grid.area("ease2_global_25km").resolution[0] == pytest.approx(25025.26)
+
+
+def test_known_field_at_cell_centres_lands_in_its_own_cells(tmp_path: Path) -> None:
+    """Independent computation: every 7th cell of the NSIDC north grid gets one observation at its centre (the
+    grid's own inverse projection) holding a value made from the cell's row and column; the grid must give back
+    exactly that value in exactly those cells, nothing elsewhere."""
+    definition = grid.area("nsidc_north_25km")
+    lons, lats = definition.get_lonlats()
+    rows, cols = np.indices(definition.shape)
+    chosen = (rows * definition.shape[1] + cols) % 7 == 0
+    raw = (10000 + 20 * rows + cols)[chosen]  # a known field: 100 K + 0.2 K per row + 0.01 K per column
+    n = raw.size - raw.size % 243
+    shape = (n // 243, 243)
+    swath = _swath(
+        "GW1AM2_202401020100_001A_L1SGBTBR_2220220",
+        lats[chosen][:n].reshape(shape),
+        lons[chosen][:n].reshape(shape),
+        raw[:n].reshape(shape),
+        MIDNIGHT + 3600,
+    )
+    with archive.Archive(_archive(tmp_path, [swath])) as arch:
+        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+    result = grid.bucket_average("nsidc_north_25km", observations["A"], ["36.5H"])
+    expected = np.full(definition.shape, np.nan, np.float32)
+    hit_rows, hit_cols = rows[chosen][:n], cols[chosen][:n]
+    expected[hit_rows, hit_cols] = raw[:n] * np.float32(0.01)
+    np.testing.assert_allclose(result["36.5H"], expected, rtol=0, atol=1e-4, equal_nan=True)
+    assert result["n_obs_36.5H"].sum() == n and result["n_obs_36.5H"].max() == 1
+    assert not observations["D"].latitude.size  # an ascending swath: nothing in the descending grid
+
+
+@pytest.mark.parametrize(
+    ("name", "pole", "corner"), [("nsidc_north_25km", 90.0, (234, 154)), ("nsidc_south_25km", -90.0, (174, 158))]
+)
+def test_the_pole_falls_where_nsidc_puts_it(tmp_path: Path, name: str, pole: float, corner: tuple[int, int]) -> None:
+    """NSIDC's polar grids have the pole at projection (0, 0), the corner of four cells: above and left of row
+    5850/25 = 234, column 3850/25 = 154 in the north grid, row 4350/25 = 174, column 3950/25 = 158 in the south
+    one. A ring of observations 1 km from the pole falls in those four cells; invalid ones (0) count nowhere."""
+    lat = np.full((1, 243), pole - np.sign(pole) * 0.01)
+    lon = np.linspace(-180, 180, 243, endpoint=False)[None, :]
+    raw = np.full((1, 243), 25000)
+    raw[0, ::2] = 0  # invalid samples: counted nowhere
+    raw[0, 1::4] = 26000
+    swath = _swath("GW1AM2_202401020100_001D_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT + 60)
+    with archive.Archive(_archive(tmp_path, [swath])) as arch:
+        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+    result = grid.bucket_average(name, observations["D"], ["36.5H"])
+    row, col = corner
+    assert np.argwhere(np.isfinite(result["36.5H"])).tolist() == [
+        [row - 1, col - 1],
+        [row - 1, col],
+        [row, col - 1],
+        [row, col],
+    ]
+    counts = result["n_obs_36.5H"]
+    assert counts.sum() == 121  # the valid samples: every second one of 243
+    means = np.nan_to_num(result["36.5H"])
+    assert (means * counts).sum() / counts.sum() == pytest.approx((61 * 260 + 60 * 250) / 121, abs=1e-3)
+
+
+def test_a_day_takes_its_own_scans_without_the_overlap(tmp_path: Path) -> None:
+    """A granule that begins at 23:50 gives its scans after midnight to the next day; overlap rows count once."""
+    rows = 1200  # 30 minutes of scans
+    lat = np.full((rows, 243), 80.0)
+    lon = np.tile(np.linspace(-30, 30, 243), (rows, 1))
+    raw = np.full((rows, 243), 20000)
+    late = _swath("GW1AM2_202401012350_001A_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT - 600, overlap=10)
+    with archive.Archive(_archive(tmp_path, [late])) as arch:
+        assert grid.day_granules(arch.table, date(2024, 1, 2)) == late.granule_id
+        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+    seconds = observations["A"].seconds
+    after_midnight = np.sum(np.arange(rows) * 1.5 - 600 >= 0)
+    assert seconds.min() >= 0 and seconds.size == (after_midnight - 10) * 243  # the last 10 rows are overlap
+
+
+def test_the_year_job_writes_cf_files_and_only_what_changed(tmp_path: Path) -> None:
+    lat = np.tile(np.linspace(60, 85, 243), (40, 1))
+    lon = np.tile(np.linspace(-50, 50, 40)[:, None], (1, 243))
+    one = _swath("GW1AM2_202401020100_001A_L1SGBTBR_2220220", lat, lon, np.full((40, 243), 24000), MIDNIGHT + 3600)
+    two = _swath("GW1AM2_202401030100_001A_L1SGBTBR_2220220", lat, lon, np.full((40, 243), 23000), MIDNIGHT + 90000)
+    out = tmp_path / "grids"
+    days = [date(2024, 1, 2), date(2024, 1, 3)]
+    first = grid.build_year_grids(_archive(tmp_path / "a", [one]), days, ["nsidc_north_25km"], ["36.5H"], out)
+    assert (first["made"], first["days_without_swaths"]) == (1, 1)
+    path = out / "nsidc_north_25km" / "AMSR2_daily_nsidc_north_25km_20240102.nc"
+    stamp = path.stat().st_mtime_ns
+    grown = grid.build_year_grids(_archive(tmp_path / "b", [one, two]), days, ["nsidc_north_25km"], ["36.5H"], out)
+    assert (grown["made"], grown["up_to_date"]) == (1, 1) and path.stat().st_mtime_ns == stamp
+    with xr.open_dataset(path) as ds:
+        assert float(ds["tb_36_5H"].sel(orbit_direction="A").max()) == pytest.approx(240.0)
+        assert ds["tb_36_5H"].attrs["standard_name"] == "toa_brightness_temperature"
+        assert ds["tb_36_5H"].encoding["dtype"] == np.uint16
+        assert ds.attrs["granule_ids"] == one.granule_id
+        times = ds["obs_time"].sel(orbit_direction="A").values
+        seen = times[~np.isnat(times)]
+        assert (
+            seen.size
+            and seen.min() >= np.datetime64("2024-01-02T01:00")
+            and seen.max() < np.datetime64("2024-01-02T01:01")
+        )
+    with xr.open_dataset(path, decode_coords="all") as ds:
+        pytest.importorskip("cf_xarray")
+        assert ds.cf["projection_x_coordinate"].size == 304
+
+
+def test_unknown_grids_and_archives_without_positions_are_refused(tmp_path: Path) -> None:
+    swath = make_swath(
+        "GW1AM2_202401020100_001A_L1SGBTBR_2220220",
+        "A",
+        {"36.5H": np.full((5, 243), 20000, np.uint16)},
+        [0.01],
+        scan_start_utc="2024-01-02T01:00:00.000Z",
+        scan_end_utc="2024-01-02T01:00:06.000Z",
+    )
+    path = _archive(tmp_path, [swath])
+    with pytest.raises(grid.GridError, match="unknown grid"):
+        grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_6km"], ["36.5H"], tmp_path / "g")
+    with pytest.raises(grid.GridError, match="geolocation: true"):
+        grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], tmp_path / "g")
