@@ -155,7 +155,7 @@ def test_one_record_across_sensors_takes_each_day_from_its_mission() -> None:
 
 
 def test_a_record_refuses_channels_one_sensor_lacks_and_days_in_no_mission() -> None:
-    with pytest.raises(settings.ConfigError, match="7.3H not measured by AMSR-E"):
+    with pytest.raises(settings.ConfigError, match=r"7\.3H not measured by AMSR-E"):
         settings.validate(
             {"start": "2011-10-01", "end": "2012-07-05", "dataset": ["amsre-l1b", "amsr2-l1b"], "channels": ["7.3H"]},
             check_environment=False,
@@ -171,7 +171,7 @@ def test_daily_grids_need_positions_and_configured_channels() -> None:
         settings.validate(
             {"start": "2024-01-01", "end": "2024-01-01", "grid": {"enabled": True}}, check_environment=False
         )
-    with pytest.raises(settings.ConfigError, match="grid.channels: 18.7V not among `channels`"):
+    with pytest.raises(settings.ConfigError, match=r"grid\.channels: 18\.7V not among `channels`"):
         settings.validate(
             {
                 "start": "2024-01-01",
