@@ -56,7 +56,8 @@ def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path: Path) -> No
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path) -> None:
-    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"bandwidth_bytes_per_s": 300_000}))
+    # full-speed transfers: the run is killed as soon as its lock exists, before its first download ends
+    proc, state = start_emulator(tmp_path / "emulator")
     try:
         cfg = emulator_config(state, tmp_path, transfer={"stall_timeout_s": 30})
         killed = _start(tmp_path, cfg, "--cores", "2")

@@ -55,6 +55,12 @@ def test_amsre_and_amsr2_in_one_run_one_grid_one_export(tmp_path: Path, emulator
         "2012/AMSR2_temp_with_coords_20120703_000000_to_20120704_000000_part_1of1.npz",
     ]
 
+    run_report = (results / "reports" / "run_20111004-20120704.md").read_text()
+    assert run_report.startswith("# AMSR-E and AMSR-2 collection report")
+    assert (
+        "# AMSR-E collection report, 2011" in (results / "reports" / "2011" / "report_20111004-20111005.md").read_text()
+    )
+
     # daily grids: one file per day and grid, CF, both passes, values where the swaths were
     record = json.loads((results / "grids" / "2012" / "grids_20120703-20120704.json").read_text())
     assert record["made"] == 2 and record["files"][0].endswith("AMSR2_daily_nsidc_north_25km_20120703.nc")

@@ -58,6 +58,16 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(100.0 * numerator / denominator, 3) if denominator else None
 
 
+def sensor_of_archive(name: str) -> str:
+    """``AMSR-E`` for AMSR-E archives (``AMSRE_...``), else ``AMSR-2``: the name reports give the sensor."""
+    return "AMSR-E" if name.startswith("AMSRE_") else "AMSR-2"
+
+
+def report_title(sensors: Sequence[str]) -> str:
+    """``AMSR-2 collection report``, ``AMSR-E and AMSR-2 collection report``."""
+    return f"{' and '.join(sorted(sensors, reverse=True)) or 'AMSR-2'} collection report"
+
+
 def year_report(
     *,
     year: int,
@@ -129,6 +139,7 @@ def year_report(
     archived_n = len(archived_ids & set(listing["granule_id"]))
     return {
         "year": year,
+        "sensor": sensor_of_archive(archive_path.name),
         "archive": archive_path.name,
         "expected_granules": expected_n,
         "archived_granules": archived_n,
@@ -171,6 +182,7 @@ def run_report(
         "success_rate_percent": _rate(archived, expected),
         "missing_by_reason": dict(sorted(reasons.items())),
         "status": "complete" if expected == archived and not damaged else "incomplete",
+        "sensors": sorted({str(r.get("sensor", "AMSR-2")) for r in year_reports}) or ["AMSR-2"],
         "years": [
             {k: r[k] for k in ("year", "archive", "expected_granules", "archived_granules", "success_rate_percent")}
             | {"damaged_swaths": int(r["verification"].get("damaged", 0)), "parts": len(r["parts"])}
@@ -223,7 +235,7 @@ def _fmt_rate(value: float | None) -> str:
 
 def year_markdown(report: Mapping[str, Any]) -> str:
     lines = [
-        f"# AMSR-2 collection report, {report['year']}",
+        f"# {report_title([report.get('sensor', 'AMSR-2')])}, {report['year']}",
         "",
         f"Archive: `{report['archive']}`",
         "",
@@ -267,7 +279,7 @@ def _missing_markdown(missing: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def run_markdown(report: Mapping[str, Any]) -> str:
     lines = [
-        f"# AMSR-2 collection report, {report['start']} to {report['end']}",
+        f"# {report_title(report.get('sensors', ['AMSR-2']))}, {report['start']} to {report['end']}",
         "",
         f"Status: **{report['status']}**. {report['archived_granules']} of {report['expected_granules']} catalogued "
         f"granules archived ({_fmt_rate(report['success_rate_percent'])}); silent losses: {report['silent_losses']}; "

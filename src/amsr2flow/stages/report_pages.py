@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from .report import REASONS, RETRY_NEXT_RUN, _fmt_rate
+from .report import REASONS, RETRY_NEXT_RUN, _fmt_rate, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
 MISSING_ROWS_SHOWN = 300
@@ -179,7 +179,7 @@ def year_page(
     orbit = report["orbit_direction"]
     ver = report["verification"]
     body = [
-        f"<h1>AMSR-2 collection report, {year}</h1>",
+        f"<h1>{_e(report_title([report.get('sensor', 'AMSR-2')]))}, {year}</h1>",
         f"<p>Archive <code>{_e(report['archive'])}</code>: <strong>{report['archived_granules']} of "
         f"{report['expected_granules']}</strong> catalogued granules archived "
         f"({_fmt_rate(report['success_rate_percent'])}); silent losses: <strong>{report['silent_losses']}</strong>. "
@@ -263,7 +263,7 @@ def year_page(
         body += ["<h2>Verification problems</h2><ul>"]
         body += [f"<li>{_e(p)}</li>" for p in report["verification"]["problems"][:200]]
         body.append("</ul>")
-    return page(f"AMSR-2 collection report {year}", body)
+    return page(f"{report_title([report.get('sensor', 'AMSR-2')])} {year}", body)
 
 
 # -- the run's page ----------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def run_page(
             ]
         )
     body = [
-        f"<h1>AMSR-2 collection report, {_e(run['start'])} to {_e(run['end'])}</h1>",
+        f"<h1>{_e(report_title(run.get('sensors', ['AMSR-2'])))}, {_e(run['start'])} to {_e(run['end'])}</h1>",
         f"<p>Status: <strong class='{klass}'>{_e(status)}</strong>. <strong>{run['archived_granules']} of "
         f"{run['expected_granules']}</strong> catalogued granules archived ({_fmt_rate(run['success_rate_percent'])});"
         f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}. "
@@ -315,7 +315,7 @@ def run_page(
     body += ["<h2>Not archived</h2>", *missing_html(run["missing"], csv_name)]
     if any(m.get("retryable") for m in run["missing"]):
         body.append("<p>Granules marked as retried next run are fetched again by rerunning the same command.</p>")
-    return page("AMSR-2 collection report", body)
+    return page(report_title(run.get("sensors", ["AMSR-2"])), body)
 
 
 def interim_page(interim: Mapping[str, Any], year_periods: Mapping[int, tuple[date, date]]) -> str:
