@@ -6,7 +6,8 @@
 Granules are the local G-Portal's full-size synthetic ones (realistic fields), extracted as a run does
 (36.5H and 18.7V with geolocation, and once more with the extra variables land_fraction and earth_incidence),
 written as one archive, then exported. Sizes and times are printed per swath and extrapolated to a year
-(10,660 swaths: 29.2 a day); ratios are export / archive, measured side by side in this one run.
+(10,660 swaths: 29.2 a day); ratios are export / archive, measured side by side in this one run. Reading
+every swath's 36.5H back is timed from each.
 """
 
 from __future__ import annotations
@@ -31,6 +32,29 @@ def timed(action) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
+def read_times(npz: Path, zarr_store: Path, netcdf_file: Path) -> dict[str, float]:
+    """Seconds to read every swath's 36.5H values (raw) from the archive and from each export."""
+    import xarray as xr
+
+    from amsr2flow.formats import archive
+
+    def from_archive() -> None:
+        with archive.Archive(npz) as arch:
+            for i in range(len(arch)):
+                arch.read_array(i, "temperature")
+
+    def from_export(path: Path, engine: str) -> None:
+        with xr.open_dataset(path, engine=engine, mask_and_scale=False, chunks=None) as ds:
+            for i in range(ds.sizes["swath"]):
+                ds["tb_36_5H"].isel(swath=i).values  # noqa: B018 - the read is the point
+
+    return {
+        "npz": timed(from_archive),
+        "zarr": timed(lambda: from_export(zarr_store, "zarr")),
+        "netcdf": timed(lambda: from_export(netcdf_file, "h5netcdf")),
+    }
+
+
 def main() -> int:
     from amsr2flow.emulator import orbit, synth
     from amsr2flow.formats import archive, dataset, swath
@@ -50,6 +74,7 @@ def main() -> int:
         if not (granules / spec.file_name).is_file():
             synth.write_granule(granules / spec.file_name, spec)
     rows = []
+    reads: dict[str, dict[str, float]] = {}
     for label, extra in (
         ("36.5H+18.7V, positions", ()),
         ("... + land_fraction, earth_incidence", ("land_fraction", "earth_incidence")),
@@ -76,7 +101,12 @@ def main() -> int:
                 folder_size(target),
             )
         rows.append((label, len(paths), folder_size(npz), archive_s, outputs))
+        reads[label] = read_times(npz, folder / "export.zarr", folder / "export.nc")
     grid_dir = work / "grids"
+    if grid_dir.exists():  # the year job skips days already gridded: time a fresh one
+        import shutil
+
+        shutil.rmtree(grid_dir)
     grid_s = timed(
         lambda: grid.build_year_grids(
             work / "plain" / "archive.npz", days, ["nsidc_north_25km"], ["36.5H", "18.7V"], grid_dir
@@ -84,7 +114,8 @@ def main() -> int:
     )
     grid_bytes = folder_size(grid_dir)
     print(
-        f"{len(specs)} full-size synthetic swaths ({args.days} day(s)); per year = x {SWATHS_PER_YEAR / len(specs):.0f}"
+        f"{len(specs)} full-size synthetic swaths ({args.days} day(s)); "
+        f"a year is {SWATHS_PER_YEAR / len(specs):.0f} times as many"
     )
     header = ("content", "format", "size/swath", "size/year", "time/swath", "size ratio", "time ratio")
     print(f"{header[0]:40s} {header[1]:8s} " + " ".join(f"{h:>11s}" for h in header[2:]))
@@ -101,6 +132,10 @@ def main() -> int:
         for fmt, (seconds, size) in outputs.items():
             print(line("", fmt, size, seconds, n, npz_bytes, archive_s))
         result[label] = {"swaths": n, "npz_bytes": npz_bytes, "archive_s": archive_s, "exports": outputs}
+    for label, seconds in reads.items():
+        n = rows[0][1]
+        shown = ", ".join(f"{fmt} {t / n * 1000:.1f} ms ({t / seconds['npz']:.2f})" for fmt, t in seconds.items())
+        print(f"read 36.5H of every swath, per swath ({label}): {shown}")
     per_day = grid_s / len(days)
     print(
         f"daily grid nsidc_north_25km, 2 channels: {per_day:.1f} s and {grid_bytes / len(days) / 1e6:.1f} MB per day; "

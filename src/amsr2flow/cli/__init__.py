@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("amsr2flow.emulator.synth", "write synthetic AMSR2/AMSR-E L1B granules (HDF5)"),
     "emulator": ("amsr2flow.emulator.cli", "run the local G-Portal (catalogue over HTTP, SFTP) on 127.0.0.1"),
     "verify": ("amsr2flow.cli.verify", "verify archives: structure, every swath, ranges, index, order"),
-    "export": ("amsr2flow.cli.export", "write an archive as a CF Zarr store or NetCDF-4 file (xarray)"),
+    "export": ("amsr2flow.cli.export", "write archive(s) as one CF Zarr store or NetCDF-4 file (xarray)"),
     "info": ("amsr2flow.cli.archive", "summarise an archive (swaths, period, channels, provenance)"),
     "partition": ("amsr2flow.cli.archive", "split an archive into part files of N swaths"),
     "convert-legacy": ("amsr2flow.cli.archive", "convert a trusted legacy pickled archive to the new format"),
