@@ -276,3 +276,36 @@ def test_info_and_partition_commands(archive_path: Path, tmp_path: Path, capsys:
     assert read_swath(sorted(folder.glob("*.npy"))[0]).metadata.channels == ("36.5H", "89.0AV")
     assert cli.main(["info", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compression", ["bzip2", "lzma"])
+def test_member_compression_is_a_choice_np_load_reads(tmp_path: Path, compression: str) -> None:
+    from amsr2flow.formats import archive as archive_format
+    from amsr2flow.formats.verify import verify_archive
+    from amsr2flow.stages.year import add_to_archive
+
+    swaths = [synthetic_swath(i, geolocation=True) for i in range(5)]
+    plain = write_archive(tmp_path / "deflate.npz", swaths)
+    packed = write_archive(tmp_path / f"{compression}.npz", swaths, compression=compression)
+    assert write_archive(tmp_path / "again.npz", swaths, compression=compression).read_bytes() == packed.read_bytes()
+    method = {"bzip2": zipfile.ZIP_BZIP2, "lzma": zipfile.ZIP_LZMA}[compression]
+    with zipfile.ZipFile(packed) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {method}
+    with np.load(packed, allow_pickle=False) as data, np.load(plain, allow_pickle=False) as reference:
+        assert sorted(data.files) == sorted(reference.files)
+        for name in reference.files:
+            if name != "provenance":  # which says the compression
+                np.testing.assert_array_equal(data[name], reference[name])
+    with archive_format.Archive(packed) as arch:
+        assert arch.provenance["member_compression"].startswith(compression)
+    assert verify_archive(packed).ok
+    # parts copy the members as they are; swaths added to a sealed year's archive join its compression
+    parts = archive_format.partition_archive(packed, tmp_path / "parts", part_size=2)
+    with zipfile.ZipFile(parts[0]) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {method}
+    extra = write_swath(synthetic_swath(9, geolocation=True), tmp_path / "more" / "extra.npy")
+    assert add_to_archive(packed, [extra], not_archived=0) == 6
+    with zipfile.ZipFile(packed) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {method}
+    with pytest.raises(archive_format.ArchiveError, match="unknown member compression 'zstd'"):
+        write_archive(tmp_path / "z.npz", swaths, compression="zstd")

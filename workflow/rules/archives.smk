@@ -25,6 +25,7 @@ rule year_archive:
         channels=config["channels"],
         geolocation=config["geolocation"],
         config_digest=settings.digest(config),
+        compression=config["archive_compression"],
         period=lambda wc: [
             d.isoformat() for d in YEAR_PERIODS[year_of_archive_name(wc.name)]
         ],

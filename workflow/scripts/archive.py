@@ -17,6 +17,7 @@ try:
         first_day=first,
         day_after_last=after,
         config_digest=snakemake.params.config_digest,
+        compression=snakemake.params.compression,
     )
 except atomic.NoSpace as exc:
     stop_run(log, exc, Layout.from_config(snakemake.config).stop_flag())

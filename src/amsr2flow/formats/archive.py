@@ -65,6 +65,15 @@ from .swath import (
 ARCHIVE_FORMAT = "amsr2flow.archive"
 ARCHIVE_FORMAT_VERSION = 1
 DEFAULT_COMPRESSLEVEL = 3
+#: Member compressions np.load reads (through zipfile): name -> (zip method, level). DEFLATE 3 is the default:
+#: it reads ~6 times faster than the others; bzip2 and LZMA trade that for space (docs/performance.md).
+#: zipfile ignores a level for LZMA (its preset 6); bzip2 is written at level 9.
+MEMBER_COMPRESSIONS: dict[str, tuple[int, int]] = {
+    "deflate": (zipfile.ZIP_DEFLATED, DEFAULT_COMPRESSLEVEL),
+    "bzip2": (zipfile.ZIP_BZIP2, 9),
+    "lzma": (zipfile.ZIP_LZMA, 6),
+}
+DEFAULT_COMPRESSION = "deflate"
 DEFAULT_PART_SIZE = 500
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest DOS timestamp: no wall clock in the bytes
 INDEX_MEMBER = "index.npy"
@@ -274,10 +283,10 @@ def index_frame(table: np.ndarray) -> Any:
 
 
 # -- zip plumbing ---------------------------------------------------------------------------------------------
-def _member_info(name: str, compresslevel: int) -> zipfile.ZipInfo:
+def _member_info(name: str, compresslevel: int, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
     """A ZipInfo whose every header field is fixed, so the bytes depend only on the content."""
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = compress_type
     info.create_system = 3  # Unix, whatever the platform writing it
     info.external_attr = 0o644 << 16
     if "compress_level" in zipfile.ZipInfo.__slots__:  # Python >= 3.13 renamed the private slot
@@ -295,7 +304,7 @@ def _append_raw_member(zf: zipfile.ZipFile, name: str, source: zipfile.ZipInfo, 
     write the central directory), using attributes stable since Python 3.6. The part tests check the
     result is byte-identical to writing the same swaths afresh.
     """
-    info = _member_info(name, 0)
+    info = _member_info(name, 0, source.compress_type)
     info.file_size = source.file_size
     info.compress_size = len(raw)
     info.CRC = source.CRC
@@ -316,12 +325,24 @@ def _append_raw_member(zf: zipfile.ZipFile, name: str, source: zipfile.ZipInfo, 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip local file header (APPNOTE 4.3.7)
 
 
+def _member_prefix(info: zipfile.ZipInfo, raw: bytes, size: int = 1 << 17) -> bytes:
+    """The first ``size`` bytes (at most; all of them for a negative size) of a member, from its raw bytes."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        return zlib.decompress(raw, -15) if size < 0 else zlib.decompressobj(-15).decompress(raw, size)
+    else:
+        # bzip2 and LZMA members: zipfile's own decompressor, which knows the zip LZMA header (the standard
+        # library has no public one for a member's raw bytes)
+        data = zipfile._get_decompressor(info.compress_type).decompress(raw)  # type: ignore[attr-defined]
+    return data if size < 0 else data[:size]
+
+
 def _refuse_objects(info: zipfile.ZipInfo, raw: bytes) -> None:
     """ArchiveError when a (compressed) member's ``.npy`` header is unreadable or declares an object dtype."""
     try:
-        prefix = raw if info.compress_type == zipfile.ZIP_STORED else zlib.decompressobj(-15).decompress(raw, 1 << 17)
-        dtype = npy.header_of_bytes(prefix)[2]
-    except (npy.NpyError, zlib.error) as exc:
+        dtype = npy.header_of_bytes(_member_prefix(info, raw))[2]
+    except (npy.NpyError, zlib.error, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"member {info.filename!r}: {exc}") from exc
     if dtype.hasobject:
         raise ArchiveError(
@@ -373,10 +394,22 @@ def provenance_json(provenance: Mapping[str, Any]) -> str:
     return json.dumps(provenance, sort_keys=True, separators=(",", ":"))
 
 
+def compression_of(provenance: Mapping[str, Any]) -> str:
+    """The member compression an archive was written with (``deflate`` for archives that do not say)."""
+    name = str(provenance.get("member_compression", DEFAULT_COMPRESSION)).split("-", 1)[0]
+    return name if name in MEMBER_COMPRESSIONS else DEFAULT_COMPRESSION
+
+
 def base_provenance(
-    channels: Sequence[str], geolocation: bool, config_digest: str, notes: Sequence[str]
+    channels: Sequence[str],
+    geolocation: bool,
+    config_digest: str,
+    notes: Sequence[str],
+    compression: str = DEFAULT_COMPRESSION,
 ) -> dict[str, Any]:
+    level = MEMBER_COMPRESSIONS[compression][1]
     return {
+        "member_compression": f"{compression}-{level}",
         "format": ARCHIVE_FORMAT,
         "format_version": ARCHIVE_FORMAT_VERSION,
         "software": f"amsr2flow {__version__}",
@@ -408,14 +441,19 @@ class ArchiveWriter:
         period: str | tuple[datetime, datetime] | None = None,
         config_digest: str = "",
         notes: Sequence[str] = (),
-        compresslevel: int = DEFAULT_COMPRESSLEVEL,
+        compresslevel: int | None = None,
         provenance: Mapping[str, Any] | None = None,
+        compression: str = DEFAULT_COMPRESSION,
     ) -> None:
         self.path = Path(path)
         self._period = period_string(*period) if isinstance(period, tuple) else period
         self._config_digest = config_digest
         self._notes = tuple(notes)
-        self._level = compresslevel
+        if compression not in MEMBER_COMPRESSIONS:
+            raise ArchiveError(f"unknown member compression {compression!r}; one of {', '.join(MEMBER_COMPRESSIONS)}")
+        self._compression = compression
+        self._method, default_level = MEMBER_COMPRESSIONS[compression]
+        self._level = default_level if compresslevel is None else compresslevel
         self._provenance = dict(provenance) if provenance is not None else None
         self._metas: list[SwathMetadata] = []
         self._ids: set[str] = set()
@@ -465,7 +503,7 @@ class ArchiveWriter:
         return self._zip
 
     def _write_array(self, name: str, array: np.ndarray) -> None:
-        with self._zipfile().open(_member_info(name, self._level), "w") as member:
+        with self._zipfile().open(_member_info(name, self._level, self._method), "w") as member:
             write_npy(member, array)
 
     def add(self, swath: Swath) -> None:
@@ -493,11 +531,12 @@ class ArchiveWriter:
         for name in meta_array_names(meta):
             source, raw = members[name]
             _refuse_objects(source, raw)
-            if source.compress_type == zipfile.ZIP_DEFLATED and not source.flag_bits & 0x1:
+            if source.compress_type == self._method and not source.flag_bits & 0x1:
                 _append_raw_member(zf, member_name(meta.granule_id, name), source, raw)
-            else:  # stored or other method: fall back to decompressing and recompressing this member
-                data = raw if source.compress_type == zipfile.ZIP_STORED else zlib.decompress(raw, -15)
-                with zf.open(_member_info(member_name(meta.granule_id, name), self._level), "w") as member:
+            else:  # another method: decompress and compress this member the writer's way
+                data = _member_prefix(source, raw, size=-1)
+                target = _member_info(member_name(meta.granule_id, name), self._level, self._method)
+                with zf.open(target, "w") as member:
                     member.write(data)
         self._record(meta)
 
@@ -506,7 +545,7 @@ class ArchiveWriter:
         if self._provenance is not None:
             return self._provenance
         channels, geo = self._layout or (l1b.DEFAULT_CHANNELS, False)
-        return base_provenance(channels, geo, self._config_digest, self._notes)
+        return base_provenance(channels, geo, self._config_digest, self._notes, self._compression)
 
     def period(self) -> str:
         if self._period is not None:
@@ -615,7 +654,12 @@ def partition_archive(
         chunks = _chunks(len(source), part_size)
         for number, chunk in enumerate(chunks, start=1):
             target = Path(out_dir) / part_name_for(archive_path, number, len(chunks))
-            with ArchiveWriter(target, period=source.period, provenance=source.provenance) as writer:
+            with ArchiveWriter(
+                target,
+                period=source.period,
+                provenance=source.provenance,
+                compression=compression_of(source.provenance),
+            ) as writer:
                 for i in chunk:
                     meta = source.metadata(i)
                     members = {}

@@ -60,6 +60,7 @@ def build_year_archive(
     first_day: date,
     day_after_last: date,
     config_digest: str,
+    compression: str = archive.DEFAULT_COMPRESSION,
 ) -> YearArchiveSummary:
     """Write the archive of one year's requested period, then remove superseded partial archives."""
     real = [p for p in swath_paths if not is_tombstone(p)]
@@ -73,6 +74,7 @@ def build_year_archive(
             period=(_midnight(first_day), _midnight(day_after_last)),
             config_digest=config_digest,
             notes=_notes(tombstones),
+            compression=compression,
         )
     except OSError as exc:
         if atomic.is_no_space(exc):
@@ -101,7 +103,16 @@ def add_to_archive(archive_path: Path, swath_paths: Sequence[Path], *, not_archi
     with archive.Archive(archive_path) as source:
         period = source.period
         digest = str(source.provenance.get("config_digest", ""))
-    _merge(archive_path, swath_paths, archive_path, period=period, config_digest=digest, notes=_notes(not_archived))
+        compression = archive.compression_of(source.provenance)  # an archive keeps its own compression
+    _merge(
+        archive_path,
+        swath_paths,
+        archive_path,
+        period=period,
+        config_digest=digest,
+        notes=_notes(not_archived),
+        compression=compression,
+    )
     with archive.Archive(archive_path) as merged:
         return len(merged)
 
@@ -114,6 +125,7 @@ def _merge(
     period: str,
     config_digest: str,
     notes: Sequence[str],
+    compression: str = archive.DEFAULT_COMPRESSION,
 ) -> None:
     """The base archive's swaths and new swath files, in time order, into one archive."""
     from ..formats.swath import read_swath, read_swath_metadata
@@ -127,7 +139,9 @@ def _merge(
             meta = read_swath_metadata(path)
             items.append(((meta.scan_start_utc, meta.granule_id), path))
         items.sort(key=lambda item: item[0])
-        with archive.ArchiveWriter(archive_path, period=period, config_digest=config_digest, notes=notes) as writer:
+        with archive.ArchiveWriter(
+            archive_path, period=period, config_digest=config_digest, notes=notes, compression=compression
+        ) as writer:
             for _, item in items:
                 if isinstance(item, Path):
                     writer.add(read_swath(item))
