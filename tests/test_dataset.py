@@ -189,3 +189,50 @@ def test_exports_follow_the_umask(archive_path: Path, tmp_path: Path) -> None:
         os.umask(previous)
     assert (tmp_path / "u.zarr").stat().st_mode & 0o777 == 0o750  # not mkdtemp's 0700
     assert (tmp_path / "u.nc").stat().st_mode & 0o777 == 0o640
+
+
+def _record_swath(prefix: str, hour: int, rows: int, channels: dict[str, int], **extra) -> object:
+    rng = np.random.default_rng(hour)
+    arrays = {
+        c: rng.integers(10000, 28000, (rows, 243 if not c.startswith("89") else 486)).astype(np.uint16)
+        for c in channels
+    }
+    return make_swath(
+        f"{prefix}_2011100{hour % 9 + 1}0100_001A_L1SGBTBR_2220220",
+        "A",
+        arrays,
+        [0.01] * len(arrays),
+        scan_start_utc=f"2011-10-0{hour % 9 + 1}T01:00:00.000Z",
+        scan_end_utc=f"2011-10-0{hour % 9 + 1}T01:49:00.000Z",
+        **extra,
+    )
+
+
+def test_a_joined_export_pads_scans_and_fills_what_one_archive_lacks(tmp_path: Path) -> None:
+    """AMSR-E years (no 7.3 GHz, shorter swaths, archived before scan times and extra variables) joined with
+    AMSR2 years: one time series, the missing parts fill, the raw values of each archive unchanged."""
+    old = _record_swath("A2ES1M", 1, 30, {"36.5H": 0})
+    new = _record_swath(
+        "GW1AM2",
+        2,
+        45,
+        {"36.5H": 0, "7.3H": 0},
+        scan_time=1.3e9 + 1.5 * np.arange(45),
+        extra={"land_fraction": np.full((45, 4, 243), 7, np.uint8)},
+    )
+    amsre = write_archive(tmp_path / "AMSRE.npz", [old])
+    amsr2 = write_archive(tmp_path / "AMSR2.npz", [new])
+    empty = write_archive(tmp_path / "empty.npz", [])
+    out = dataset.export_archive([amsr2, empty, amsre], tmp_path / "record.nc", "netcdf")
+    with xr.open_dataset(out, mask_and_scale=False) as raw:
+        assert raw.sizes["swath"] == 2 and raw.sizes["scan"] == 45
+        assert list(raw["sensor"].values) == ["AMSR-E", "AMSR2"]
+        np.testing.assert_array_equal(raw["tb_36_5H"][0, :30], old["temperature"])
+        assert (raw["tb_36_5H"][0, 30:] == 0).all() and (raw["tb_7_3H"][0] == 0).all()  # padding, no channel
+        np.testing.assert_array_equal(raw["tb_7_3H"][1], new["7.3H"])
+        assert (raw["land_fraction"][0] == 255).all() and (raw["land_fraction"][1] == 7).all()
+    with xr.open_dataset(out) as decoded:
+        assert bool(decoded["scan_time"][0].isnull().all()) and not bool(decoded["scan_time"][1].isnull().any())
+    with pytest.raises(dataset.DatasetError, match="share swaths"):
+        dataset.export_archive([amsre, amsre], tmp_path / "twice.zarr", "zarr")
+    assert not (tmp_path / "twice.zarr").exists()

@@ -169,3 +169,44 @@ def test_unknown_grids_and_archives_without_positions_are_refused(tmp_path: Path
         grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_6km"], ["36.5H"], tmp_path / "g")
     with pytest.raises(grid.GridError, match="geolocation: true"):
         grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], tmp_path / "g")
+
+
+def test_empty_archives_89b_and_new_channels(tmp_path: Path) -> None:
+    empty = archive.write_archive(tmp_path / "empty.npz", [])
+    record = grid.build_year_grids(empty, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], tmp_path / "g")
+    assert (record["made"], record["days_without_swaths"]) == (0, 1)
+    with pytest.raises(grid.GridError, match="89 GHz B horn"):
+        grid.build_year_grids(empty, [date(2024, 1, 2)], ["nsidc_north_25km"], ["89.0BH"], tmp_path / "g")
+    lat = np.tile(np.linspace(60, 85, 243), (40, 1))
+    lon = np.tile(np.linspace(-50, 50, 40)[:, None], (1, 243))
+    swath = _swath("GW1AM2_202401020100_001A_L1SGBTBR_2220220", lat, lon, np.full((40, 243), 24000), MIDNIGHT + 3600)
+    path = _archive(tmp_path / "one", [swath])
+    out = tmp_path / "grids"
+    assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], out)["made"] == 1
+    assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], out)["made"] == 0
+    # another channel set makes the day again (the granules alone are not the whole key)
+    assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], [], out)["made"] == 1
+
+
+def test_swaths_without_scan_times_take_their_times_from_the_first_real_scan(tmp_path: Path) -> None:
+    rows, overlap = 60, 10
+    lat = np.full((rows, 243), 80.0)
+    lon = np.tile(np.linspace(-30, 30, 243), (rows, 1))
+    swath = _swath(
+        "GW1AM2_202401020100_001A_L1SGBTBR_2220220", lat, lon, np.full((rows, 243), 20000), MIDNIGHT + 3600, overlap
+    )
+    old = make_swath(
+        swath.granule_id,
+        "A",
+        {"36.5H": swath["temperature"]},
+        [0.01],
+        latitude=swath["latitude"],
+        longitude=swath["longitude"],
+        scan_start_utc=swath.metadata.scan_start_utc,
+        scan_end_utc=swath.metadata.scan_end_utc,
+        overlap_scans=overlap,
+    )  # as archived before scan times were kept
+    with archive.Archive(_archive(tmp_path, [old])) as arch:
+        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+    first_real = 3600 + 1.5 * overlap  # the scan start is the first non-overlap row's time
+    assert observations["A"].seconds.min() == pytest.approx(first_real, abs=1e-3)

@@ -13,7 +13,7 @@ import yaml
 
 from amsr2flow.emulator import orbit, synth
 from amsr2flow.formats import archive, variables, verify
-from amsr2flow.formats.swath import DatasetLayoutError, extract_swath, read_swath, write_swath
+from amsr2flow.formats.swath import extract_swath, read_swath, write_swath
 from amsr2flow.stages.year import variables_notice
 
 ALL = tuple(variables.EXTRA_VARIABLES)
@@ -41,7 +41,7 @@ def test_every_variable_is_the_granules_dataset_unchanged(granules: list[Path]) 
             assert swath[name].dtype == h5[dataset].dtype
         # layers second: (scan, layer, pixel), the same values
         np.testing.assert_array_equal(swath["land_fraction"], np.moveaxis(h5["Land_Ocean Flag 6 to 36"][()], 0, 1))
-        np.testing.assert_array_equal(swath["land_fraction_89"][:, 1], h5["Land_Ocean Flag 89"][1])
+        np.testing.assert_array_equal(swath["land_fraction_89"], np.moveaxis(h5["Land_Ocean Flag 89"][()], 0, 1))
         # two bytes per pixel, least significant first, are one uint16 flag word
         raw = h5["Pixel Data Quality 6 to 36"][()]
         np.testing.assert_array_equal(swath["pixel_quality"], raw[:, 0::2] + 256 * raw[:, 1::2].astype(np.uint16))
@@ -87,14 +87,18 @@ def test_verify_catches_values_outside_their_physical_range(granules: list[Path]
     assert "land_fraction outside [0, 100]" in problems and "earth_incidence outside [0, 90]" in problems
 
 
-def test_a_granule_with_another_scale_is_refused_naming_the_variable(granules: list[Path], tmp_path: Path) -> None:
+def test_a_variable_a_granule_holds_otherwise_is_left_out_not_the_granule(
+    granules: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     odd = tmp_path / granules[0].name
     odd.write_bytes(granules[0].read_bytes())
     with h5py.File(odd, "r+") as h5:
         h5["Sun Elevation"].attrs["SCALE FACTOR"] = np.array([0.1], dtype=np.float32)
-    with pytest.raises(DatasetLayoutError, match=r"'Sun Elevation' has SCALE FACTOR 0\.1.*sun_elevation"):
-        extract_swath(odd, extra_variables=["sun_elevation"])
-    extract_swath(odd, extra_variables=["earth_incidence"])  # the other variables still extract
+        del h5["Land_Ocean Flag 89"]
+    swath = extract_swath(odd, extra_variables=["sun_elevation", "earth_incidence", "land_fraction_89"])
+    assert swath.metadata.variables == ("earth_incidence",)  # the temperatures and the sound variable stay
+    assert "sun_elevation left out" in caplog.text and "SCALE FACTOR 0.1" in caplog.text
+    assert "land_fraction_89 left out" in caplog.text and "'Land_Ocean Flag 89' is missing" in caplog.text
 
 
 def test_the_dataset_shows_each_variable_with_cf_attributes_and_fills_where_absent(
@@ -130,4 +134,4 @@ def test_a_start_notice_names_archives_built_with_another_set(granules: list[Pat
     built = archive.write_archive(tmp_path / "a.npz", [write_swath(swath, tmp_path / f"{swath.granule_id}.npy")])
     assert variables_notice([built], ("land_fraction",)) is None
     notice = variables_notice([built], ("earth_incidence", "land_fraction"))
-    assert notice is not None and "a.npz: land_fraction" in notice and "downloaded again" in notice
+    assert notice is not None and "in a.npz, has [land_fraction]" in notice and "downloaded again" in notice

@@ -179,6 +179,12 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
         stray = [c for c in cfg["grid"].get("channels") or () if c not in cfg["channels"]]
         if stray:
             problems.append(f"grid.channels: {', '.join(stray)} not among `channels`; grid extracted channels only")
+        b_horn = [c for c in cfg["grid"].get("channels") or cfg["channels"] if c.startswith("89.0B")]
+        if b_horn:
+            problems.append(
+                f"grid.channels: {', '.join(b_horn)} cannot be gridded (the swaths keep the 89 GHz A horn's positions "
+                "only); set grid.channels to the others"
+            )
     if cfg.get("remote_path_template"):
         from .gportal.remote_layout import RemoteLayoutError, check_template
 
@@ -318,6 +324,8 @@ def extra_variables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
 def digest(cfg: Mapping[str, Any]) -> str:
     """A short, stable digest of the settings that shape archive content (recorded in provenance)."""
     shaping = {k: cfg[k] for k in ("dataset", "channels", "geolocation", "part_size")}
+    if not isinstance(shaping["dataset"], str):  # a list's order is not a setting
+        shaping["dataset"] = sorted(shaping["dataset"])
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -187,7 +187,8 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
                 "standard_name": "time",
                 "long_name": "time of the scan (UTC), from the granule's Scan Time (TAI93, leap seconds applied)",
                 "units": "seconds since 1970-01-01 00:00:00",
-                "calendar": "standard",
+                # not "standard": xarray fails to encode an all-NaT chunk (a swath without scan times) with it
+                "calendar": "proleptic_gregorian",
             },
         )
     if archive.geolocation:
@@ -305,6 +306,67 @@ def _period_ends(dataset: Any) -> tuple[str, str]:
     return first, last
 
 
+def _fill_for(encoding: dict[str, Any], dtype: np.dtype) -> Any:
+    """What a missing value is in a variable as opened: NaN/NaT when decoded, else its raw fill."""
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "M":
+        return np.datetime64("NaT")
+    if dtype.kind in "US":
+        return ""
+    if "_FillValue" in encoding:
+        return encoding["_FillValue"]
+    return np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max
+
+
+def _harmonise(datasets: list[Any], encodings: dict[str, dict[str, Any]]) -> list[Any]:
+    """The same variables and ``scan`` length in every dataset: shorter swath stacks padded, a variable or
+    coordinate one archive lacks (a channel AMSR-E does not measure, extra variables, scan times) filled, lazily."""
+    import dask.array as da
+    import xarray as xr
+
+    scans = max(d.sizes.get("scan", 0) for d in datasets)
+    templates: dict[str, Any] = {}
+    for d in datasets:
+        for name, var in d.variables.items():
+            templates.setdefault(str(name), var)
+    coord_names = _coord_names(datasets)
+    out = []
+    for d in datasets:
+        variables: dict[str, Any] = {}
+        for name, template in templates.items():
+            var = d.variables.get(name)
+            if var is None and name in template.dims:  # a dimension's own coordinate (land_layer): the same
+                variables[name] = template
+                continue
+            if var is None:
+                sizes = {
+                    dim: d.sizes["swath"] if dim == "swath" else scans if dim == "scan" else template.sizes[dim]
+                    for dim in template.dims
+                }
+                chunks = tuple(1 if dim == "swath" else n for dim, n in sizes.items())
+                fill = _fill_for(encodings.get(name, {}), template.dtype)
+                data = da.full(tuple(sizes.values()), fill, dtype=template.dtype, chunks=chunks)
+                variables[name] = xr.Variable(template.dims, data, attrs=template.attrs)
+                continue
+            if "scan" in var.dims and var.sizes["scan"] < scans:
+                fill = _fill_for(encodings.get(name, {}), var.dtype)
+                var = var.pad(scan=(0, scans - var.sizes["scan"]), constant_values=fill)
+            variables[name] = var
+        out.append(
+            xr.Dataset(
+                {n: v for n, v in variables.items() if n not in coord_names},
+                coords={n: v for n, v in variables.items() if n in coord_names},
+                attrs=d.attrs,
+            )
+        )
+    return out
+
+
+def _coord_names(datasets: list[Any]) -> set[str]:
+    return {str(n) for d in datasets for n in d.coords}
+
+
 def joined_dataset(archive_paths: Iterable[str | os.PathLike[str]], chunks: Any = None) -> Any:
     """One Dataset of several archives (e.g. the AMSR-E and AMSR2 years of one record), in time order along
     ``swath``: the union of their channels and variables, shorter swaths padded, raw encodings kept."""
@@ -313,16 +375,28 @@ def joined_dataset(archive_paths: Iterable[str | os.PathLike[str]], chunks: Any 
     paths = [Path(p) for p in archive_paths]
     opened = [open_archive_dataset(p, chunks=chunks) for p in paths]
     try:
-        geolocated = {"latitude" in d.coords for d in opened}
+        geolocated = {"latitude" in d.coords for d in opened if d.sizes["swath"]}
         if len(geolocated) > 1:
             raise DatasetError("archives with and without positions cannot be joined; export them apart")
-        opened.sort(key=lambda d: d["time"].values[0] if d.sizes["swath"] else np.datetime64("NaT"))
+        empty = [d for d in opened if not d.sizes["swath"]]
+        opened = [d for d in opened if d.sizes["swath"]]  # an empty archive adds nothing to a time series
+        for d in empty:
+            d.close()
+        if not opened:
+            raise DatasetError("every archive given is empty; there is nothing to export")
+        opened.sort(key=lambda d: d["time"].values[0])
+        ids = np.concatenate([d["granule_id"].values for d in opened])
+        if len(set(ids.tolist())) < len(ids):
+            raise DatasetError(
+                "the archives share swaths (the same archive twice, or an archive and its part?); join each once"
+            )
         encodings: dict[str, dict[str, Any]] = {}
         for d in opened:
             for name, var in d.variables.items():
                 encodings.setdefault(str(name), dict(var.encoding))
+        harmonised = _harmonise(opened, encodings)
         joined = xr.concat(
-            opened,
+            harmonised,
             dim="swath",
             data_vars="all",
             coords="different",
@@ -330,6 +404,10 @@ def joined_dataset(archive_paths: Iterable[str | os.PathLike[str]], chunks: Any 
             join="outer",
             combine_attrs="drop_conflicts",
         )
+    except ValueError as exc:
+        for d in opened:
+            d.close()
+        raise DatasetError(f"the archives cannot be joined: {exc}") from exc
     except BaseException:
         for d in opened:
             d.close()

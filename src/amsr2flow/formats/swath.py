@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +42,8 @@ import numpy as np
 
 from .. import atomic
 from . import l1b, variables
+
+log = logging.getLogger(__name__)
 
 SWATH_FORMAT = "amsr2flow.swath"
 SWATH_FORMAT_VERSION = 1
@@ -450,7 +453,14 @@ def extract_swath(
                     raise DatasetLayoutError(f"{path}: {ds_name!r} has {ds.shape[0]} rows, not {n_rows}")
                 # every second 89A sample sits on a low-frequency footprint (legacy system, satpy)
                 positions[key] = np.ascontiguousarray(ds[()][:, ::2], dtype=np.float32)
-        extra = {name: _extra_variable(h5, name, n_rows, path) for name in variables.check_names(extra_variables)}
+        extra = {}
+        for name in variables.check_names(extra_variables):
+            try:
+                extra[name] = _extra_variable(h5, name, n_rows, path)
+            except SwathError as exc:
+                # The temperatures are what the granule is fetched for: a variable this granule does not hold
+                # as documented is left out of its swath (which records the variables it has), not the granule.
+                log.warning("%s: %s left out of the swath: %s", granule_id, name, exc)
 
     first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):

@@ -44,8 +44,13 @@ from ..formats.swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
 log = logging.getLogger(__name__)
 
 GRID_FORMATS = ("netcdf", "zarr")
+#: Why 89 GHz B-horn channels cannot be gridded: the swaths keep the A horn's positions only.
+B_HORN_REASON = (
+    "the 89 GHz B horn looks a few km away from the A horn, whose positions are the only ones a swath keeps; "
+    "grid 89.0AH/89.0AV, or leave the 89.0B channels out of grid.channels"
+)
 PASSES = ("A", "D")
-TB_SCALE = 0.01  # stored as uint16 hundredths of a Kelvin, as the swaths
+TB_SCALE = 0.01  # grid files store uint16 hundredths of a Kelvin
 
 
 @dataclass(frozen=True)
@@ -116,11 +121,11 @@ def _latitude_span(name: str) -> tuple[float, float]:
 # -- which observations belong to a day ---------------------------------------------------------------------
 @dataclass
 class DayObservations:
-    """The day's observations of one pass (flattened): positions, raw temperatures per channel, times."""
+    """The day's observations of one pass (flattened): positions, temperatures per channel, times."""
 
     latitude: np.ndarray
     longitude: np.ndarray
-    raw: dict[str, np.ndarray]  # channel -> uint16 raw, 0 = invalid
+    kelvin: dict[str, np.ndarray]  # channel -> float32 Kelvin (each swath's own scale), NaN = invalid
     seconds: np.ndarray  # since the day's 00:00 UTC
     granule_ids: list[str]
 
@@ -130,7 +135,7 @@ def day_positions(table: np.ndarray, day: date) -> list[int]:
     one before (it may run past midnight)."""
     first = day.isoformat()
     after = (day + timedelta(days=1)).isoformat()
-    starts = np.array([str(s)[:10] for s in table["scan_start_utc"]])
+    starts = np.array([str(s)[:10] for s in table["scan_start_utc"]], dtype="<U10")  # also for 0 swaths
     positions = [int(i) for i in np.flatnonzero((starts >= first) & (starts < after))]
     before = np.flatnonzero(starts < first)
     has_times = table["has_scan_times"] if "has_scan_times" in (table.dtype.names or ()) else np.zeros(len(table), bool)
@@ -163,7 +168,7 @@ def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayO
             keep &= (seconds >= 0) & (seconds < 86400)
         elif meta.scan_start_utc[:10] == day.isoformat():
             first = archive_format.parse_utc(meta.scan_start_utc).timestamp() - start
-            seconds = first + rows * l1b.SCAN_PERIOD_S
+            seconds = first + (rows - max(meta.overlap_scans, 0)) * l1b.SCAN_PERIOD_S  # `first`: row overlap
         else:
             continue
         if not keep.any():
@@ -175,8 +180,10 @@ def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayO
             if channel not in meta.channels:
                 raise GridError(f"channel {channel} is not in {arch.path.name} (it holds {', '.join(meta.channels)})")
             raw = arch.read_array(i, TEMPERATURE if channel == meta.channels[0] else channel)[keep]
+            scale = np.float32(meta.scale_factors[meta.channels.index(channel)])
             # 89 GHz A-horn samples: every second one sits on a stored position (the others have none here)
-            part[channel] = raw[:, ::2] if raw.shape[1] == l1b.HIGH_FREQ_PIXELS else raw
+            raw = raw[:, ::2] if raw.shape[1] == l1b.HIGH_FREQ_PIXELS else raw
+            part[channel] = np.where(raw != RAW_FILL, raw * scale, np.float32(np.nan)).astype(np.float32)
         parts[meta.orbit_type].append(part)
         ids[meta.orbit_type].append(meta.granule_id)
     out = {}
@@ -189,7 +196,7 @@ def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayO
         out[direction] = DayObservations(
             latitude=joined("latitude"),
             longitude=joined("longitude"),
-            raw={c: joined(c).astype(np.uint16) for c in channels},
+            kelvin={c: joined(c).astype(np.float32) for c in channels},
             seconds=joined("seconds"),
             granule_ids=ids[direction],
         )
@@ -237,8 +244,7 @@ def bucket_average(grid: str, obs: DayObservations, channels: Sequence[str]) -> 
             return np.where(counts > 0, sums / counts, np.nan).reshape(shape), counts.reshape(shape)
 
     for channel in channels:
-        raw = obs.raw[channel][valid][inside]
-        kelvin = np.where(raw != RAW_FILL, raw * TB_SCALE, np.nan)
+        kelvin = obs.kelvin[channel][valid][inside].astype(np.float64)
         average, counts = mean(kelvin)
         result[channel] = average.astype(np.float32)
         result[f"n_obs_{channel}"] = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
@@ -297,7 +303,7 @@ def grid_dataset(
             "standard_name": "time",
             "long_name": "mean time of the observations in the cell",
             "units": f"seconds since {day.isoformat()} 00:00:00",
-            "calendar": "standard",
+            "calendar": "proleptic_gregorian",  # as scan_time in formats.dataset (all-NaT chunks)
             "grid_mapping": "crs",
         },
     )
@@ -314,11 +320,13 @@ def grid_dataset(
     dataset = xr.Dataset(data_vars, coords=coords)
     dataset.attrs = {
         "Conventions": "CF-1.10",
-        "title": f"AMSR-2 L1B brightness temperatures, daily means on the {GRIDS[grid].description} grid",
+        "title": f"{'AMSR-E' if source.startswith('AMSRE_') else 'AMSR-2'} L1B brightness temperatures, daily means "
+        f"on the {GRIDS[grid].description} grid",
         "grid": grid,
         "day": day.isoformat(),
         "source": source,
         "granule_ids": granule_ids,
+        "channels": ",".join(channels),
         "acknowledgement": JAXA_ACKNOWLEDGEMENT,
         "history": f"gridded by amsr2flow {__version__} (pyresample BucketResampler)",
     }
@@ -352,19 +360,24 @@ def write_dataset(dataset: Any, path: Path, fmt: str) -> None:
             dataset.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
 
 
-def recorded_granules(path: Path, fmt: str) -> str | None:
-    """The ``granule_ids`` a day's file was made from; None when it is missing or unreadable (make it again)."""
+def recorded_key(path: Path, fmt: str) -> tuple[str, str] | None:
+    """The granule ids and channels a day's file was made from; None when it is missing or unreadable (make
+    it again)."""
     if not path.exists():
         return None
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     try:
         if fmt == "zarr":
             attrs = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
-            return str(attrs["granule_ids"])
-        import h5py
+        else:
+            import h5py
 
-        with h5py.File(path, "r") as h5:
-            value = h5.attrs["granule_ids"]
-        return value.decode() if isinstance(value, bytes) else str(value)
+            with h5py.File(path, "r") as h5:
+                attrs = {k: h5.attrs[k] for k in ("granule_ids", "channels")}
+        return text(attrs["granule_ids"]), text(attrs["channels"])
     except (OSError, KeyError, ValueError):
         return None
 
@@ -393,6 +406,9 @@ def build_year_grids(
     unknown = [g for g in grids if g not in GRIDS]
     if unknown:
         raise GridError(f"unknown grid(s) {unknown}; known: {', '.join(GRIDS)}")
+    b_horn = [c for c in channels if c.startswith("89.0B")]
+    if b_horn:
+        raise GridError(f"{', '.join(b_horn)}: {B_HORN_REASON}")
     if fmt not in GRID_FORMATS:
         raise GridError(f"unknown grid format {fmt!r}; use one of {', '.join(GRID_FORMATS)}")
     made, kept, empty = 0, 0, 0
@@ -403,7 +419,8 @@ def build_year_grids(
             if not wanted:
                 empty += 1
                 continue
-            stale = [g for g in grids if recorded_granules(grid_path(out_dir, g, day, fmt, prefix), fmt) != wanted]
+            key = (wanted, ",".join(channels))  # another channel set is stale too
+            stale = [g for g in grids if recorded_key(grid_path(out_dir, g, day, fmt, prefix), fmt) != key]
             kept += len(grids) - len(stale)
             if stale:
                 observations = collect_day(arch, day, channels)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
+
 from .. import atomic
 from ..formats import archive
 from ..formats.swath import is_tombstone
@@ -186,29 +188,27 @@ def build_parts(archive_path: Path, parts_dir: Path, part_size: int) -> list[Pat
 
 
 def variables_notice(archive_paths: Sequence[Path], configured: Sequence[str]) -> str | None:
-    """One line for the start of a run when archives already built hold other extra variables than the
-    configuration asks for: the new set applies to granules extracted from now on, nothing is downloaded again.
-    Reads only each archive's index."""
-    held: dict[str, set[str]] = {}
-    for path in sorted(archive_paths):
+    """One line for the start of a run when the newest archived swath holds other extra variables than the
+    configuration asks for (the set changed since): the new set applies to granules extracted from now on,
+    nothing is downloaded again. Silent again once swaths with the new set are archived. Reads only indexes."""
+    newest: tuple[str, str, str] | None = None  # (scan start, archive name, variables)
+    for path in archive_paths:
         try:
             with archive.Archive(path) as existing:
-                column = existing.table["variables"] if "variables" in (existing.table.dtype.names or ()) else ()
-                sets = {str(c) for c in column} or {""}
+                table = existing.table
+                if not len(table):
+                    continue
+                column = table["variables"] if "variables" in (table.dtype.names or ()) else np.full(len(table), "")
+                last = int(np.argmax(table["scan_start_utc"]))
+                candidate = (str(table["scan_start_utc"][last]), path.name, str(column[last]))
         except (archive.ArchiveError, OSError, ValueError, KeyError, zipfile.BadZipFile):
             continue  # verified and reported elsewhere; a notice must not stop a run
-        wanted = ",".join(configured)
-        others = sorted(s for s in sets if s != wanted)
-        if others:
-            held[path.name] = set(others)
-    if not held:
+        newest = max(newest, candidate) if newest else candidate
+    if newest is None or newest[2] == ",".join(configured):
         return None
-    shown = "; ".join(
-        f"{name}: {' / '.join(s or 'none' for s in sorted(sets))}" for name, sets in sorted(held.items())[:3]
-    )
-    more = f" (and {len(held) - 3} more archives)" if len(held) > 3 else ""
     return (
-        f"variables [{', '.join(configured) or 'none'}] apply to granules extracted from now on; archives already "
-        f"built keep what they hold ({shown}{more}), and no granule is downloaded again for it. To have the new set "
-        "for past days too, see docs/configuration.md#changing-what-is-extracted"
+        f"variables [{', '.join(configured) or 'none'}] apply to granules extracted from now on; the archives "
+        f"keep what they hold (the newest swath, in {newest[1]}, has [{newest[2].replace(',', ', ') or 'none'}]) "
+        "and no granule is downloaded again for it. To have the new set for past days too, see "
+        "docs/configuration.md#changing-what-is-extracted"
     )
