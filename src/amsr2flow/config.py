@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .gportal.source import Source, Timeouts
+from .gportal.source import Link, Source, Timeouts
 from .mission import DATASETS, Mission
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -330,6 +330,11 @@ def digest(cfg: Mapping[str, Any]) -> str:
 
 
 # -- the G-Portal to talk to ---------------------------------------------------------------------------------
+def link_from(cfg: Mapping[str, Any]) -> Link:
+    """What one SFTP session keeps in flight (``transfer.ssh_window_mib``)."""
+    return Link(window_bytes=int(cfg["transfer"]["ssh_window_mib"] * (1 << 20)))
+
+
 def timeouts_from(cfg: Mapping[str, Any]) -> Timeouts:
     t = cfg["transfer"]
     return Timeouts(t["connect_timeout_s"], t["banner_timeout_s"], t["auth_timeout_s"], t["stall_timeout_s"])

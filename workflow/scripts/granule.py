@@ -69,6 +69,7 @@ try:
         channels=channels,
         geolocation=bool(snakemake.params.geolocation),
         variables=variables,
+        link=settings.link_from(cfg),
         outputs=outputs,
         ledger_path=layout.ledger_entry(task.day, task.granule_id),
         stop_flag=layout.stop_flag(),

@@ -57,6 +57,7 @@ if outcome.arrived and snakemake.params.sealed:
         channels=tuple(snakemake.params.channels),
         geolocation=bool(snakemake.params.geolocation),
         variables=settings.extra_variables(cfg),
+        link=settings.link_from(cfg),
     )
     if fetched:
         still_missing = sum(e.get("status") in ("absent", "invalid") for e in read_ledger(ledger_dir).values())

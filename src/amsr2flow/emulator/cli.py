@@ -67,6 +67,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="generate every granule of --start..--end before writing the state file (warm cache for benchmarks)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=_latency,
+        default=0.0,
+        help="round trip added to every SFTP connection, e.g. 200 for Tokyo from Europe (default 0)",
+    )
     parser.add_argument("--log", type=Path, help="log file (default: stderr)")
     drift = parser.add_argument_group(
         "drift", "make the service differ from the G-Portal the product assumes (defaults: no difference)"
@@ -191,7 +197,18 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         pregenerate=args.pregenerate,
         log_path=args.log.resolve() if args.log else None,
         drift=drift,
+        latency_ms=args.latency_ms,
     )
+
+
+def _latency(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text} ms: give 0 to 10000 ms")
+    return value
 
 
 def _password(env_var: str | None) -> str | None:

@@ -50,6 +50,7 @@ class EmulatorConfig:
     pregenerate: bool = False
     log_path: Path | None = None
     drift: Drift = field(default_factory=Drift)  # how the service differs from the G-Portal we assume
+    latency_ms: float = 0.0  # round trip added to every SFTP connection (emulator/latency.py); 0 = none
 
     @property
     def stats_path(self) -> Path:
@@ -125,6 +126,12 @@ class Emulator:
         self.stats.start()
         self.catalogue_server.start()
         self.sftp_server.start()
+        self.latency_proxy = None
+        if self.config.latency_ms > 0:
+            from .latency import DelayProxy
+
+            self.latency_proxy = DelayProxy(self.sftp_server.port, self.config.latency_ms / 1000, self.stop_event)
+            self.latency_proxy.start()
         if self.config.pregenerate:
             self._pregenerate()
         self.state = self._describe()
@@ -161,7 +168,9 @@ class Emulator:
             "order_url": base.rstrip("/") + ORDER_PATH,
             "generation_default": "current",
             "sftp_host": "127.0.0.1",
-            "sftp_port": self.sftp_server.port,
+            # with a latency, clients reach the server through the delay line
+            "sftp_port": self.latency_proxy.port if self.latency_proxy else self.sftp_server.port,
+            "latency_ms": c.latency_ms,
             "sftp_banner": SERVER_BANNER,
             "host_key_type": self.host_key.get_name(),
             "host_key_sha256": sha256_fingerprint(self.host_key),
@@ -199,6 +208,8 @@ class Emulator:
         self.stop_event.set()
         self.catalogue_server.stop()
         self.sftp_server.stop()
+        if getattr(self, "latency_proxy", None) is not None:
+            self.latency_proxy.close()
         self.store.close()
         self.stats.stop()
         with contextlib.suppress(FileNotFoundError):

@@ -37,3 +37,18 @@ class Timeouts:
     banner_s: float = 30.0
     auth_s: float = 30.0
     stall_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Link:
+    """How much one SFTP session keeps in flight. Over a long link a session moves at most
+    ``window_bytes`` per round trip (paramiko's default 2 MiB caps it near 10 MB/s at Tokyo's ~200 ms), so the
+    SSH window and the read requests outstanding are sized together."""
+
+    window_bytes: int = 16 << 20
+    max_packet_bytes: int = 32768  # SSH packet size (paramiko's and OpenSSH's default)
+    request_bytes: int = 32768  # bytes per SFTP read request: the size every server serves whole
+
+    @property
+    def requests_in_flight(self) -> int:
+        return max(1, self.window_bytes // self.request_bytes)

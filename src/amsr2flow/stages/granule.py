@@ -38,7 +38,7 @@ from ..gportal.sftp import (
     TransferError,
     TransientTransferError,
 )
-from ..gportal.source import Source, Timeouts
+from ..gportal.source import Link, Source, Timeouts
 from ..ledger import update_ledger
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ class RetryPolicy:
 
 
 # -- one attempt -------------------------------------------------------------------------------------------
-def _session(source: Source, timeouts: Timeouts) -> GPortalSFTP:
-    session = GPortalSFTP(source, timeouts)
+def _session(source: Source, timeouts: Timeouts, link: Link | None = None) -> GPortalSFTP:
+    session = GPortalSFTP(source, timeouts, link)
     try:
         session.connect()
     except AuthenticationRefused as exc:
@@ -114,11 +114,12 @@ def _attempt(
     channels: tuple[str, ...],
     geolocation: bool,
     variables: tuple[str, ...] = (),
+    link: Link | None = None,
 ) -> FetchResult:
     """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
     kept = False
     try:
-        with _session(source, timeouts) as session:
+        with _session(source, timeouts, link) as session:
             stat_size = session.remote_size(task.remote_path)
             if stat_size != task.size_bytes:
                 raise TransientTransferError(
@@ -281,6 +282,7 @@ def collect_granule(
     stop_flag: Path,
     breaker: CircuitBreaker | None = None,
     variables: tuple[str, ...] = (),
+    link: Link | None = None,
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
@@ -311,6 +313,7 @@ def collect_granule(
                 channels=channels,
                 geolocation=geolocation,
                 variables=variables,
+                link=link,
             )
         except TransientTransferError as exc:
             last_failure = exc
