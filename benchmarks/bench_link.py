@@ -9,7 +9,7 @@ trip. Measured on the same granules in one run:
 
 - ``prefetch, 2 MiB``: the reader before this change, paramiko's ``prefetch`` with its default SSH window;
 - ``pipelined, 2 MiB``: the new reader (``gportal.sftp.pipelined_blocks``) with paramiko's window;
-- ``pipelined, 16 MiB``: the new reader with the new default window (``transfer.ssh_window_mib``);
+- ``pipelined, 16 MiB``: the new reader with the new default window (``transfer.ssh_window_mib``), and 64 MiB;
 - ``session``: opening a session (TCP, SSH handshake, host key, login, SFTP), the cost a job pays per granule
   when sessions are not reused.
 
@@ -74,6 +74,7 @@ def main() -> int:
             ("prefetch, 2 MiB window", Link(window_bytes=2 << 20), "prefetch"),
             ("pipelined, 2 MiB window", Link(window_bytes=2 << 20), "pipelined"),
             ("pipelined, 16 MiB window", Link(), "pipelined"),
+            ("pipelined, 64 MiB window", Link(window_bytes=64 << 20), "pipelined"),
         ):
             served_before = read_stats(state)["bytes_served"]
             total_bytes, total_s, opens = 0, 0.0, []
