@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from emulator_fixtures import read_stats, start_emulator, stop_emulator  # noqa: E402
+from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for_stats  # noqa: E402
 from workflow_helpers import emulator_config  # noqa: E402
 
 
@@ -89,7 +89,9 @@ def main() -> int:
                         session.download(row["remote_path"], work / "granule.h5", int(row["size_bytes"]))
                     total_s += time.perf_counter() - began
                 total_bytes += int(row["size_bytes"])
-            served = read_stats(state)["bytes_served"] - served_before
+            # the service writes its counters lazily: wait until this reader's bytes are all counted
+            counted = wait_for_stats(state, lambda s, b=served_before, t=total_bytes: s["bytes_served"] - b >= t, 30)
+            served = counted["bytes_served"] - served_before
             rows.append((label, total_bytes / total_s / 1e6, served / total_bytes, sum(opens) / len(opens)))
     finally:
         stop_emulator(proc)

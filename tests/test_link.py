@@ -40,7 +40,7 @@ def test_a_download_requests_each_byte_once_and_keeps_the_window_full(tmp_path: 
     try:
         source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
         rows = _listing(source, 2)
-        before = read_stats(state)["bytes_served"]
+        before = read_stats(state)["bytes_served"]  # 0: nothing was downloaded yet
         # a small window (64 KiB: two requests in flight) and a large one give the same bytes
         for link in (Link(window_bytes=64 << 10), Link()):
             for _, row in rows.iterrows():
@@ -49,9 +49,9 @@ def test_a_download_requests_each_byte_once_and_keeps_the_window_full(tmp_path: 
                     download = session.download(row["remote_path"], target, int(row["size_bytes"]))
                 assert download.size_bytes == int(row["size_bytes"]) == target.stat().st_size
                 assert download.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
-        served = read_stats(state)["bytes_served"] - before
     finally:
-        stop_emulator(proc)
+        stop_emulator(proc)  # its counters are final once it stopped (while it runs they are written lazily)
+    served = read_stats(state)["bytes_served"] - before
     assert served == 2 * int(rows["size_bytes"].sum())  # no byte twice
 
 
