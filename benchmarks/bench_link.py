@@ -23,14 +23,13 @@ import hashlib
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for_stats  # noqa: E402
-from workflow_helpers import emulator_config  # noqa: E402
+from workflow_helpers import day_listing, emulator_config  # noqa: E402
 
 
 def prefetch_download(session, remote_path: str, size: int) -> None:  # type: ignore[no-untyped-def]
@@ -43,10 +42,7 @@ def prefetch_download(session, remote_path: str, size: int) -> None:  # type: ig
 
 
 def main() -> int:
-    import requests
-
     from amsr2flow import config as settings
-    from amsr2flow.gportal import catalogue
     from amsr2flow.gportal.sftp import GPortalSFTP
     from amsr2flow.gportal.source import Link, Timeouts
 
@@ -59,15 +55,7 @@ def main() -> int:
     try:
         cfg = settings.validate(emulator_config(state, work), check_environment=False)
         source = settings.resolve_source(cfg)
-        listing = catalogue.search_day(
-            date(2024, 1, 1),
-            dataset_id="11001001",
-            catalogue_url=source.catalogue_url,
-            generation=source.generation,
-            timeout=300,
-            page_size=100,
-            session=requests.Session(),
-        ).manifest.head(args.granules)
+        listing = day_listing(source, args.granules)
         timeouts = Timeouts(30, 60, 60, 120)
         rows = []
         for label, link, reader in (

@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import date
 from pathlib import Path
 
 import pytest
-import requests
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from workflow_helpers import emulator_config
+from workflow_helpers import day_listing, emulator_config
 
 from amsr2flow import config as settings
-from amsr2flow.gportal import catalogue
 from amsr2flow.gportal.sftp import GPortalSFTP
 from amsr2flow.gportal.source import Link, Timeouts
-
-
-def _listing(source, count: int):  # type: ignore[no-untyped-def]
-    result = catalogue.search_day(
-        date(2024, 1, 1),
-        dataset_id="11001001",
-        catalogue_url=source.catalogue_url,
-        generation=source.generation,
-        timeout=120,
-        page_size=100,
-        session=requests.Session(),
-    )
-    return result.manifest.head(count)
 
 
 @pytest.mark.parametrize("latency_ms", [0, 60])
@@ -39,7 +23,7 @@ def test_a_download_requests_each_byte_once_and_keeps_the_window_full(tmp_path: 
     proc, state = start_emulator(tmp_path / "emulator", "--latency-ms", str(latency_ms))
     try:
         source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
-        rows = _listing(source, 2)
+        rows = day_listing(source, 2)
         before = read_stats(state)["bytes_served"]  # 0: nothing was downloaded yet
         # a small window (64 KiB: two requests in flight) and a large one give the same bytes
         for link in (Link(window_bytes=64 << 10), Link()):
@@ -60,7 +44,7 @@ def test_the_delay_line_costs_round_trips_not_bytes(tmp_path: Path) -> None:
     try:
         assert state["latency_ms"] == 150
         source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
-        (row,) = (r for _, r in _listing(source, 1).iterrows())
+        (row,) = (r for _, r in day_listing(source, 1).iterrows())
         started = time.monotonic()
         with GPortalSFTP(source, Timeouts(10, 10, 10, 30)) as session:
             opened = time.monotonic() - started

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,21 @@ def job_counts(output: str) -> dict[str, int]:
         if match[1] != "total":
             counts[match[1]] = int(match[2])
     return counts
+
+
+def day_listing(source: Any, count: int, day: date = date(2024, 1, 1)) -> Any:
+    """The first ``count`` granules the service's catalogue lists for ``day`` (AMSR2), as a manifest."""
+    import requests
+
+    from amsr2flow.gportal import catalogue
+
+    result = catalogue.search_day(
+        day,
+        dataset_id="11001001",
+        catalogue_url=source.catalogue_url,
+        generation=source.generation,
+        timeout=300,
+        page_size=100,
+        session=requests.Session(),
+    )
+    return result.manifest.head(count)

@@ -121,6 +121,11 @@ def archive_name(start: datetime, end: datetime, geolocation: bool = False, sens
     return f"{tag}_{start:{NAME_TIME_FORMAT}}_to_{end:{NAME_TIME_FORMAT}}.npz"
 
 
+def sensor_of_archive(name: str) -> str:
+    """``AMSR-E`` for AMSR-E archives and parts (``AMSRE_...``), else ``AMSR-2``: the sensor reports and grids name."""
+    return "AMSR-E" if Path(name).name.startswith("AMSRE_") else "AMSR-2"
+
+
 def part_name(start: datetime, end: datetime, part: int, total: int, geolocation: bool = False) -> str:
     """The legacy part name: ``..._to_YYYYMMDD_HHMMSS_part_XofY.npz`` (parts numbered from 1)."""
     return archive_name(start, end, geolocation)[: -len(".npz")] + f"_part_{part}of{total}.npz"

@@ -241,9 +241,12 @@ def export_fill(variable: variables.ExtraVariable) -> Any:
     """The raw value of padding rows and of swaths without the variable: its fill, else the dtype's extreme
     (flag words have no fill of their own; 0 means "no flag", which padding must not claim)."""
     dtype = np.dtype(variable.dtype)
-    if variable.fill is not None:
-        return dtype.type(variable.fill)
-    return dtype.type(np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max)
+    return dtype.type(variable.fill if variable.fill is not None else _integer_extreme(dtype))
+
+
+def _integer_extreme(dtype: np.dtype) -> Any:
+    """The fill of integer arrays that have none of their own: the most negative value, or the largest."""
+    return np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max
 
 
 def _row_dims(variable: variables.ExtraVariable) -> tuple[str, ...]:
@@ -314,9 +317,7 @@ def _fill_for(encoding: dict[str, Any], dtype: np.dtype) -> Any:
         return np.datetime64("NaT")
     if dtype.kind in "US":
         return ""
-    if "_FillValue" in encoding:
-        return encoding["_FillValue"]
-    return np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max
+    return encoding.get("_FillValue", _integer_extreme(dtype))
 
 
 def _harmonise(datasets: list[Any], encodings: dict[str, dict[str, Any]]) -> list[Any]:
@@ -438,8 +439,6 @@ def export_archive(
     """Write the archive's Dataset (or several archives joined: :func:`joined_dataset`) as a Zarr store or a
     NetCDF-4 file, one swath per chunk, streamed swath by swath (dask), raw uint16 kept; atomically (a
     temporary name beside ``out_path``, then a rename), with the user's umask."""
-    import shutil
-
     if to not in EXPORT_FORMATS:
         raise DatasetError(f"unknown export format {to!r}; use one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out_path)
@@ -451,21 +450,33 @@ def export_archive(
     else:
         dataset = joined_dataset(paths, chunks={"swath": 1})
     try:
-        if to == "zarr":
-            temporary = atomic.temporary_folder_beside(out)
-            try:
-                # Zarr format 2: its fixed-width strings (granule ids) are stable, format 3's are not yet
-                dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
-                os.replace(temporary, out)
-            except BaseException:
-                shutil.rmtree(temporary, ignore_errors=True)
-                raise
-        else:
-            with atomic.atomic_path(out) as temporary:
-                dataset.to_netcdf(temporary, engine="h5netcdf", encoding=netcdf_encoding(dataset))
+        write_dataset(dataset, out, to, encoding=netcdf_encoding(dataset) if to == "netcdf" else None)
     finally:
         dataset.close()
     return out
+
+
+def write_dataset(dataset: Any, path: Path, to: str, encoding: dict[str, dict[str, Any]] | None = None) -> None:
+    """A Dataset as a Zarr store (format 2, consolidated) or a NetCDF-4 file (h5netcdf), atomically: under a
+    temporary name beside ``path``, renamed into place (an existing ``path`` is replaced), with the user's
+    umask. ``encoding`` goes to ``to_netcdf``."""
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if to == "zarr":
+        temporary = atomic.temporary_folder_beside(path)
+        try:
+            # Zarr format 2: its fixed-width strings (granule ids) are stable, format 3's are not yet
+            dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(temporary, path)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    else:
+        with atomic.atomic_path(path) as temporary:
+            dataset.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
 
 
 def netcdf_encoding(dataset: Any) -> dict[str, dict[str, Any]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -35,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
+from .. import JAXA_ACKNOWLEDGEMENT, __version__
 from ..formats import archive as archive_format
 from ..formats import l1b
-from ..formats.dataset import RAW_FILL, TB_STANDARD_NAME, variable_name
+from ..formats.dataset import NETCDF_COMPRESSION, RAW_FILL, TB_STANDARD_NAME, variable_name, write_dataset
 from ..formats.swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
 
 log = logging.getLogger(__name__)
@@ -320,7 +319,7 @@ def grid_dataset(
     dataset = xr.Dataset(data_vars, coords=coords)
     dataset.attrs = {
         "Conventions": "CF-1.10",
-        "title": f"{'AMSR-E' if source.startswith('AMSRE_') else 'AMSR-2'} L1B brightness temperatures, daily means "
+        "title": f"{archive_format.sensor_of_archive(source)} L1B brightness temperatures, daily means "
         f"on the {GRIDS[grid].description} grid",
         "grid": grid,
         "day": day.isoformat(),
@@ -338,26 +337,13 @@ def grid_path(out_dir: Path, grid: str, day: date, fmt: str, prefix: str = "AMSR
     return out_dir / grid / f"{prefix}_daily_{grid}_{day:%Y%m%d}{suffix}"
 
 
-def write_dataset(dataset: Any, path: Path, fmt: str) -> None:
-    """Atomically (temporary name beside it, then a rename) and deterministically (no wall clock in it)."""
-    import shutil
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compression = {"zlib": True, "complevel": 4, "shuffle": True}
-    if fmt == "zarr":
-        temporary = atomic.temporary_folder_beside(path)
-        try:
-            dataset.to_zarr(temporary, mode="w", consolidated=True, zarr_format=2)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(temporary, path)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-    else:
-        encoding = {name: {**var.encoding, **compression} for name, var in dataset.data_vars.items() if var.ndim == 3}
-        with atomic.atomic_path(path) as temporary:
-            dataset.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
+def write_grid(dataset: Any, path: Path, fmt: str) -> None:
+    """Atomically (``formats.dataset.write_dataset``) and deterministically (no wall clock in it), the 3-d
+    variables compressed in NetCDF as in the exports."""
+    encoding = {
+        name: {**var.encoding, **NETCDF_COMPRESSION} for name, var in dataset.data_vars.items() if var.ndim == 3
+    }
+    write_dataset(dataset, path, fmt, encoding=encoding if fmt == "netcdf" else None)
 
 
 def recorded_key(path: Path, fmt: str) -> tuple[str, str] | None:
@@ -430,7 +416,7 @@ def build_year_grids(
                     # granule_ids, the staleness key, is the archive's set for the day (`day_granules`)
                     dataset = grid_dataset(grid, day, channels, per_pass, wanted, archive_path.name)
                     dataset.attrs["granules_used"] = len(used)
-                    write_dataset(dataset, grid_path(out_dir, grid, day, fmt, prefix), fmt)
+                    write_grid(dataset, grid_path(out_dir, grid, day, fmt, prefix), fmt)
                     made += 1
                     log.info("%s %s: %d granules", day, grid, len(used))
             files += [str(grid_path(out_dir, g, day, fmt, prefix).relative_to(out_dir)) for g in grids]

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from ..formats.archive import sensor_of_archive
 from ..ledger import read_ledger
 
 REASONS = {
@@ -56,11 +57,6 @@ RETRY_NEXT_RUN = "rerun the same command"
 
 def _rate(numerator: int, denominator: int) -> float | None:
     return round(100.0 * numerator / denominator, 3) if denominator else None
-
-
-def sensor_of_archive(name: str) -> str:
-    """``AMSR-E`` for AMSR-E archives (``AMSRE_...``), else ``AMSR-2``: the name reports give the sensor."""
-    return "AMSR-E" if name.startswith("AMSRE_") else "AMSR-2"
 
 
 def report_title(sensors: Sequence[str]) -> str:
