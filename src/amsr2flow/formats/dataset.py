@@ -405,7 +405,11 @@ def joined_dataset(archive_paths: Iterable[str | os.PathLike[str]], chunks: Any 
             join="outer",
             combine_attrs="drop_conflicts",
         )
-    except ValueError as exc:
+    except DatasetError:
+        for d in opened:
+            d.close()
+        raise
+    except ValueError as exc:  # xarray's own refusal, as one message
         for d in opened:
             d.close()
         raise DatasetError(f"the archives cannot be joined: {exc}") from exc
