@@ -35,7 +35,7 @@ from workflow_helpers import day_listing, emulator_config  # noqa: E402
 def prefetch_download(session, remote_path: str, size: int) -> None:  # type: ignore[no-untyped-def]
     """The reader as it was: paramiko's prefetch, then reads of 1 MiB."""
     digest = hashlib.sha256()
-    with session.sftp.client.open(remote_path, "rb") as remote:
+    with session.sftp.open(remote_path, "rb") as remote:
         remote.prefetch(size)
         while chunk := remote.read(1 << 20):
             digest.update(chunk)

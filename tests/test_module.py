@@ -13,8 +13,10 @@ import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from workflow_helpers import REPO, SNAKEFILE, snakemake
 
-#: Slow enough transfers (16-scan granules of ~0.5 MB at 250 kB/s: ~2 s each) that 4 sessions overlap for sure.
-OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 250_000}
+#: Slow enough transfers (16-scan granules of ~0.5 MB at 1 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
+#: of four sessions overlap for sure.
+OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 1_000_000}
+DAYS = 5  # one day job more than the default cap of 4 sessions
 
 
 def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Path) -> None:
@@ -40,7 +42,8 @@ def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Pat
     assert run.returncode == 0, run.stdout[-4000:]
     assert "profiles/default" in run.stdout  # Snakemake says which workflow profile it applied
     assert stats["peak_sftp_sessions"] == 4
-    assert stats["files_served"] == 29
+    assert stats["files_served"] == stats["files_opened"] >= DAYS * 29
+    assert stats["sftp_sessions"] == DAYS + 1  # one per day job, and the preflight's login
     assert list((case / "results" / "archives").glob("AMSR2_temp_only_*.npz"))
 
 
@@ -78,7 +81,7 @@ def _host_workflow(tmp_path: Path, state: dict, **overrides: object) -> Path:
     (host / "Snakefile").write_text(HOST_SNAKEFILE.format(snakefile=SNAKEFILE), encoding="utf-8")
     cfg = {
         "start": "2024-01-01",
-        "end": "2024-01-01",
+        "end": f"2024-01-{DAYS:02d}",
         "source": "emulator",
         "output_dir": "results",
         "emulator": {"state_file": str(Path(state["stats_path"]).parent / "state.json")},
@@ -94,7 +97,7 @@ def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path)
     try:
         host = _host_workflow(tmp_path, state)
         # What an earlier, killed run leaves: a stop flag and a half-written archive. The start-of-run work must
-        # clear both, or every granule job would refuse to start.
+        # clear both, or every day job would refuse to start.
         stop_flag = host / "results" / ".state" / "STOP"
         stop_flag.parent.mkdir(parents=True)
         stop_flag.write_text("left over from a killed run\n", encoding="utf-8")
@@ -108,9 +111,9 @@ def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path)
         stop_emulator(proc)
     assert run.returncode == 0, run.stdout[-4000:]
     assert not stop_flag.exists() and not leftover.exists()
-    # One session per granule plus the preflight login, which downloads nothing.
-    assert stats["files_served"] == 29
-    assert stats["sftp_sessions"] == stats["files_served"] + 1
+    # One session per day job plus the preflight login, which downloads nothing.
+    assert stats["files_served"] == stats["files_opened"] >= DAYS * 29
+    assert stats["sftp_sessions"] == DAYS + 1
     assert stats["peak_sftp_sessions"] == 4
     assert len(list((host / "results" / "archives").glob("AMSR2_temp_only_*.npz"))) == 1
     assert list((host / "results" / "reports").glob("run_*.html"))
@@ -119,7 +122,9 @@ def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path)
 def test_module_run_that_fails_writes_the_interim_report(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"rates": {"connection_reset": 1.0}}))
     try:
-        host = _host_workflow(tmp_path, state, transfer={"attempts": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5})
+        host = _host_workflow(
+            tmp_path, state, end="2024-01-01", transfer={"attempts": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5}
+        )
         run = snakemake(host, "--workflow-profile", "none", "--cores", "2")
     finally:
         stop_emulator(proc)

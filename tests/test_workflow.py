@@ -88,8 +88,8 @@ def test_end_to_end_outputs_match_the_granules(tmp_path: Path, emulator: dict) -
     )
     assert year_report["verification"]["damaged"] == 0
 
-    # one log file per job
-    assert len(list((results / "logs" / "granules").rglob("*.log"))) == len(listing)
+    # one log file per job: one job per day
+    assert len(list((results / "logs" / "granules").rglob("*.log"))) == len(set(listing["day"])) == 2
 
 
 def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emulator: dict) -> None:
@@ -130,16 +130,19 @@ def test_channels_and_geolocation_over_the_legacy_generation(tmp_path: Path, emu
 
 
 def test_throttle_caps_concurrent_transfers(tmp_path: Path) -> None:
+    """Three day jobs, eight cores, gportal=2: two sessions at once, and one session per day job (plus the
+    preflight's login), not one per granule."""
     proc, state = start_emulator(tmp_path / "emulator", "--scans", "16", "--faults", json.dumps({"rates": {}}))
     try:
-        cfg = emulator_config(state, tmp_path)
+        cfg = emulator_config(state, tmp_path, end="2024-01-03")
         run = run_workflow(tmp_path, cfg, "--resources", "gportal=2", cores=8)
         assert run.returncode == 0, run.stdout[-4000:]
-        stats = read_stats(state)
     finally:
         stop_emulator(proc)
-    assert stats["files_served"] >= 29
+    stats = read_stats(state)
+    assert stats["files_served"] >= 3 * 29
     assert stats["peak_sftp_sessions"] == 2
+    assert stats["sftp_sessions"] == 3 + 1
 
 
 def test_incremental_reruns(tmp_path: Path, emulator: dict) -> None:
@@ -166,7 +169,7 @@ def test_incremental_reruns(tmp_path: Path, emulator: dict) -> None:
     counts = job_counts(rebuilt.stdout)
     assert counts.get("year_archive") == 1
     assert counts.get("catalogue", 0) == 0
-    assert not any(rule.startswith("granule") for rule in counts)
+    assert not any(rule.startswith("day_") for rule in counts)
     assert archive_2023.is_file()
     assert archive_2024.stat().st_mtime_ns == mtime_2024
     assert read_stats(emulator)["files_served"] == served
@@ -206,16 +209,16 @@ def test_dry_run_shows_the_plan_without_network(tmp_path: Path) -> None:
         assert first.returncode == 0, first.stdout[-3000:]
     finally:
         stop_emulator(proc)
-    # With the manifests present and the service gone, a dry run lists every granule job and touches nothing.
+    # With the manifests present and the service gone, a dry run lists every day job and touches nothing.
     results = tmp_path / "results"
     for path in _archives(results):
         path.unlink()
-    for npy in (results / "swaths").rglob("*.npy"):
-        npy.unlink()
+    for record in (results / "swaths" / "2024").glob("*.json"):
+        record.unlink()
     plan = run_workflow(tmp_path, cfg, "-n")
     assert plan.returncode == 0, plan.stdout[-3000:]
     listing = read_listing(results / "manifests" / "2024" / "granules_20240101-20240102.csv")
-    assert job_counts(plan.stdout).get("granule_kept_swath") == len(listing)
+    assert job_counts(plan.stdout).get("day_kept_swaths") == len(set(listing["day"])) == 1
 
 
 def test_lint_is_clean() -> None:
@@ -252,9 +255,9 @@ def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
             run = run_workflow(workdir, cfg, "--resources", "gportal=2")
             assert run.returncode == 0, run.stdout[-4000:]  # the absent granule is accepted
             results = workdir / "results"
-            # granule jobs are planned after the checkpoint, so their trace is their log files
+            # day jobs are planned after the checkpoint, so their trace is their log files
             downloads = list((results / "logs" / "downloads").rglob("*.log"))
-            assert len(downloads) == (29 if mode == "local" else 0)
+            assert len(downloads) == (1 if mode == "local" else 0)
             outputs[mode] = {p.name: p.read_bytes() for p in _archives(results)}
             report = json.loads((results / "reports" / "run_20240101-20240102.json").read_text())
             assert {m["granule_id"]: m["reason_class"] for m in report["missing"]} == {absent: "absent"}

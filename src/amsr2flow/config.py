@@ -18,10 +18,10 @@ import os
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import yaml
+if TYPE_CHECKING:
+    import jsonschema
 
 from .gportal.source import Link, Source, Timeouts
 from .mission import DATASETS, Mission
@@ -34,6 +34,8 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path | None = None) -> dict[str, Any]:
+    import yaml  # here, not at the top: day jobs read settings from this module and validate nothing
+
     with open(path or SCHEMA_PATH, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -88,6 +90,8 @@ def validate(
     ``check_environment`` also checks what lies outside the file: the output folder is writable, the
     emulator's state file exists, credentials for the real service are present. It never touches the network.
     """
+    import jsonschema  # here, not at the top: ~0.15 s that day jobs, which validate nothing, do not pay
+
     schema = load_schema(schema_path)
     # YAML turns unquoted 2020-01-01 into a date; accept both spellings.
     raw = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in dict(config).items()}

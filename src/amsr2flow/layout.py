@@ -40,6 +40,14 @@ class Layout:
         day_s = day if isinstance(day, str) else day.isoformat()
         return self.root / "swaths" / day_s[:4] / day_s / f"{granule_id}.npy"
 
+    def day_record(self, day: str) -> Path:
+        """The day job's output: each of the day's granules with its outcome (beside the day's swath folder)."""
+        return self.root / "swaths" / day[:4] / f"{day}.json"
+
+    def day_downloads(self, year: str, day: str) -> Path:
+        """Split transfers: the download job's record of a day, beside the day's checked downloads."""
+        return self.scratch / year / f"{day}.json"
+
     def download(self, year: str, day: str, granule_id: str) -> Path:
         """A checked download waiting for its extraction job (split transfers only)."""
         return self.scratch / year / day / f"{granule_id}.h5"

@@ -1,17 +1,16 @@
 """The workflow through Snakemake's SLURM executor on a real (private, single-node) SLURM, against the local
-G-Portal: the archives and parts must equal those of a local ``--cores`` run byte for byte, and the global
-``gportal`` cap must hold for the G-Portal's concurrent SFTP sessions. A toy workflow checks how a group of
-granule-like jobs is counted against the cap (the profile's ``serial`` resource).
+G-Portal: the archives and parts must equal those of a local ``--cores`` run byte for byte, the global
+``gportal`` cap must hold for the G-Portal's concurrent SFTP sessions, and each day job must hold one session.
 
 Needs Debian's slurmctld/slurmd/slurm-client/munge and the ``slurm`` extra (``.ci/install-slurm.sh``), and root
 (the private SLURM runs its daemons as root); skipped otherwise. By hand::
 
     .ci/install-slurm.sh .venv                   # as root
-    .venv/bin/pytest tests/cluster -v            # about 3-4 minutes on 2 cores
+    .venv/bin/pytest tests/cluster -v            # about 2-3 minutes on 2 cores
 
 The SLURM run uses ``profiles/slurm`` as users do, with test-only overrides on the command line: the private
 partition, small requests, ``squeue`` for job states (no slurmdbd here), a 1 s first status check and a cap of
-2. The node is declared with 8 CPUs on a 2-core machine, so SLURM alone would run up to 8 granule jobs at once:
+2. The node is declared with 8 CPUs on a 2-core machine, so SLURM alone would run all three day jobs at once:
 only the ``gportal`` cap keeps it to 2.
 """
 
@@ -36,12 +35,13 @@ from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE, emulator_config, run_wo
 from amsr2flow.stages.catalogue import read_listing
 
 PROFILE = REPO / "profiles" / "slurm"
-CAP = 4  # gportal for the SLURM runs: below the granule jobs ready at once and the node's 8 CPU slots
-GROUP_CAP = 2  # gportal for the toy group test: two groups of six
+CAP = 2  # gportal for the SLURM runs: below the three day jobs ready at once and the node's 8 CPU slots
 NODE_CPUS = 8
 SLURM_RUN_TIMEOUT_S = 480
-#: Slow transfers (16-scan granules are ~1 MB: ~1 s each) so that sessions of concurrent jobs overlap.
-SLOW_TRANSFERS = {"bandwidth_bytes_per_s": 1_000_000}
+DAYS = {"start": "2024-01-01", "end": "2024-01-03"}  # three day jobs for two sessions
+SCANS = "16"  # small granules (~1 MB): the test is about scheduling and sessions, not about volume
+#: Slow transfers (~0.5 s per granule, ~15 s per day) so that the sessions of concurrent day jobs overlap.
+SLOW_TRANSFERS = {"bandwidth_bytes_per_s": 2_000_000}
 
 
 def _skip_reason() -> str | None:
@@ -133,15 +133,15 @@ def _describe_difference(a: Path, b: Path) -> str:
 def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
     tmp_path: Path, cluster: SlurmCluster, transfer_jobs: str
 ) -> None:
-    """``transfer_jobs: cluster``: a granule job downloads and extracts on a compute node. ``local``: the download
-    is a local job of the Snakemake process (the submit host, where the internet is), extraction goes to SLURM."""
+    """``transfer_jobs: cluster``: a day job downloads and extracts on a compute node. ``local``: the downloads
+    are a local day job of the Snakemake process (the submit host, where the internet is), extraction goes to
+    SLURM."""
     data_dir = tmp_path / "emulator-data"  # one granule cache for both service instances
-    days = {"start": "2024-01-01", "end": "2024-01-01"}
 
     # (a) the reference: a local run with --cores 2
-    proc, state = start_emulator(tmp_path / "emulator-local", "--data-dir", str(data_dir))
+    proc, state = start_emulator(tmp_path / "emulator-local", "--data-dir", str(data_dir), "--scans", SCANS)
     try:
-        local = run_workflow(tmp_path / "local", emulator_config(state, tmp_path / "local", **days), cores=2)
+        local = run_workflow(tmp_path / "local", emulator_config(state, tmp_path / "local", **DAYS), cores=2)
     finally:
         stop_emulator(proc)
     assert local.returncode == 0, local.stdout[-4000:]
@@ -154,12 +154,14 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
     # session peak belongs to this run alone
     workdir = tmp_path / "slurm-run"
     proc, state = start_emulator(
-        tmp_path / "emulator-slurm", "--data-dir", str(data_dir), "--faults", json.dumps(SLOW_TRANSFERS)
+        tmp_path / "emulator-slurm",
+        *("--data-dir", str(data_dir), "--scans", SCANS),
+        *("--faults", json.dumps(SLOW_TRANSFERS)),
     )
     try:
         workdir.mkdir()
         config_path = workdir / "config.yaml"
-        cfg = emulator_config(state, workdir, **days, transfer_jobs=transfer_jobs)
+        cfg = emulator_config(state, workdir, **DAYS, transfer_jobs=transfer_jobs)
         config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         cmd = [
             str(SNAKEMAKE),
@@ -167,7 +169,7 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
             *("--workflow-profile", str(PROFILE)),  # as docs/hpc.md says to run it
             # test-only overrides of the profile
             *("--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500", "cpus_per_task=1"),
-            *("--resources", f"gportal={CAP}", "serial=1"),
+            *("--resources", f"gportal={CAP}"),
             *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"),
             *("--seconds-between-status-checks", "2"),  # CI: poll often (the plugin adds 10 s per idle check)
             *("--latency-wait", "10", "--retries", "0"),
@@ -178,19 +180,22 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
     stats = read_stats(state)
     assert run.returncode == 0, run.stdout[-6000:]
 
-    # the granules and the archive went to SLURM (one SLURM job per granule: the profile does not group);
-    # split transfers downloaded on the submit host
+    # the day jobs and the archive went to SLURM (one SLURM job per day); split transfers downloaded on the
+    # submit host, one local job per day
+    days = len(set(read_listing(listing)["day"]))
     submitted = [line for line in run.stdout.splitlines() if "submitted with SLURM jobid" in line]
-    assert sum("rule_granule_kept_swath" in line for line in submitted) == granules, "\n".join(submitted)
+    assert sum("rule_day_kept_swaths" in line for line in submitted) == days, "\n".join(submitted)
     assert any("rule_year_archive" in line for line in submitted), "\n".join(submitted)
-    assert not any("download_granule" in line for line in submitted)
+    assert not any("download_day" in line for line in submitted)
     # (the profile's quiet settings hide the job blocks: count the download jobs' own logs)
     local_downloads = len(list((workdir / "results" / "logs" / "downloads").rglob("*.log")))
-    assert local_downloads == (granules if transfer_jobs == "local" else 0)
+    assert local_downloads == (days if transfer_jobs == "local" else 0)
 
-    # the service: every granule served, never more concurrent sessions than the cap
+    # the service: every granule served, never more concurrent sessions than the cap, and one session per day
+    # job (plus the run's preflight login), not one per granule
     assert stats["files_served"] >= granules
     assert 1 <= stats["peak_sftp_sessions"] <= CAP, stats
+    assert stats["sftp_sessions"] == days + 1, stats
 
     # byte for byte the same archives and parts
     got = _products(workdir / "results")
@@ -202,52 +207,6 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
     (report,) = (workdir / "results" / "reports").glob("run_*.json")
     body = json.loads(report.read_text())
     assert body["status"] == "complete" and body["archived_granules"] == granules, body
-
-
-TOY_SNAKEFILE = """
-rule all:
-    input: expand("out/{i}.txt", i=range(12))
-
-rule fetch:
-    output: "out/{i}.txt"
-    resources: gportal=1
-    group: "granules"
-    shell: "mkdir -p spans; s=$(date +%s.%N); sleep 3; echo $s $(date +%s.%N) > spans/{wildcards.i}; touch {output}"
-"""
-
-
-def _peak_overlap(spans: Path) -> int:
-    events = []
-    for path in spans.iterdir():
-        start, end = map(float, path.read_text().split())
-        events += [(start, 1), (end, -1)]
-    peak = current = 0
-    for _, step in sorted(events):
-        current += step
-        peak = max(peak, current)
-    return peak
-
-
-def test_group_jobs_hold_one_gportal_slot_each(tmp_path: Path, cluster: SlurmCluster) -> None:
-    """12 granule-like jobs (gportal=1, 3 s each) in groups of 6 under gportal=2 and the profile's serial=1:
-    each group is submitted as one 1-CPU SLURM job holding gportal=1, runs its members one after another, and
-    two groups run at once: at most (and here exactly) 2 jobs overlap. Without serial=1 a group of 6 would be
-    sized 2 wide (2 CPUs, gportal=2) and the two groups would run one after the other."""
-    (tmp_path / "Snakefile").write_text(TOY_SNAKEFILE, encoding="utf-8")
-    cmd = [
-        str(SNAKEMAKE),
-        *("--executor", "slurm", "--jobs", "10", "--workflow-profile", "none"),
-        *("--resources", f"gportal={GROUP_CAP}", "serial=1", "--set-resource-scopes", "serial=local"),
-        *("--set-resources", "fetch:serial=1", "--group-components", "granules=6"),
-        *("--default-resources", "slurm_partition=debug", "mem_mb=200", "runtime=5"),
-        *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1", "--verbose"),
-    ]
-    run = run_through_slurm(tmp_path, cmd, cluster, timeout=240)
-    assert run.returncode == 0, run.stdout[-6000:]
-    sbatch = [line for line in run.stdout.splitlines() if line.startswith("sbatch call:")]
-    assert len(sbatch) == 2, "\n".join(sbatch)
-    assert all("--cpus-per-task=1" in line and "--mem 200" in line and "-t 30" in line for line in sbatch), sbatch
-    assert _peak_overlap(tmp_path / "spans") == GROUP_CAP
 
 
 def test_private_cluster_runs_jobs_and_stops_by_pid(tmp_path: Path, cluster: SlurmCluster) -> None:

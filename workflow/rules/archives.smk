@@ -1,4 +1,4 @@
-# Per year: the archive, streamed from the year's swaths in time order, then its parts. A complete year whose
+# Per year: the archive, streamed in time order from the swaths its day records list, then its parts. A complete year whose
 # archive exists is sealed: no rule makes its archive (UNSEALED_ARCHIVES), so a rerun of 13 years neither
 # enumerates 140,000 granule jobs nor rebuilds anything. Delete a year's archive to rebuild that year (and only
 # that year); absent granules of a sealed year that reappear are added by the recheck job (granules.smk).
@@ -6,12 +6,7 @@
 
 rule year_archive:
     input:
-        swaths=lambda wc: year_swaths(wc),
-        # named too, so that temporary sidecars live until the archive is built (a temp output no job
-        # consumes is deleted at once)
-        sidecars=lambda wc: [
-            p[:-4] + ".json" for p in year_swaths(wc) if p.endswith(".npy")
-        ],
+        days=year_day_records,
     output:
         archive=f"{OUT}/archives/{{name}}.npz",
     log:
@@ -29,6 +24,7 @@ rule year_archive:
         period=lambda wc: [
             d.isoformat() for d in YEAR_PERIODS[year_of_archive_name(wc.name)]
         ],
+        remove_swaths=lambda wc: swaths_are_temporary(year_of_archive_name(wc.name)),
     script:
         "../scripts/archive.py"
 

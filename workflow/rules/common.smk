@@ -1,6 +1,7 @@
 # Configuration, validated before anything runs, and the path helpers every rule shares.
 import json
 import re
+import shutil
 import sys
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -82,24 +83,18 @@ def year_listing(year):
 
 
 @lru_cache(maxsize=None)
-def _read_year_index(path, mtime_ns):
-    rows = read_listing(path)
-    return {
-        gid: (day, remote, int(size))
-        for gid, day, remote, size in zip(
-            rows["granule_id"], rows["day"], rows["remote_path"], rows["size_bytes"]
-        )
-    }
+def _listed_days(path, mtime_ns):
+    return sorted(set(read_listing(path)["day"]))
 
 
-def year_granules(year):
-    """granule_id -> (day, remote path, size) from the year's listing, once its checkpoint has run.
+def year_days(year):
+    """The days of the year with at least one listed granule, once its checkpoint has run.
 
-    Cached per file version: input functions ask for it once per granule job.
+    Cached per file version: Snakemake asks again each time it re-evaluates the DAG.
     """
     checkpoints.catalogue.get(year=str(year), period=PERIODS[year])
     path = year_listing(year)
-    return _read_year_index(path, Path(path).stat().st_mtime_ns)
+    return _listed_days(path, Path(path).stat().st_mtime_ns)
 
 
 def grid_targets():
@@ -130,16 +125,12 @@ def year_map_pages(year):
     return [f"{OUT}/reports/{year}/maps/{day}.html" for day in map_days(year)]
 
 
-def swath_path(day, granule_id):
-    return str(LAYOUT.swath(day, granule_id))
-
-
 NETWORK_RULES = {
     "catalogue",
     "recheck_absent",
-    "download_granule",
-    "granule_temp_swath",
-    "granule_kept_swath",
+    "download_day",
+    "day_temp_swaths",
+    "day_kept_swaths",
 }
 
 
@@ -169,6 +160,15 @@ def prepare_run():
         for leftover in sorted(set(leftovers)):
             print(f"amsr2flow: removing leftover download {leftover}", file=sys.stderr)
             leftover.unlink()
+    for year in sorted(SEALED_YEARS):
+        # A complete year's swaths and day records go once its archive exists; a job killed in between
+        # leaves some behind (and day records without swaths would make a later rebuild fail).
+        if swaths_are_temporary(year) and (LAYOUT.root / "swaths" / str(year)).is_dir():
+            print(
+                f"amsr2flow: removing the leftover swaths of archived {year}",
+                file=sys.stderr,
+            )
+            shutil.rmtree(LAYOUT.root / "swaths" / str(year))
     for leftover in atomic.sweep_temporaries(LAYOUT.root):
         print(
             f"amsr2flow: removed leftover of an interrupted job: {leftover}",
@@ -283,66 +283,36 @@ def run_hooks_in_module_use():
     workflow._onerror = chained(write_interim_report, host[2])
 
 
-# -- granules ------------------------------------------------------------------------------------
-def granule_entry(wildcards):
-    """(day, remote path, size) of a granule, from its year's listing.
-
-    Reads the listing file directly instead of through checkpoints.catalogue.get(): a cluster job re-parses the
-    workflow with only its own granule jobs in the DAG, where the checkpoint is not known to be complete and
-    Snakemake refuses params that depend on it. A granule job only exists once its year's listing does.
+# -- granules, one job per day ------------------------------------------------------------------
+def day_manifest(wildcards):
+    """The day's manifest: the day job reads its granules from it. Not an input function of the checkpoint's
+    outputs on purpose: a cluster job re-parses the workflow with only its own job in the DAG, where the
+    checkpoint is not known to be complete. A day job only exists once its year's listing (and so this
+    manifest) does. Manifests are rewritten only when their content changes: an unchanged day stays done.
     """
-    path = year_listing(int(wildcards.year))
-    if not Path(path).is_file():
-        raise ValueError(
-            f"{path} does not exist yet; ask for the year's archive, not for single swaths"
-        )
-    try:
-        return _read_year_index(path, Path(path).stat().st_mtime_ns)[
-            wildcards.granule_id
-        ]
-    except KeyError:
-        raise ValueError(
-            f"{wildcards.granule_id} is not in the {wildcards.year} listing; "
-            "ask for swaths of granules the catalogue lists"
-        ) from None
+    return str(LAYOUT.day_manifest(date.fromisoformat(wildcards.day)))
 
 
 SPLIT_TRANSFERS = config["transfer_jobs"] == "local"
-DOWNLOAD_PATTERN = str(LAYOUT.download("{year}", "{day}", "{granule_id}"))
+DAY_DOWNLOADS_PATTERN = str(LAYOUT.day_downloads("{year}", "{day}"))
 
 
-def granule_inputs(wildcards):
-    """With split transfers the swath job extracts a download made on the submit host; else it downloads."""
-    if not SPLIT_TRANSFERS:
-        return {}
-    h5 = DOWNLOAD_PATTERN.format(**wildcards)
-    return {"h5": h5, "record": h5.replace(".h5", ".download.json")}
+def day_inputs(wildcards):
+    """With split transfers the swath job extracts a day downloaded on the submit host; else it downloads."""
+    inputs = {"manifest": day_manifest(wildcards)}
+    if SPLIT_TRANSFERS:
+        inputs["downloads"] = DAY_DOWNLOADS_PATTERN.format(**wildcards)
+    return inputs
 
 
-def _granule_rule_params():
-    return dict(
-        channels=config["channels"],
-        geolocation=config["geolocation"],
-        remote_path=lambda wc: granule_entry(wc)[1],
-        size_bytes=lambda wc: granule_entry(wc)[2],
-    )
+def swaths_are_temporary(year):
+    """A complete year keeps no swaths once archived (unless keep_swaths): the archive job removes them."""
+    return is_complete_year(year) and not config["keep_swaths"]
 
 
-TEMP_YEARS = (
-    "|".join(
-        str(y)
-        for y in YEAR_PERIODS
-        if is_complete_year(y) and not config["keep_swaths"]
-    )
-    or "none"
-)
+TEMP_YEARS = "|".join(str(y) for y in YEAR_PERIODS if swaths_are_temporary(y)) or "none"
 KEPT_YEARS = (
-    "|".join(
-        str(y)
-        for y in YEAR_PERIODS
-        if not (is_complete_year(y) and not config["keep_swaths"])
-    )
-    or "none"
+    "|".join(str(y) for y in YEAR_PERIODS if not swaths_are_temporary(y)) or "none"
 )
 
 
@@ -365,13 +335,13 @@ UNSEALED_ARCHIVES = (
 )
 
 
-def year_swaths(wildcards):
-    """The swaths of a year that is not sealed (sealed years have no archive job)."""
+def year_day_records(wildcards):
+    """The day records of a year that is not sealed (sealed years have no archive job)."""
     year = year_of_archive_name(wildcards.name)
     if due_absent(year):
         # Look for the year's absent granules first; reappeared ones lose their tombstone and are fetched.
         checkpoints.recheck_absent.get(year=str(year), stamp=RECHECK_STAMP)
-    return [swath_path(day, gid) for gid, (day, _, _) in year_granules(year).items()]
+    return [str(LAYOUT.day_record(day)) for day in year_days(year)]
 
 
 # -- absent granules, looked for again ----------------------------------------------------------------------

@@ -1,37 +1,41 @@
-# One job per granule: download (throttled by --resources gportal=N), check, extract the swath, delete the
-# HDF5. Complete years keep swaths only until their archive exists (temp), unless keep_swaths is set; the year
-# in progress keeps them so that extending `end` rebuilds its archive without downloading it again.
-# With `transfer_jobs: local` the download (and its integrity check) is its own job on the machine running
-# Snakemake, and the swath job only extracts: compute nodes need no internet.
+# One job per day: its granules one after another over one SFTP session (throttled by --resources gportal=N,
+# one session per job), each downloaded, checked, extracted into its own swath, its HDF5 deleted. The job's
+# output is the day record (each granule's outcome); the swaths beside it are not declared outputs, so a killed
+# day job keeps the granules it finished and the next run fetches only the rest. Complete years keep swaths
+# only until their archive exists (the archive job removes them, and the day records are temp), unless
+# keep_swaths is set; the year in progress keeps them so that extending `end` fetches only the new days.
+# With `transfer_jobs: local` the downloads (and their integrity checks) are a day job of their own on the
+# machine running Snakemake, and the swath job only extracts: compute nodes need no internet.
 
 
 if SPLIT_TRANSFERS:
 
-    rule download_granule:
+    rule download_day:
+        input:
+            manifest=day_manifest,
         output:
-            h5=temp(DOWNLOAD_PATTERN),
-            record=temp(DOWNLOAD_PATTERN.replace(".h5", ".download.json")),
+            downloads=temp(DAY_DOWNLOADS_PATTERN),
         log:
-            f"{OUT}/logs/downloads/{{year}}/{{day}}/{{granule_id}}.log",
+            f"{OUT}/logs/downloads/{{year}}/{{day}}.log",
         localrule: True
         conda:
             "../envs/amsr2flow.yaml"
         resources:
             gportal=1,
         params:
-            **_granule_rule_params(),
+            channels=config["channels"],
+            geolocation=config["geolocation"],
         script:
-            "../scripts/granule.py"
+            "../scripts/granules.py"
 
 
-rule granule_temp_swath:
+rule day_temp_swaths:
     input:
-        unpack(granule_inputs),
+        unpack(day_inputs),
     output:
-        npy=temp(f"{OUT}/swaths/{{year}}/{{day}}/{{granule_id}}.npy"),
-        sidecar=temp(f"{OUT}/swaths/{{year}}/{{day}}/{{granule_id}}.json"),
+        record=temp(f"{OUT}/swaths/{{year}}/{{day}}.json"),
     log:
-        f"{OUT}/logs/granules/{{year}}/{{day}}/{{granule_id}}.log",
+        f"{OUT}/logs/granules/{{year}}/{{day}}.log",
     wildcard_constraints:
         year=TEMP_YEARS,
     conda:
@@ -39,19 +43,19 @@ rule granule_temp_swath:
     resources:
         gportal=0 if SPLIT_TRANSFERS else 1,
     params:
-        **_granule_rule_params(),
+        channels=config["channels"],
+        geolocation=config["geolocation"],
     script:
-        "../scripts/granule.py"
+        "../scripts/granules.py"
 
 
-rule granule_kept_swath:
+rule day_kept_swaths:
     input:
-        unpack(granule_inputs),
+        unpack(day_inputs),
     output:
-        npy=f"{OUT}/swaths/{{year}}/{{day}}/{{granule_id}}.npy",
-        sidecar=f"{OUT}/swaths/{{year}}/{{day}}/{{granule_id}}.json",
+        record=f"{OUT}/swaths/{{year}}/{{day}}.json",
     log:
-        f"{OUT}/logs/granules/{{year}}/{{day}}/{{granule_id}}.log",
+        f"{OUT}/logs/granules/{{year}}/{{day}}.log",
     wildcard_constraints:
         year=KEPT_YEARS,
     conda:
@@ -59,16 +63,17 @@ rule granule_kept_swath:
     resources:
         gportal=0 if SPLIT_TRANSFERS else 1,
     params:
-        **_granule_rule_params(),
+        channels=config["channels"],
+        geolocation=config["geolocation"],
     script:
-        "../scripts/granule.py"
+        "../scripts/granules.py"
 
 
 # Granules recorded as absent are looked for again (one stat each, no download) once their last look is
 # older than catalogue.recheck_absent_after_hours; only years that hold such granules get this job. A granule
-# back on the server loses its tombstone, so its granule job runs (the checkpoint re-plans the year). In a
-# sealed year, whose other swaths are gone and whose archive no rule makes, this job fetches it and adds it to
-# the archive and parts itself; nothing is rebuilt while nothing arrived.
+# back on the server loses its tombstone and its day record, so its day job runs (the checkpoint re-plans the
+# year) and fetches it. In a sealed year, whose other swaths are gone and whose archive no rule makes, this job
+# fetches it and adds it to the archive and parts itself; nothing is rebuilt while nothing arrived.
 checkpoint recheck_absent:
     output:
         record=f"{OUT}/ledger/{{year}}/rechecks/recheck_{{stamp}}.json",

@@ -9,10 +9,15 @@ from amsr2flow.layout import Layout
 from amsr2flow.stages import year
 
 log = setup_logging(snakemake.log[0])
+layout = Layout.from_config(snakemake.config)
 first, after = (date.fromisoformat(d) for d in snakemake.params.period)
 try:
+    swaths = year.swaths_of_days([Path(p) for p in snakemake.input.days], layout.swath)
+except year.SwathsMissing as exc:
+    stop_run(log, exc)
+try:
     summary = year.build_year_archive(
-        [Path(p) for p in snakemake.input.swaths],
+        swaths,
         Path(snakemake.output.archive),
         first_day=first,
         day_after_last=after,
@@ -20,5 +25,9 @@ try:
         compression=snakemake.params.compression,
     )
 except atomic.NoSpace as exc:
-    stop_run(log, exc, Layout.from_config(snakemake.config).stop_flag())
+    stop_run(log, exc, layout.stop_flag())
 log.info("%s", summary)
+if snakemake.params.remove_swaths:
+    # A complete year is archived for good: its swaths go (its day records are temp; Snakemake removes them).
+    year.remove_swaths(swaths)
+    log.info("removed the %d swaths of the complete year", len(swaths))

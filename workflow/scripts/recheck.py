@@ -33,6 +33,7 @@ try:
         template=template,
         ledger_path_for=layout.ledger_entry,
         swath_path_for=lambda day, gid: layout.swath(date.fromisoformat(day), gid),
+        day_record_for=layout.day_record,
     )
 except TransferError as exc:
     # Looking again is a courtesy: when G-Portal cannot be asked now, the next run asks again.

@@ -5,8 +5,9 @@ and ``download()`` writes straight into the final file name: a stalled server ha
 transfer leaves a partial file. Here the connection is opened with explicit timeouts, the host key is checked
 against a pinned fingerprint before any credential is sent, and a download goes to a temporary name guarded by
 a stall watchdog (no bytes for ``stall_timeout`` seconds closes the connection), with its size and SHA-256
-checked before the file is renamed into place. The authenticated client is still wrapped in ``gportal.SFTP``
-for listings.
+checked before the file is renamed into place. The session holds paramiko's ``SFTPClient`` itself:
+``gportal.SFTP`` only wraps it (and importing the ``gportal`` package costs a day job ~0.1 s for requests and
+its catalogue code, which the catalogue stage uses and transfers do not).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gportal
 import paramiko
 
 from .source import Link, Source, Timeouts
@@ -171,7 +171,7 @@ class GPortalSFTP:
         self.timeouts = timeouts
         self.link = link or Link()
         self.transport: paramiko.Transport | None = None
-        self.sftp: gportal.SFTP | None = None
+        self.sftp: paramiko.SFTPClient | None = None
 
     def __enter__(self) -> GPortalSFTP:
         if self.sftp is None:
@@ -237,7 +237,7 @@ class GPortalSFTP:
             raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {exc}") from exc
         assert client is not None
         client.get_channel().settimeout(self.timeouts.stall_s)
-        self.sftp = gportal.SFTP(client)
+        self.sftp = client
 
     def authenticate(self, key: paramiko.PKey | None = None) -> None:
         src = self.source
@@ -283,7 +283,7 @@ class GPortalSFTP:
     def remote_size(self, remote_path: str) -> int:
         assert self.sftp is not None
         try:
-            return int(self.sftp.client.stat(remote_path).st_size or 0)
+            return int(self.sftp.stat(remote_path).st_size or 0)
         except FileNotFoundError as exc:
             raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
         except OSError as exc:
@@ -305,7 +305,7 @@ class GPortalSFTP:
         """Names in a remote folder, or ``None`` when there is no such folder."""
         assert self.sftp is not None
         try:
-            return list(self.sftp.client.listdir(folder))
+            return list(self.sftp.listdir(folder))
         except (FileNotFoundError, PermissionError):
             return None
         except OSError as exc:
@@ -325,10 +325,10 @@ class GPortalSFTP:
         started = time.monotonic()
         watchdog = _StallWatchdog(self.transport, self.timeouts.stall_s)
         try:
-            with self.sftp.client.open(remote_path, "rb") as remote, open(partial, "wb") as local:
+            with self.sftp.open(remote_path, "rb") as remote, open(partial, "wb") as local:
                 watchdog.start()
                 for block in pipelined_blocks(
-                    self.sftp.client, remote, expected_size, self.link.requests_in_flight, self.link.request_bytes
+                    self.sftp, remote, expected_size, self.link.requests_in_flight, self.link.request_bytes
                 ):
                     watchdog.progress()
                     digest.update(block)

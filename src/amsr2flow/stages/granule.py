@@ -10,6 +10,7 @@ Every granule that does not end as a swath has a row in the failure ledger, whic
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import time
@@ -98,6 +99,38 @@ def _session(source: Source, timeouts: Timeouts, link: Link | None = None) -> GP
     return session
 
 
+class SharedSession:
+    """One SFTP session for all the granules of a job: opened when first needed, dropped after a failure.
+
+    Opening a session costs about 11 round trips (TCP, SSH key exchange, login, SFTP), 2-3 s to Tokyo: per
+    granule that was as much as its transfer. A session that failed is not trusted again; the retry opens a
+    new one, as a new job would. Use as a context manager; ``opened`` counts the sessions opened.
+    """
+
+    def __init__(self, source: Source, timeouts: Timeouts, link: Link | None = None) -> None:
+        self.source, self.timeouts, self.link = source, timeouts, link
+        self._current: GPortalSFTP | None = None
+        self.opened = 0
+
+    def get(self) -> GPortalSFTP:
+        if self._current is None:
+            self.opened += 1
+            self._current = _session(self.source, self.timeouts, self.link)
+        return self._current
+
+    def discard(self) -> None:
+        if self._current is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
+                self._current.close()
+            self._current = None
+
+    def __enter__(self) -> SharedSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()
+
+
 @dataclass(frozen=True)
 class FetchResult:
     download: Download
@@ -107,25 +140,29 @@ class FetchResult:
 def _attempt(
     task: GranuleTask,
     *,
-    source: Source,
-    timeouts: Timeouts,
+    sessions: SharedSession,
     destination: Path,
     keep_download: bool,
     channels: tuple[str, ...],
     geolocation: bool,
     variables: tuple[str, ...] = (),
-    link: Link | None = None,
 ) -> FetchResult:
     """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
     kept = False
     try:
-        with _session(source, timeouts, link) as session:
+        try:
+            session = sessions.get()
             stat_size = session.remote_size(task.remote_path)
             if stat_size != task.size_bytes:
                 raise TransientTransferError(
                     f"{task.remote_path}: SFTP stat says {stat_size} bytes, the catalogue {task.size_bytes}"
                 )
             download = session.download(task.remote_path, destination, stat_size)
+        except GranuleAbsent:
+            raise  # an answer, not a failure: the session is sound
+        except BaseException:
+            sessions.discard()
+            raise
         try:
             extracted = swath.extract_swath(
                 destination,
@@ -283,14 +320,32 @@ def collect_granule(
     breaker: CircuitBreaker | None = None,
     variables: tuple[str, ...] = (),
     link: Link | None = None,
+    sessions: SharedSession | None = None,
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
-    Returns ``"archived"``, ``"absent"`` or ``"invalid"``.
+    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``sessions`` is the job's shared SFTP session
+    (see :func:`collect_day`); without it the granule opens and closes its own.
 
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
+    if sessions is None:
+        with SharedSession(source, timeouts, link) as own:
+            return collect_granule(
+                task,
+                source=source,
+                timeouts=timeouts,
+                policy=policy,
+                channels=channels,
+                geolocation=geolocation,
+                outputs=outputs,
+                ledger_path=ledger_path,
+                stop_flag=stop_flag,
+                breaker=breaker,
+                variables=variables,
+                sessions=own,
+            )
     attempts = 0
     last_failure: TransientTransferError | None = None
 
@@ -306,14 +361,12 @@ def collect_granule(
         try:
             result = _attempt(
                 task,
-                source=source,
-                timeouts=timeouts,
+                sessions=sessions,
                 destination=outputs.download_path(task),
                 keep_download=outputs.keep_download,
                 channels=channels,
                 geolocation=geolocation,
                 variables=variables,
-                link=link,
             )
         except TransientTransferError as exc:
             last_failure = exc
@@ -399,6 +452,169 @@ def _record_fatal(
         log.exception("could not record %s", exc)
 
 
+# -- a day's granules in one job ---------------------------------------------------------------------------
+# One job per day, not per granule: a job's process start, imports and SFTP session are paid once for the
+# day's ~29 granules (docs/design.md, "Day jobs"). Every granule still becomes its own swath (or tombstone)
+# and ledger entry, and a granule already done by an earlier, killed job is not fetched again.
+
+
+class DayIncomplete(RuntimeError):
+    """Some granules of the day did not end as a swath or tombstone in this run; the next run retries them."""
+
+
+@dataclass(frozen=True)
+class DayResult:
+    outcomes: dict[str, str]  # granule_id -> "archived", "absent", "invalid" (or "downloaded", split transfers)
+    failed: dict[str, str]  # granule_id -> why it is not done
+    reused: int  # granules an earlier job had already finished
+    sessions_opened: int
+    stopped: str = ""  # why the run stopped (a fatal error, a breaker), when it did
+
+    def record(self, day: str) -> dict[str, Any]:
+        """The day record (the day job's output): each granule's outcome, no timestamps (same run, same bytes)."""
+        return {"day": day, "granules": dict(sorted(self.outcomes.items()))}
+
+    def failure_message(self, day: str) -> str:
+        why = self.stopped or f"first: {next(iter(self.failed.values()))}"
+        return (
+            f"{day}: {len(self.failed)} of {len(self.failed) + len(self.outcomes)} granules not done ({why}); "
+            f"the next run retries them, and keeps the {len(self.outcomes)} done"
+        )
+
+
+def read_day_tasks(manifest_path: Path, day: str, template: str | None) -> list[GranuleTask]:
+    """A day's granules in time order, from its manifest (the csv module: a day job needs no pandas)."""
+    with open(manifest_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        GranuleTask(
+            granule_id=row["granule_id"],
+            day=day,
+            remote_path=remote_layout.apply_template(row["remote_path"], template),
+            size_bytes=int(row["size_bytes"]),
+            remote_layout=template or "",
+        )
+        for row in rows
+    ]
+
+
+def finished_outcome(npy_path: Path, channels: tuple[str, ...], geolocation: bool) -> str | None:
+    """The outcome an earlier job left for a granule, or None when its swath must be made (again).
+
+    A swath counts when both files exist (its sidecar is written last) and it holds the configured channels
+    and positions; a tombstone counts as it is (absent granules are looked for by the recheck job). The extra
+    variables do not count: a new set applies to granules extracted from now on (docs/configuration.md).
+    """
+    try:
+        side = json.loads(swath.sidecar_path(npy_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not npy_path.is_file():
+        return None
+    if side.get("status") == TOMBSTONE_STATUS:
+        return str(side.get("reason_class") or "absent")
+    try:
+        meta = swath.SwathMetadata.from_json_dict(side)
+    except (swath.SwathError, KeyError, TypeError, ValueError):
+        return None
+    if meta.channels != tuple(channels) or meta.has_geolocation != geolocation:
+        return None
+    return "archived"
+
+
+def collect_day(
+    tasks: list[GranuleTask],
+    *,
+    outputs_for: Callable[[GranuleTask], SwathOutputs | DownloadOutputs],
+    done_for: Callable[[GranuleTask], str | None],
+    ledger_path_for: Callable[[GranuleTask], Path],
+    sessions: SharedSession,
+    on_done: Callable[[GranuleTask, str], None] = lambda task, outcome: None,
+    **collect: Any,
+) -> DayResult:
+    """Collect a day's granules one after another over one shared session (:func:`collect_granule` each).
+
+    A granule whose transient failures outlive its attempts does not stop the day: the others are still
+    collected, and the day is incomplete. After a fatal error the run's stop flag is set, so each remaining
+    granule is recorded as stopped at once, without a connection. ``collect`` are collect_granule's source,
+    timeouts, policy, channels, geolocation, variables, stop_flag and breaker.
+    """
+    outcomes: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    reused, stopped = 0, ""
+    for task in tasks:
+        done = done_for(task)
+        if done is not None:
+            outcomes[task.granule_id] = done
+            reused += 1
+            continue
+        log.info("%s: collecting", task.granule_id)  # the interim report reads this: the granule was reached
+        try:
+            outcome = collect_granule(
+                task, outputs=outputs_for(task), ledger_path=ledger_path_for(task), sessions=sessions, **collect
+            )
+        except (GranuleFailed, RunStopped, FatalTransferError) as exc:
+            log.error("%s: %s", task.granule_id, exc)
+            failed[task.granule_id] = str(exc)
+            if not stopped and not isinstance(exc, GranuleFailed):
+                stopped = str(exc)
+            continue
+        outcomes[task.granule_id] = outcome
+        on_done(task, outcome)
+    if reused:
+        log.info("%d of %d granules were done by an earlier job", reused, len(tasks))
+    return DayResult(outcomes, failed, reused, sessions.opened, stopped)
+
+
+def extract_day(
+    tasks: list[GranuleTask],
+    *,
+    download_for: Callable[[GranuleTask], tuple[Path, Path]],
+    npy_for: Callable[[GranuleTask], Path],
+    channels: tuple[str, ...],
+    geolocation: bool,
+    variables: tuple[str, ...] = (),
+    on_done: Callable[[GranuleTask, str], None] = lambda task, outcome: None,
+) -> DayResult:
+    """Split transfers, on a compute node: turn the day's checked downloads into swaths, deleting each HDF5
+    once its swath exists. Granules whose swath an earlier job finished are kept as they are."""
+    outcomes: dict[str, str] = {}
+    reused = 0
+    for task in tasks:
+        npy = npy_for(task)
+        done = finished_outcome(npy, channels, geolocation)
+        if done is None:
+            h5_path, record_path = download_for(task)
+            done = extract_download(
+                task,
+                h5_path=h5_path,
+                record_path=record_path,
+                channels=channels,
+                geolocation=geolocation,
+                npy_path=npy,
+                variables=variables,
+            )
+            on_done(task, done)
+        else:
+            reused += 1
+        outcomes[task.granule_id] = done
+        for leftover in download_for(task):
+            leftover.unlink(missing_ok=True)
+    return DayResult(outcomes, {}, reused, 0)
+
+
+def downloaded_outcome(h5_path: Path, record_path: Path) -> str | None:
+    """Split transfers: the outcome of a download an earlier job finished (None: download it)."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not h5_path.is_file():
+        return None
+    status = str(record.get("status"))
+    return str(record.get("reason_class")) if status == TOMBSTONE_STATUS else status
+
+
 # -- absent granules, looked for again --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Recheck:
@@ -415,11 +631,13 @@ def recheck_absent(
     template: str | None,
     ledger_path_for: Callable[[str, str], Path],
     swath_path_for: Callable[[str, str], Path],
+    day_record_for: Callable[[str], Path] | None = None,
 ) -> Recheck:
     """Look (one ``stat`` each, in one session, no download) for granules recorded as absent.
 
-    A granule that is on the server again loses its tombstone, so its granule job runs again; its ledger entry
-    says it reappeared. One still absent keeps everything as it is, apart from the time of the look.
+    A granule that is on the server again loses its tombstone and its day's record, so its day job runs again
+    (and fetches that granule alone); its ledger entry says it reappeared. One still absent keeps everything as
+    it is, apart from the time of the look.
     """
     arrived, paths = [], {}
     with _session(source, timeouts) as session:
@@ -432,8 +650,11 @@ def recheck_absent(
                 arrived.append(granule_id)
                 paths[granule_id] = path
                 npy = swath_path_for(str(entry["day"]), granule_id)
-                for stale in (npy, swath.sidecar_path(npy)):
-                    stale.unlink(missing_ok=True)
+                stale = [npy, swath.sidecar_path(npy)]
+                if day_record_for is not None:
+                    stale.append(day_record_for(str(entry["day"])))
+                for path in stale:
+                    path.unlink(missing_ok=True)
     return Recheck(tuple(sorted(entries)), tuple(arrived), paths)
 
 
@@ -455,23 +676,26 @@ def fetch_reappeared(
     that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
     """
     fetched = []
-    for granule_id in recheck.arrived:
-        day = str(entries[granule_id]["day"])
-        npy = swath_path_for(day, granule_id)
-        task = GranuleTask(granule_id, day, recheck.paths[granule_id], int(sizes[granule_id]), template or "")
-        ledger_path = ledger_path_for(day, granule_id)
-        try:
-            outcome = collect_granule(
-                task,
-                outputs=SwathOutputs(npy, scratch_dir, l1b.channel_pixels(collect["channels"][0])),
-                ledger_path=ledger_path,
-                stop_flag=stop_flag,
-                **collect,
-            )
-        except (GranuleFailed, RunStopped, TransferError) as exc:
-            log.warning("%s: back on the server but not fetched (%s); looked for again next run", granule_id, exc)
-            ledger_mod.record_recheck(ledger_path, found=True, remote_path=task.remote_path)
-            continue
-        if outcome == "archived":
-            fetched.append(npy)
+    # One session for all of them, as in a day job.
+    with SharedSession(collect["source"], collect["timeouts"], collect.get("link")) as sessions:
+        for granule_id in recheck.arrived:
+            day = str(entries[granule_id]["day"])
+            npy = swath_path_for(day, granule_id)
+            task = GranuleTask(granule_id, day, recheck.paths[granule_id], int(sizes[granule_id]), template or "")
+            ledger_path = ledger_path_for(day, granule_id)
+            try:
+                outcome = collect_granule(
+                    task,
+                    outputs=SwathOutputs(npy, scratch_dir, l1b.channel_pixels(collect["channels"][0])),
+                    ledger_path=ledger_path,
+                    stop_flag=stop_flag,
+                    sessions=sessions,
+                    **collect,
+                )
+            except (GranuleFailed, RunStopped, TransferError) as exc:
+                log.warning("%s: back on the server but not fetched (%s); looked for again next run", granule_id, exc)
+                ledger_mod.record_recheck(ledger_path, found=True, remote_path=task.remote_path)
+                continue
+            if outcome == "archived":
+                fetched.append(npy)
     return fetched

@@ -49,7 +49,7 @@ REMEDIES = {
     "key": "fix the key or its passphrase variable (`amsr2flow doctor` checks it), then rerun",
     "host_key": "verify JAXA's new fingerprint, set host_key_sha256, then rerun",
     "disk_full": "free space on the output or scratch disk, then rerun",
-    "job_failed": "read the granule's job log (logs/granules/YYYY/YYYY-MM-DD/<granule>.log), then rerun",
+    "job_failed": "read its day's job log (logs/granules/YYYY/YYYY-MM-DD.log), then rerun",
     "unaccounted": "rerun; please report it",
 }
 RETRY_NEXT_RUN = "rerun the same command"
@@ -411,6 +411,15 @@ def build_year_report(
     return report, table
 
 
+def _log_text(path: Path, cache: dict[Path, str]) -> str:
+    if path not in cache:
+        try:
+            cache[path] = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cache[path] = ""
+    return cache[path]
+
+
 def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     """A run report from what exists after a failed run: listings, archives or swaths, and the ledger.
 
@@ -425,6 +434,7 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
 
     layout = Layout.from_config(cfg)
     years, unlisted = [], []
+    day_logs: dict[Path, str] = {}
     for year, (first, after) in settings.year_periods(cfg).items():
         listing_path = layout.year_listing(year, period_tag(first, after))
         if not listing_path.is_file():
@@ -436,12 +446,10 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
         )
 
         def unrecorded(granule_id: str, day: str, year: int = year) -> str:
-            # A job that ran leaves its log; no log means the run stopped before the granule's turn.
-            logs = [
-                layout.root / "logs" / kind / str(year) / day / f"{granule_id}.log"
-                for kind in ("granules", "downloads")
-            ]
-            return "job_failed" if any(p.is_file() for p in logs) else "not_attempted"
+            # A day job names each granule in its log when it starts on it; a granule its day's logs do not
+            # name was not reached (the run stopped first, or the job was killed before its turn).
+            logs = [layout.root / "logs" / kind / str(year) / f"{day}.log" for kind in ("granules", "downloads")]
+            return "job_failed" if any(granule_id in _log_text(p, day_logs) for p in logs) else "not_attempted"
 
         if archive.is_file():
             with Archive(archive) as arch:

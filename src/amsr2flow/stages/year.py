@@ -5,11 +5,13 @@ Tombstones (granules that could not be archived) are skipped here: the report li
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 
 from .. import atomic
 from ..formats import archive
-from ..formats.swath import is_tombstone
+from ..formats.swath import is_tombstone, sidecar_path
 from ..layout import Layout
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,49 @@ def build_year_archive(
         log.info("removing superseded partial-year archive %s", path)
         path.unlink()
     return YearArchiveSummary(archive_path, len(real), tombstones, tuple(old))
+
+
+class SwathsMissing(RuntimeError):
+    """Day records list swaths that are gone (deleted by hand?); their records were removed so that the next
+    run's day jobs fetch them again."""
+
+
+def swaths_of_days(day_records: Sequence[Path], swath_path_for: Callable[[str, str], Path]) -> list[Path]:
+    """The swath (or tombstone) of every granule the day jobs recorded, day by day.
+
+    Raises :class:`SwathsMissing` when some are gone, after removing the records of their days: Snakemake
+    cannot see that files beside a day record went missing, and the day jobs fetch only what is missing.
+    """
+    paths, missing = [], {}
+    for record_path in day_records:
+        record = json.loads(Path(record_path).read_text(encoding="utf-8"))
+        day_paths = [swath_path_for(record["day"], granule_id) for granule_id in record["granules"]]
+        gone = [p for p in day_paths if not (p.is_file() and sidecar_path(p).is_file())]
+        if gone:
+            missing[Path(record_path)] = gone
+        paths += day_paths
+    if missing:
+        for record_path in missing:
+            record_path.unlink(missing_ok=True)
+        count = sum(len(gone) for gone in missing.values())
+        first = next(iter(missing.values()))[0]
+        raise SwathsMissing(
+            f"{count} swath(s) of {len(missing)} day(s) are missing (first: {first}); rerun the same command: "
+            "their day jobs fetch them again"
+        )
+    return paths
+
+
+def remove_swaths(swath_paths: Sequence[Path]) -> None:
+    """Remove archived swaths, their sidecars and the day folders they leave empty (complete years)."""
+    folders = set()
+    for npy in swath_paths:
+        npy.unlink(missing_ok=True)
+        sidecar_path(npy).unlink(missing_ok=True)
+        folders.add(npy.parent)
+    for folder in sorted(folders):
+        with contextlib.suppress(OSError):  # not empty: the user keeps something there
+            folder.rmdir()
 
 
 def _notes(not_archived: int) -> list[str]:
