@@ -335,8 +335,13 @@ def digest(cfg: Mapping[str, Any]) -> str:
 
 # -- the G-Portal to talk to ---------------------------------------------------------------------------------
 def link_from(cfg: Mapping[str, Any]) -> Link:
-    """What one SFTP session keeps in flight (``transfer.ssh_window_mib``)."""
-    return Link(window_bytes=int(cfg["transfer"]["ssh_window_mib"] * (1 << 20)))
+    """What one SFTP session keeps in flight (``transfer.ssh_window_mib``, ``ssh_packet_kib``, ``sftp_request_kib``)."""
+    transfer = cfg["transfer"]
+    return Link(
+        window_bytes=int(transfer["ssh_window_mib"] * (1 << 20)),
+        max_packet_bytes=int(transfer.get("ssh_packet_kib", 32)) << 10,
+        request_bytes=int(transfer.get("sftp_request_kib", 32)) << 10,
+    )
 
 
 def timeouts_from(cfg: Mapping[str, Any]) -> Timeouts:

@@ -172,6 +172,7 @@ class GPortalSFTP:
         self.link = link or Link()
         self.transport: paramiko.Transport | None = None
         self.sftp: paramiko.SFTPClient | None = None
+        self._ahead: RemoteRead | None = None  # the next file's read, started before it is asked for
 
     def __enter__(self) -> GPortalSFTP:
         if self.sftp is None:
@@ -269,6 +270,7 @@ class GPortalSFTP:
             raise TransientTransferError(f"connection to {src.sftp_host} dropped during login: {exc}") from exc
 
     def close(self) -> None:
+        self._ahead = None
         if self.sftp is not None:
             try:
                 self.sftp.close()
@@ -283,6 +285,9 @@ class GPortalSFTP:
     def remote_size(self, remote_path: str) -> int:
         assert self.sftp is not None
         try:
+            ahead = self._started(remote_path)
+            if ahead is not None:
+                return ahead.stat_size()
             return int(self.sftp.stat(remote_path).st_size or 0)
         except FileNotFoundError as exc:
             raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
@@ -315,8 +320,40 @@ class GPortalSFTP:
         except (paramiko.SSHException, EOFError, TimeoutError) as exc:
             raise TransientTransferError(f"listing {folder} failed: {exc}") from exc
 
-    def download(self, remote_path: str, destination: Path, expected_size: int) -> Download:
-        """Fetch ``remote_path`` to ``destination`` via a temporary name; check the size; return the SHA-256."""
+    def _started(self, remote_path: str) -> RemoteRead | None:
+        """The read of ``remote_path`` started ahead, if that is the one (another one is dropped)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.remote_path != remote_path:
+            ahead.close()  # a retry came first: the file is asked for again when its turn comes
+            ahead = None
+        self._ahead = ahead
+        return ahead
+
+    def open_ahead(self, remote_path: str) -> None:
+        """Ask for the open and the stat of ``remote_path`` now, without waiting for the answers: they arrive
+        while the current file's last requests are answered. :meth:`remote_size` and :meth:`download` of the
+        same path continue it; another path drops it. Any failure shows again when the file is asked for."""
+        assert self.sftp is not None
+        if self._ahead is not None:
+            self._ahead.close()
+        self._ahead = RemoteRead(
+            self.sftp, remote_path, self.link.requests_in_flight, self.link.request_bytes, stat=True
+        )
+
+    def _read_ahead(self) -> None:
+        """Put the first window of reads of the file opened ahead in flight: its bytes come while the caller
+        writes and extracts the current one (best effort, as :meth:`open_ahead`)."""
+        if self._ahead is not None:
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self._ahead.start(self._ahead.stat_size())
+
+    def download(self, remote_path: str, destination: Path, expected_size: int, *, then: str | None = None) -> Download:
+        """Fetch ``remote_path`` to ``destination`` via a temporary name; check the size; return the SHA-256.
+
+        ``then``: the file asked for next. It is opened once every read of this file is asked for, and its
+        first window of reads goes out once this file is received (see :class:`RemoteRead`), so that its
+        round trips overlap this file's last bytes and the caller's work on them.
+        """
         assert self.sftp is not None and self.transport is not None
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + f".part-{os.getpid()}")
@@ -324,16 +361,39 @@ class GPortalSFTP:
         received = 0
         started = time.monotonic()
         watchdog = _StallWatchdog(self.transport, self.timeouts.stall_s)
+        read: RemoteRead | None = None
         try:
-            with self.sftp.open(remote_path, "rb") as remote, open(partial, "wb") as local:
+            read = self._started(remote_path)
+            self._ahead = None
+            if read is not None and read.handle is not None and read.size != expected_size:
+                read.close()  # started for another size (the caller checks the stat first: never, in practice)
+                read = None
+            if read is None:
+                read = RemoteRead(
+                    self.sftp, remote_path, self.link.requests_in_flight, self.link.request_bytes, stat=False
+                )
+            if read.handle is None:
+                read.start(expected_size)  # raises the open's refusal of a read started ahead, too
+            with open(partial, "wb") as local:
                 watchdog.start()
-                for block in pipelined_blocks(
-                    self.sftp, remote, expected_size, self.link.requests_in_flight, self.link.request_bytes
-                ):
+                if then is not None and read.next_offset >= expected_size:
+                    self.open_ahead(then)  # a file of one window: every read of it is asked for already
+                    then = None
+                for block in read.blocks():
                     watchdog.progress()
                     digest.update(block)
                     local.write(block)
                     received += len(block)
+                    if then is not None and read.next_offset >= expected_size:
+                        # every read of this file is asked for: open the next file behind them
+                        self.open_ahead(then)
+                        then = None
+                    if self._ahead is not None:
+                        # and keep the window full with it as this file's last answers come in
+                        self._ahead.fill(self.link.requests_in_flight - len(read.pending))
+                read.close()
+                if received == expected_size:
+                    self._read_ahead()  # its bytes arrive while this file is written and extracted
                 local.flush()
                 os.fsync(local.fileno())
         except FileNotFoundError as exc:
@@ -368,63 +428,167 @@ class GPortalSFTP:
         return Download(destination, received, digest.hexdigest(), time.monotonic() - started)
 
 
-class _Responses:
-    """Receives the answers to read requests by request number (paramiko hands them to ``_async_response``)."""
+class _Answers:
+    """Receives the answers to asynchronous requests by request number (paramiko hands each answer to
+    ``_async_response`` of the object the request was made for)."""
 
     def __init__(self) -> None:
-        self.data: dict[int, bytes] = {}
+        self.got: dict[int, tuple[int, paramiko.Message]] = {}
 
     def _async_response(self, kind: int, msg: paramiko.Message, number: int) -> None:
-        if kind == paramiko.sftp.CMD_DATA:
-            self.data[number] = msg.get_string()
-        elif kind == paramiko.sftp.CMD_STATUS:
-            code = msg.get_int()
-            if code != paramiko.sftp.SFTP_EOF:
-                text = msg.get_text() if msg.get_remainder() else ""
-                raise OSError(f"SFTP read refused (status {code}{': ' + text if text else ''})")
-            self.data[number] = b""
+        self.got[number] = (kind, msg)
 
 
-def pipelined_blocks(
-    client: paramiko.SFTPClient, remote: paramiko.SFTPFile, size: int, in_flight: int, request_bytes: int
-) -> Iterator[bytes]:
-    """The file's bytes in order, with up to ``in_flight`` read requests outstanding, from this thread alone.
+def _status_error(msg: paramiko.Message, what: str) -> OSError:
+    """An SFTP error status as the OSError paramiko's synchronous calls raise (ENOENT for a missing file)."""
+    code = msg.get_int()
+    text = msg.get_text() if msg.get_remainder() else ""
+    if code == paramiko.sftp.SFTP_NO_SUCH_FILE:
+        return FileNotFoundError(errno.ENOENT, text or "no such file", what)
+    if code == paramiko.sftp.SFTP_PERMISSION_DENIED:
+        return PermissionError(errno.EACCES, text or "permission denied", what)
+    return OSError(f"{what}: SFTP status {code}{': ' + text if text else ''}")
+
+
+class RemoteRead:
+    """One remote file read with up to ``in_flight`` read requests outstanding, from one thread.
 
     Why not paramiko's ``prefetch``: its background thread issues the requests while this thread reads the
     answers, and when the answers catch up with the requests it decides that prefetching is over
     (paramiko/paramiko#2418, #2519). The rest of the file is then read one synchronous request per 32 KiB,
     one round trip each (about 160 kB/s over a 200 ms link), while the thread goes on requesting what is read
     again: on loopback 16 % more bytes were served than the files hold. Here one loop keeps the window full
-    and takes the answers in order, so each byte is requested once and the link stays busy. It uses paramiko's
+    and takes the answers in order, so each byte is requested once and the link stays busy.
+
+    A read can be *started* before it is consumed: its open, its stat and its first window of read requests
+    go out at once, and the server's answers wait in the SSH channel (at most the SSH window) until
+    :meth:`blocks` takes them. A day job starts the next granule's read this way when the current one is
+    received, so that its extraction and the next file's round trips overlap the transfer. It uses paramiko's
     request and response primitives (``_async_request``, ``_read_response``), stable since paramiko 1.x.
     """
-    answers = _Responses()
-    pending: collections.deque[tuple[int, int, int]] = collections.deque()  # (request number, offset, length)
-    next_offset = 0
 
-    def request_more() -> None:
-        nonlocal next_offset
-        while next_offset < size and len(pending) < in_flight:
-            length = min(request_bytes, size - next_offset)
-            number = client._async_request(
-                answers, paramiko.sftp.CMD_READ, remote.handle, paramiko.sftp.int64(next_offset), length
+    def __init__(
+        self, client: paramiko.SFTPClient, remote_path: str, in_flight: int, request_bytes: int, *, stat: bool
+    ) -> None:
+        self.client, self.remote_path = client, remote_path
+        self.in_flight, self.request_bytes = in_flight, request_bytes
+        self.answers = _Answers()
+        path = client._adjust_cwd(remote_path)
+        flags = paramiko.sftp.SFTP_FLAG_READ
+        self._open: int | None = client._async_request(
+            self.answers, paramiko.sftp.CMD_OPEN, path, flags, paramiko.SFTPAttributes()
+        )
+        self._stat = client._async_request(self.answers, paramiko.sftp.CMD_STAT, path) if stat else None
+        self.handle: bytes | None = None
+        self.size: int | None = None  # what the read is for: the stat's size, or the caller's
+        self._failure: OSError | None = None  # the open's or the stat's refusal, raised again when asked
+        self._stat_size: int | None = None
+        self.pending: collections.deque[tuple[int, int, int]] = collections.deque()  # (number, offset, length)
+        self.next_offset = 0
+        self.closed = False
+
+    def _answer(self, number: int) -> tuple[int, paramiko.Message]:
+        while number not in self.answers.got:
+            self.client._read_response()  # dispatches one answer to whichever object asked
+        return self.answers.got.pop(number)
+
+    def stat_size(self) -> int:
+        """The size the server's ``stat`` gave (raises FileNotFoundError and the like)."""
+        if self._stat is not None:
+            kind, msg = self._answer(self._stat)
+            self._stat = None
+            if kind == paramiko.sftp.CMD_STATUS:
+                self._failure = self._failure or _status_error(msg, self.remote_path)
+            else:
+                self._stat_size = int(paramiko.SFTPAttributes._from_msg(msg).st_size or 0)
+        if self._stat_size is None:
+            raise self._failure or OSError(f"{self.remote_path}: no stat was asked for")
+        return self._stat_size
+
+    def start(self, size: int, limit: int | None = None) -> None:
+        """Wait for the handle, then ask for ``size`` bytes, up to ``limit`` requests (the window) outstanding."""
+        if self.handle is None:
+            if self._failure is None and self._open is not None:
+                kind, msg = self._answer(self._open)
+                self._open = None
+                if kind == paramiko.sftp.CMD_STATUS:
+                    self._failure = _status_error(msg, self.remote_path)
+                else:
+                    self.handle = msg.get_binary()
+            if self.handle is None:
+                raise self._failure or OSError(f"{self.remote_path}: not opened")
+        self.size = size
+        self._request_more(limit)
+
+    def fill(self, limit: int) -> None:
+        """Ask for more of this file, up to ``limit`` requests outstanding, if its open and stat are answered
+        already (never waits, never raises: what failed shows when the file is asked for)."""
+        for number in (self._open, self._stat):
+            if number is not None and number not in self.answers.got:
+                return
+        try:
+            self.start(self.stat_size(), limit)  # answered already: does not wait
+        except OSError:
+            return
+
+    def _request_more(self, limit: int | None = None) -> None:
+        assert self.handle is not None and self.size is not None
+        limit = self.in_flight if limit is None else limit
+        while self.next_offset < self.size and len(self.pending) < limit:
+            length = min(self.request_bytes, self.size - self.next_offset)
+            number = self.client._async_request(
+                self.answers, paramiko.sftp.CMD_READ, self.handle, paramiko.sftp.int64(self.next_offset), length
             )
-            pending.append((number, next_offset, length))
-            next_offset += length
+            self.pending.append((number, self.next_offset, length))
+            self.next_offset += length
 
-    request_more()
-    while pending:
-        number, offset, length = pending.popleft()
-        while number not in answers.data:
-            client._read_response()  # dispatches one answer to `answers`
-        block = answers.data.pop(number)
-        if 0 < len(block) < length:  # a short answer (allowed): ask for the rest of this block at once
-            remote.seek(offset + len(block))
-            block += remote.read(length - len(block))
-        if not block:
-            return  # the server says end of file before `size`: the caller reports the truncation
-        request_more()
-        yield block
+    def blocks(self) -> Iterator[bytes]:
+        """The file's bytes in order (a short file ends early: the caller reports the truncation)."""
+        assert self.handle is not None
+        while self.pending:
+            number, offset, length = self.pending.popleft()
+            kind, msg = self._answer(number)
+            if kind == paramiko.sftp.CMD_STATUS:
+                code = msg.get_int()
+                if code != paramiko.sftp.SFTP_EOF:
+                    text = msg.get_text() if msg.get_remainder() else ""
+                    raise OSError(f"SFTP read refused (status {code}{': ' + text if text else ''})")
+                return  # the server says end of file before the size: the caller reports the truncation
+            block = msg.get_string()
+            while 0 < len(block) < length:  # a short answer (allowed): ask for the rest of this block at once
+                rest = self.client._async_request(
+                    self.answers,
+                    paramiko.sftp.CMD_READ,
+                    self.handle,
+                    paramiko.sftp.int64(offset + len(block)),
+                    length - len(block),
+                )
+                kind, msg = self._answer(rest)
+                if kind == paramiko.sftp.CMD_STATUS:
+                    break
+                more = msg.get_string()
+                if not more:
+                    break
+                block += more
+            if not block:
+                return
+            self._request_more()
+            yield block
+
+    def close(self) -> None:
+        """Close the handle without waiting for the answer (nor for reads still outstanding, when dropped)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.handle is None and self._open is not None:  # the open's answer has not been taken yet
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                kind, msg = self._answer(self._open)
+                self._open = None
+                if kind == paramiko.sftp.CMD_HANDLE:
+                    self.handle = msg.get_binary()
+        if self.handle is not None:
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                self.client._async_request(type(None), paramiko.sftp.CMD_CLOSE, self.handle)
 
 
 class _StallWatchdog:

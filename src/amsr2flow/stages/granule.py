@@ -111,6 +111,7 @@ class SharedSession:
         self.source, self.timeouts, self.link = source, timeouts, link
         self._current: GPortalSFTP | None = None
         self.opened = 0
+        self.next_remote_path: str | None = None  # the granule after the current one (its read starts early)
 
     def get(self) -> GPortalSFTP:
         if self._current is None:
@@ -157,7 +158,7 @@ def _attempt(
                 raise TransientTransferError(
                     f"{task.remote_path}: SFTP stat says {stat_size} bytes, the catalogue {task.size_bytes}"
                 )
-            download = session.download(task.remote_path, destination, stat_size)
+            download = session.download(task.remote_path, destination, stat_size, then=sessions.next_remote_path)
         except GranuleAbsent:
             raise  # an answer, not a failure: the session is sound
         except BaseException:
@@ -541,13 +542,15 @@ def collect_day(
     """
     outcomes: dict[str, str] = {}
     failed: dict[str, str] = {}
-    reused, stopped = 0, ""
+    done = {task.granule_id: done_for(task) for task in tasks}
+    todo = [task for task in tasks if done[task.granule_id] is None]
+    reused, stopped = len(tasks) - len(todo), ""
     for task in tasks:
-        done = done_for(task)
-        if done is not None:
-            outcomes[task.granule_id] = done
-            reused += 1
-            continue
+        if done[task.granule_id] is not None:
+            outcomes[task.granule_id] = str(done[task.granule_id])
+    for position, task in enumerate(todo):
+        # While this granule is written and extracted, the next one's bytes are already on their way.
+        sessions.next_remote_path = todo[position + 1].remote_path if position + 1 < len(todo) else None
         log.info("%s: collecting", task.granule_id)  # the interim report reads this: the granule was reached
         try:
             outcome = collect_granule(
