@@ -112,6 +112,7 @@ class SharedSession:
         self._current: GPortalSFTP | None = None
         self.opened = 0
         self.next_remote_path: str | None = None  # the granule after the current one (its read starts early)
+        self.healthy = True  # the last attempt succeeded: reads are started ahead only then
 
     def get(self) -> GPortalSFTP:
         if self._current is None:
@@ -158,12 +159,15 @@ def _attempt(
                 raise TransientTransferError(
                     f"{task.remote_path}: SFTP stat says {stat_size} bytes, the catalogue {task.size_bytes}"
                 )
-            download = session.download(task.remote_path, destination, stat_size, then=sessions.next_remote_path)
+            then = sessions.next_remote_path if sessions.healthy else None  # one request at a time after a failure
+            download = session.download(task.remote_path, destination, stat_size, then=then)
         except GranuleAbsent:
             raise  # an answer, not a failure: the session is sound
         except BaseException:
             sessions.discard()
+            sessions.healthy = False
             raise
+        sessions.healthy = True
         try:
             extracted = swath.extract_swath(
                 destination,
@@ -211,10 +215,17 @@ class SwathOutputs:
         return self.npy_path.parent
 
     def check_space(
-        self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()
+        self,
+        task: GranuleTask,
+        channels: tuple[str, ...],
+        geolocation: bool,
+        variables: tuple[str, ...] = (),
+        *,
+        granules: int = 1,
     ) -> None:
-        atomic.check_free(self.scratch_dir, task.size_bytes, f"the download of {task.granule_id}")
-        needed = estimated_swath_bytes(channels, geolocation, variables)
+        """Raise NoSpace unless ``granules`` granules like ``task`` (download and swath) fit."""
+        atomic.check_free(self.scratch_dir, granules * task.size_bytes, f"the download of {task.granule_id}")
+        needed = granules * estimated_swath_bytes(channels, geolocation, variables)
         atomic.check_free(self.folder, needed, f"the swath of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
@@ -248,9 +259,15 @@ class DownloadOutputs:
         return self.h5_path.parent
 
     def check_space(
-        self, task: GranuleTask, channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()
+        self,
+        task: GranuleTask,
+        channels: tuple[str, ...],
+        geolocation: bool,
+        variables: tuple[str, ...] = (),
+        *,
+        granules: int = 1,
     ) -> None:
-        atomic.check_free(self.folder, task.size_bytes, f"the download of {task.granule_id}")
+        atomic.check_free(self.folder, granules * task.size_bytes, f"the download of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
         return self.h5_path
@@ -549,8 +566,11 @@ def collect_day(
         if done[task.granule_id] is not None:
             outcomes[task.granule_id] = str(done[task.granule_id])
     for position, task in enumerate(todo):
-        # While this granule is written and extracted, the next one's bytes are already on their way.
-        sessions.next_remote_path = todo[position + 1].remote_path if position + 1 < len(todo) else None
+        # While this granule is written and extracted, the next one's bytes are already on their way; not
+        # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
+        following = todo[position + 1] if position + 1 < len(todo) else None
+        ahead = following is not None and _has_room(outputs_for(task), task, collect)
+        sessions.next_remote_path = following.remote_path if ahead and following is not None else None
         log.info("%s: collecting", task.granule_id)  # the interim report reads this: the granule was reached
         try:
             outcome = collect_granule(
@@ -567,6 +587,15 @@ def collect_day(
     if reused:
         log.info("%d of %d granules were done by an earlier job", reused, len(tasks))
     return DayResult(outcomes, failed, reused, sessions.opened, stopped)
+
+
+def _has_room(outputs: SwathOutputs | DownloadOutputs, task: GranuleTask, collect: Mapping[str, Any]) -> bool:
+    """Whether two granules like ``task`` fit: the bytes read ahead must be bytes that can be kept."""
+    try:
+        outputs.check_space(task, collect["channels"], collect["geolocation"], collect.get("variables", ()), granules=2)
+    except atomic.NoSpace:
+        return False
+    return True
 
 
 def extract_day(
