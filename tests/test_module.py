@@ -120,7 +120,10 @@ def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path)
 
 
 def test_module_run_that_fails_writes_the_interim_report(tmp_path: Path) -> None:
-    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"rates": {"connection_reset": 1.0}}))
+    # Every open resets ("times": 100): a granule's read started ahead and then dropped also counts as an
+    # open at the service, so with one reset each a dropped read-ahead would let the next attempt through.
+    faults = {"rates": {"connection_reset": 1.0}, "times": 100}
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(faults))
     try:
         host = _host_workflow(
             tmp_path, state, end="2024-01-01", transfer={"attempts": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.5}
