@@ -28,6 +28,7 @@ from pathlib import Path
 
 import paramiko
 
+from .channel_buffer import open_sftp_client
 from .source import Link, Source, Timeouts
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,7 @@ class GPortalSFTP:
         src = self.source
         assert self.transport is not None
         try:
-            client = paramiko.SFTPClient.from_transport(
-                self.transport, window_size=self.link.window_bytes, max_packet_size=self.link.max_packet_bytes
-            )
+            client = open_sftp_client(self.transport, self.link.window_bytes, self.link.max_packet_bytes)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
             raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {exc}") from exc
