@@ -19,6 +19,7 @@ from emulator_fixtures import start_emulator, stop_emulator, wait_for, wait_for_
 
 from amsr2flow.emulator import orbit
 from amsr2flow.emulator.faults import FaultPlan, FaultSpecError, load_fault_spec, parse_fault_spec
+from amsr2flow.emulator.sftp_server import Throttle
 from amsr2flow.formats import l1b
 
 pytestmark = pytest.mark.timeout(60)
@@ -305,6 +306,44 @@ def test_bandwidth_cap_per_connection(capped):
         elapsed = time.monotonic() - started
     assert len(data) == size
     assert size / 1_000_000 * 0.95 <= elapsed <= size / 1_000_000 + 3.0
+
+
+class _FakeClock:
+    """Time that passes only when the throttle waits or the test says the server worked."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        return False
+
+
+@pytest.mark.parametrize(("work_s", "expected_s"), [(0.0, 1.0), (0.002, 1.0), (0.2, 0.02 + 49 * 0.2)])
+def test_the_cap_does_not_charge_the_servers_own_work_to_the_link(work_s: float, expected_s: float) -> None:
+    """50 chunks of 20 kB at 1 MB/s take 1 s when the server's work between chunks fits in the slack (before,
+    2 ms of work per chunk made it 1.1 s); work longer than a chunk's time limits by itself, the cap adds nothing."""
+    clock = _FakeClock()
+    throttle = Throttle(1_000_000, clock, slack_s=0.05, clock=clock)  # type: ignore[arg-type]
+    for chunk in range(50):
+        if chunk:
+            clock.now += work_s  # the server reads and sends the previous chunk
+        throttle.consume(20_000)
+    assert clock.now - 100.0 == pytest.approx(expected_s, abs=1e-9)
+
+
+def test_an_idle_connection_gets_no_more_than_the_slack_back() -> None:
+    clock = _FakeClock()
+    throttle = Throttle(1_000_000, clock, slack_s=0.05, clock=clock)  # type: ignore[arg-type]
+    throttle.consume(20_000)
+    clock.now += 10.0  # idle
+    started = clock.now
+    for _ in range(10):
+        throttle.consume(20_000)
+    assert clock.now - started == pytest.approx(0.2 - 0.05)
 
 
 def test_sessions_beyond_the_cap_are_refused(capped):
