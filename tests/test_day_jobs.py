@@ -66,7 +66,13 @@ def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: 
     assert (again.reused, again.sessions_opened) == (5, 0)
     stats = read_stats(state)
     assert stats["sftp_sessions"] == 2
-    assert stats["opens_by_granule"][reset] == 2 and stats["files_opened"] == 6
+    # The reset granule is opened again; so may be the one after it, whose open went out behind the reset
+    # granule's reads (read ahead) and may have been answered before the connection dropped.
+    following = granules[3].granule_id
+    assert stats["opens_by_granule"][reset] == 2 and stats["opens_by_granule"][following] in (1, 2)
+    assert {g: n for g, n in stats["opens_by_granule"].items() if g not in (reset, following)} == dict.fromkeys(
+        (t.granule_id for t in tasks if t.granule_id not in (reset, following)), 1
+    )
     # the retried granule's history is in its ledger entry
     assert json.loads((tmp_path / "out" / "ledger" / f"{reset}.json").read_text())["status"] == "resolved"
 

@@ -349,9 +349,10 @@ class GPortalSFTP:
     def download(self, remote_path: str, destination: Path, expected_size: int, *, then: str | None = None) -> Download:
         """Fetch ``remote_path`` to ``destination`` via a temporary name; check the size; return the SHA-256.
 
-        ``then``: the file asked for next. It is opened once every read of this file is asked for, and its
-        first window of reads goes out once this file is received (see :class:`RemoteRead`), so that its
-        round trips overlap this file's last bytes and the caller's work on them.
+        ``then``: the file asked for next. Its open and stat go out behind this file's first window of reads,
+        its reads fill the window as this file's last ones are answered, and the rest of its first window
+        goes out once this file is received (see :class:`RemoteRead`), so that its round trips overlap this
+        file's bytes and the caller's work on them.
         """
         assert self.sftp is not None and self.transport is not None
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -373,20 +374,18 @@ class GPortalSFTP:
                 )
             if read.handle is None:
                 read.start(expected_size)  # raises the open's refusal of a read started ahead, too
+            if then is not None:
+                # Now, behind this file's first window: the server answers requests in order, so an open sent
+                # once every read of this file is asked for is answered after them, and the next file's reads
+                # would go out only when this one has arrived, a round trip of idle link per granule.
+                self.open_ahead(then)
             with open(partial, "wb") as local:
                 watchdog.start()
-                if then is not None and read.next_offset >= expected_size:
-                    self.open_ahead(then)  # a file of one window: every read of it is asked for already
-                    then = None
                 for block in read.blocks():
                     watchdog.progress()
                     digest.update(block)
                     local.write(block)
                     received += len(block)
-                    if then is not None and read.next_offset >= expected_size:
-                        # every read of this file is asked for: open the next file behind them
-                        self.open_ahead(then)
-                        then = None
                     if self._ahead is not None:
                         # and keep the window full with it as this file's last answers come in
                         self._ahead.fill(self.link.requests_in_flight - len(read.pending))
