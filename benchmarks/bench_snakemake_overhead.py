@@ -65,6 +65,16 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from side_by_side import (
+    REPO,
+    SNAKEMAKE,
+    descendants,
+    family,
+    process_table,
+    snakemake_command,
+    what_runs,
+    worktree_of,
+)
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
@@ -75,10 +85,9 @@ from amsr2flow.gportal import catalogue
 from amsr2flow.layout import Layout, period_tag
 from amsr2flow.stages.catalogue import build_year_listing
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 LOCK_FILE = Path("/tmp/amsr2flow-bench.lock")
 BUSY_PATTERN = "pytest|snakemake|bench_"
+WHAT_RUNS = r"bench_\w+\.py|pytest|snakemake|bench_\w+"  # the word shown for a busy process
 POLL_S = 10
 IDLE_POLLS = 3  # a matching process tree without CPU use for this many polls does not count as heavy
 NO_FIRST_JOB_LIMIT_S = 1800  # a run that finished no job after this long is stopped as well
@@ -186,47 +195,6 @@ WRAPPER = (
 
 
 # -- a quiet machine ------------------------------------------------------------------------------------------
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, CPU ticks used) of a process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-
-
-def _processes() -> dict[int, tuple[int, int]]:
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _stat(int(entry))) is not None:
-            out[int(entry)] = st
-    return out
-
-
-def _descendants(pid: int, procs: dict[int, tuple[int, int]]) -> set[int]:
-    """The process and its descendants."""
-    children: dict[int, list[int]] = {}
-    for child, (parent, _) in procs.items():
-        children.setdefault(parent, []).append(child)
-    tree, todo = {pid}, [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in tree:
-                tree.add(child)
-                todo.append(child)
-    return tree
-
-
-def _tree(pid: int, procs: dict[int, tuple[int, int]]) -> set[int]:
-    """The process, its ancestors and its descendants."""
-    tree, p = _descendants(pid, procs), pid
-    while p in procs and procs[p][0] > 1:
-        p = procs[p][0]
-        tree.add(p)
-    return tree
-
-
 def _lock_waiters() -> set[int]:
     """Processes blocked waiting for the benchmark lock (they wait for us; not heavy)."""
     try:
@@ -244,17 +212,6 @@ def _lock_waiters() -> set[int]:
     return waiters
 
 
-def _what(pid: int) -> str:
-    """What a matching process is, in a word ("pytest", "snakemake", "bench_link.py"): never its whole command
-    line (it may hold secrets)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return f"{pid} (gone)"
-    found = re.search(r"bench_\w+\.py|pytest|snakemake|bench_\w+", cmdline)
-    return f"{pid} ({found[0] if found else '?'})"
-
-
 class OtherProcesses:
     """pytest, snakemake and benchmark processes outside this process's own tree that use CPU: the outermost
     of each busy tree. Processes blocked on the benchmark lock (they wait for us) do not count, nor do those
@@ -266,20 +223,20 @@ class OtherProcesses:
 
     def busy(self) -> list[int]:
         found = subprocess.run(["pgrep", "-f", BUSY_PATTERN], capture_output=True, text=True).stdout.split()
-        procs = _processes()
-        ignore = _tree(os.getpid(), procs)
+        procs = process_table()
+        ignore = family(procs, os.getpid())
         for waiter in _lock_waiters():
-            ignore |= _tree(waiter, procs)
+            ignore |= family(procs, waiter)
         busy = []
         for pid in sorted(int(p) for p in found if int(p) not in ignore and int(p) in procs):
-            ticks = sum(procs[p][1] for p in _descendants(pid, procs))
+            ticks = sum(procs[p][1] for p in descendants(procs, {pid}))
             seen_idle = pid in self.ticks and ticks - self.ticks[pid] <= 2  # <= 0.02 s of CPU since last poll
             self.idle[pid] = self.idle.get(pid, 0) + 1 if seen_idle else 0
             self.ticks[pid] = ticks
             if self.idle[pid] < IDLE_POLLS:
                 busy.append(pid)
         # the outermost ones (a test session, not each of its servers)
-        return [p for p in busy if not (_tree(p, procs) - _descendants(p, procs)) & set(busy)]
+        return [p for p in busy if not (family(procs, p) - descendants(procs, {p})) & set(busy)]
 
 
 def wait_for_quiet_machine(others: OtherProcesses) -> None:
@@ -289,7 +246,7 @@ def wait_for_quiet_machine(others: OtherProcesses) -> None:
         if set(busy) != shown or time.monotonic() - shown_at > 600:
             print(
                 f"waiting for other heavy processes to end ({time.monotonic() - waiting_since:.0f} s so far,"
-                f" checking every {POLL_S} s): {', '.join(_what(p) for p in busy)}",
+                f" checking every {POLL_S} s): {', '.join(what_runs(p, WHAT_RUNS) for p in busy)}",
                 flush=True,
             )
             shown, shown_at = set(busy), time.monotonic()
@@ -311,7 +268,7 @@ class DisturbanceWatch:
 
     def _run(self) -> None:
         while not self.stop.wait(POLL_S):
-            self.seen.extend((time.monotonic(), _what(p)) for p in self.others.busy())
+            self.seen.extend((time.monotonic(), what_runs(p, WHAT_RUNS)) for p in self.others.busy())
 
     def since(self, started: float) -> list[str]:
         return sorted({what for when, what in list(self.seen) if when >= started})
@@ -330,25 +287,6 @@ def bench_lock():
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-@contextmanager
-def worktree_of(rev: str, parent: Path):
-    """A detached git worktree of `rev` in a temporary folder, removed afterwards (also on failure)."""
-    path = Path(tempfile.mkdtemp(prefix="before-", dir=parent))
-    path.rmdir()
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), rev], check=True, capture_output=True
-    )
-    try:
-        yield path
-    finally:
-        done = subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            shutil.rmtree(path, ignore_errors=True)
-            subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------
@@ -491,17 +429,7 @@ def measure(
 ) -> dict:
     """One snakemake process; a run (run_limit given) is followed and stopped run_limit s after its first job."""
     log = workdir / f"{design.name}-{name}.out"
-    cmd = [
-        str(SNAKEMAKE),
-        "-s",
-        str(design.snakefile),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--workflow-profile",
-        "none",
-        "--no-hooks",
-        *args,
-    ]
+    cmd = snakemake_command(design.snakefile, workdir, "--no-hooks", *args)
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-c", WRAPPER, str(log), *cmd],
