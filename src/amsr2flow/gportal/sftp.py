@@ -460,8 +460,9 @@ class RemoteRead:
 
     A read can be *started* before it is consumed: its open, its stat and its first window of read requests
     go out at once, and the server's answers wait in the SSH channel (at most the SSH window) until
-    :meth:`blocks` takes them. A day job starts the next granule's read this way when the current one is
-    received, so that its extraction and the next file's round trips overlap the transfer. It uses paramiko's
+    :meth:`blocks` takes them. A day job opens the next granule this way behind the current one's first
+    window, and puts its reads in flight as the current one's last answers come, so that the extraction and
+    the next file's round trips overlap the transfer. It uses paramiko's
     request and response primitives (``_async_request``, ``_read_response``), stable since paramiko 1.x.
     """
 
