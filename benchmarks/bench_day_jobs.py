@@ -63,7 +63,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -76,7 +75,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from side_by_side import REPO, SNAKEMAKE, descendants, family, process_table, snakemake_command, worktree_of
+from side_by_side import (
+    REPO,
+    SNAKEMAKE,
+    descendants,
+    family,
+    process_table,
+    snakemake_command,
+    stop_snakemake,
+    worktree_of,
+)
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -239,13 +247,7 @@ def run_snakemake(design: Design, workdir: Path, name: str, args: list[str], tim
         try:
             rc = proc.wait(timeout=timeout)
         except BaseException:
-            # Snakemake stops cleanly on SIGINT (it ignores SIGTERM while jobs run); SIGKILL if it does not.
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_snakemake(proc, grace_s=30)
             raise
         wall = time.monotonic() - started
     text = log_path.read_text(encoding="utf-8", errors="replace")

@@ -72,6 +72,7 @@ from side_by_side import (
     family,
     process_table,
     snakemake_command,
+    stop_snakemake,
     what_runs,
     worktree_of,
 )
@@ -449,13 +450,7 @@ def measure(
                 since_first is None and time.monotonic() - started > NO_FIRST_JOB_LIMIT_S
             ):
                 stopped_after = time.monotonic() - started
-                # Snakemake stops cleanly on SIGINT (the wrapper lets it through); SIGKILL if not within 60 s.
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                stop_snakemake(proc, grace_s=60)  # the wrapper lets SIGINT through
                 break
         time.sleep(0.25)
     out = proc.stdout.read().strip().splitlines() if proc.stdout else []

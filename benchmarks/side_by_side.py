@@ -7,8 +7,10 @@ quiet enough, built on :func:`process_table` and :func:`descendants`.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,17 @@ def snakemake_command(snakefile: Path, workdir: Path, *args: str) -> list[str]:
         "none",
         *args,
     ]
+
+
+def stop_snakemake(proc: subprocess.Popen, grace_s: float) -> None:
+    """Stop a snakemake started with ``start_new_session=True``, its jobs included: SIGINT, on which Snakemake
+    stops cleanly (it ignores SIGTERM while jobs run), then SIGKILL if it is not gone within ``grace_s``."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 # -- other processes ------------------------------------------------------------------------------------------

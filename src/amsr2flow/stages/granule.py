@@ -568,13 +568,14 @@ def collect_day(
     for position, task in enumerate(todo):
         # While this granule is written and extracted, the next one's bytes are already on their way; not
         # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
+        outputs = outputs_for(task)
         following = todo[position + 1] if position + 1 < len(todo) else None
-        ahead = following is not None and _has_room(outputs_for(task), task, collect)
-        sessions.next_remote_path = following.remote_path if ahead and following is not None else None
+        ahead = following is not None and _has_room(outputs, task, collect)
+        sessions.next_remote_path = following.remote_path if following is not None and ahead else None
         log.info("%s: collecting", task.granule_id)  # the interim report reads this: the granule was reached
         try:
             outcome = collect_granule(
-                task, outputs=outputs_for(task), ledger_path=ledger_path_for(task), sessions=sessions, **collect
+                task, outputs=outputs, ledger_path=ledger_path_for(task), sessions=sessions, **collect
             )
         except (GranuleFailed, RunStopped, FatalTransferError) as exc:
             log.error("%s: %s", task.granule_id, exc)
