@@ -35,13 +35,14 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import atomic
-from . import l1b, variables
+from . import facts, l1b, variables
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +395,14 @@ def raw_temperatures(ds: Any) -> np.ndarray:
     return raw
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """A granule read once: its swath, and what the file's own attributes and latitudes say of it."""
+
+    swath: Swath
+    file_facts: facts.FileFacts
+
+
 def extract_swath(
     h5_path: str | os.PathLike[str],
     channels: Sequence[str] = l1b.DEFAULT_CHANNELS,
@@ -409,6 +418,22 @@ def extract_swath(
     may be passed when already known (e.g. from the download) to avoid reading the
     file twice; otherwise they are computed here.
     """
+    return extract_granule(
+        h5_path, channels, geolocation, extra_variables=extra_variables, sha256=sha256, source_size=source_size
+    ).swath
+
+
+def extract_granule(
+    h5_path: str | os.PathLike[str],
+    channels: Sequence[str] = l1b.DEFAULT_CHANNELS,
+    geolocation: bool = False,
+    *,
+    extra_variables: Sequence[str] = (),
+    sha256: str | None = None,
+    source_size: int | None = None,
+) -> Extraction:
+    """:func:`extract_swath`, and the file's own facts (:class:`facts.FileFacts`) from the same open, for the
+    cross-checks against the catalogue and the file name."""
     import h5py  # only extraction needs HDF5
 
     path = os.fspath(h5_path)
@@ -419,12 +444,13 @@ def extract_swath(
         raise SwathError(f"unknown channel(s) {unknown}; known: {', '.join(l1b.CHANNEL_DATASETS)}")
     if sha256 is None or source_size is None:
         source_size, sha256 = file_digest(path)
-    name = Path(path).name
+    # One name per meaning: the file's name gives the granule id and the orbit type; variable names are others.
+    file_name = Path(path).name
     try:
-        parsed = l1b.parse_granule_name(name)
+        parsed = l1b.parse_granule_name(file_name)
         granule_id, product_version = parsed.granule_id, parsed.product_version
     except ValueError:
-        granule_id, product_version = name.split(".h5", 1)[0], ""
+        granule_id, product_version = file_name.split(".h5", 1)[0], ""
 
     try:
         h5 = h5py.File(path, "r")
@@ -454,20 +480,21 @@ def extract_swath(
                 # every second 89A sample sits on a low-frequency footprint (legacy system, satpy)
                 positions[key] = np.ascontiguousarray(ds[()][:, ::2], dtype=np.float32)
         extra = {}
-        for name in variables.check_names(extra_variables):
+        for variable_name in variables.check_names(extra_variables):
             try:
-                extra[name] = _extra_variable(h5, name, n_rows, path)
+                extra[variable_name] = _extra_variable(h5, variable_name, n_rows, path)
             except SwathError as exc:
                 # The temperatures are what the granule is fetched for: a variable this granule does not hold
                 # as documented is left out of its swath (which records the variables it has), not the granule.
-                log.warning("%s: %s left out of the swath: %s", granule_id, name, exc)
+                log.warning("%s: %s left out of the swath: %s", granule_id, variable_name, exc)
+        file_facts = _file_facts(h5, positions.get(LATITUDE), overlap)
 
     first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
         raise SwathError(f"{path}: {l1b.SCAN_TIME!r} of the non-overlap rows is invalid ({first}, {last})")
-    return make_swath(
+    extracted = make_swath(
         granule_id,
-        l1b.orbit_type_from_name(name),
+        l1b.orbit_type_from_name(file_name),
         arrays,
         scales,
         latitude=positions.get(LATITUDE),
@@ -480,6 +507,43 @@ def extract_swath(
         source_size=int(source_size),
         source_sha256=sha256,
         product_version=product_version,
+    )
+    return Extraction(extracted, file_facts)
+
+
+def _global_text(h5: Any, name: str) -> str:
+    """A global attribute as text ("" when absent or unreadable)."""
+    if name not in h5.attrs:
+        return ""
+    try:
+        return str(_attribute_value(h5.attrs[name])).strip()
+    except (TypeError, ValueError):
+        return ""
+
+
+def _file_facts(h5: Any, latitude: np.ndarray | None, overlap: int) -> facts.FileFacts:
+    """What the file says of itself: ``GranuleID``, ``OrbitDirection``, ``ObservationStart/EndDateTime``, and
+    the direction its latitudes go (read from the 89A positions' centre column when geolocation is not kept)."""
+    if latitude is None and l1b.LATITUDE_89A in h5:
+        ds = h5[l1b.LATITUDE_89A]
+        if ds.ndim == 2 and ds.shape[1] == l1b.HIGH_FREQ_PIXELS:
+            centre = l1b.LOW_FREQ_PIXELS // 2 * 2  # the 89A sample under the low-frequency centre footprint
+            latitude = np.asarray(ds[:, centre : centre + 1], dtype=np.float32)
+    direction = _global_text(h5, "OrbitDirection")[:1].upper()
+
+    def stamp(name: str) -> str:
+        text = _global_text(h5, name)
+        try:
+            return utc_iso(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()) if text else ""
+        except ValueError:
+            return text  # not a time: compared as it is, so the disagreement shows it
+
+    return facts.FileFacts(
+        granule_id=_global_text(h5, "GranuleID").split(".h5", 1)[0],
+        orbit_direction=direction if direction in ("A", "D") else "",
+        observation_start_utc=stamp("ObservationStartDateTime"),
+        observation_end_utc=stamp("ObservationEndDateTime"),
+        latitude_direction=(facts.direction_of_latitudes(latitude, overlap) or "") if latitude is not None else "",
     )
 
 
