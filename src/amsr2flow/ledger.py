@@ -1,4 +1,5 @@
-"""The failure ledger: one JSON file per granule that ever failed, under ``<output_dir>/ledger/YYYY/``.
+"""The failure ledger: one JSON file per granule that ever failed (or whose sources disagreed), under
+``<output_dir>/ledger/YYYY/``.
 
 Granule jobs write it (each outcome of each run appended as history); reports read it to say why a
 catalogued granule is not archived. A granule archived after failing keeps its entry, marked ``resolved``.
@@ -28,8 +29,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def update_ledger(path: Path, task: GranuleRef, *, status: str, reason_class: str, error: str, attempts: int) -> None:
-    """Record this run's outcome for a granule; earlier runs' rows are kept as history."""
+def update_ledger(
+    path: Path,
+    task: GranuleRef,
+    *,
+    status: str,
+    reason_class: str,
+    error: str,
+    attempts: int,
+    disagreements: list[dict[str, Any]] | None = None,
+) -> None:
+    """Record this run's outcome for a granule; earlier runs' rows are kept as history.
+
+    ``disagreements`` (``formats.facts.Disagreement.to_json``) replace the entry's facts that disagree when
+    given (``[]`` clears them: the granule was extracted again and its sources agree); None keeps them.
+    """
     entry: dict[str, Any] = {}
     if path.is_file():
         with contextlib.suppress(ValueError, OSError):
@@ -54,6 +68,8 @@ def update_ledger(path: Path, task: GranuleRef, *, status: str, reason_class: st
         retryable=status == "failed",
         runs=runs,
     )
+    if disagreements is not None:
+        entry["disagreements"] = disagreements
     atomic.write_json(path, entry)
 
 

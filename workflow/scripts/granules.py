@@ -110,6 +110,7 @@ with granule.SharedSession(source, timeouts, settings.link_from(cfg)) as session
         geolocation=geolocation,
         variables=variables,
         stop_flag=layout.stop_flag(),
+        time_tolerance_s=cfg["catalogue"]["time_tolerance_s"],
         breaker=CircuitBreaker(
             layout.breaker_state(),
             layout.stop_flag(),

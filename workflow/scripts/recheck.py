@@ -6,6 +6,7 @@ from pathlib import Path
 from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.config import timeouts_from
+from amsr2flow.formats import facts
 from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.sftp import TransferError
 from amsr2flow.joblog import setup_logging
@@ -46,7 +47,7 @@ if outcome.arrived and snakemake.params.sealed:
     fetched = granule.fetch_reappeared(
         outcome,
         due,
-        dict(zip(listing["granule_id"], listing["size_bytes"], strict=True)),
+        {row["granule_id"]: facts.CatalogueRecord.from_row(row) for row in listing.to_dict("records")},
         template=template,
         swath_path_for=lambda day, gid: layout.swath(date.fromisoformat(day), gid),
         ledger_path_for=layout.ledger_entry,
@@ -59,6 +60,7 @@ if outcome.arrived and snakemake.params.sealed:
         geolocation=bool(snakemake.params.geolocation),
         variables=settings.extra_variables(cfg),
         link=settings.link_from(cfg),
+        time_tolerance_s=cfg["catalogue"]["time_tolerance_s"],
     )
     if fetched:
         still_missing = sum(e.get("status") in ("absent", "invalid") for e in read_ledger(ledger_dir).values())

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import tenacity
 
 from .. import atomic
 from .. import ledger as ledger_mod
-from ..formats import l1b, swath
+from ..formats import facts, l1b, swath
 from ..formats import variables as extra_variables
 from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
 from ..gportal import remote_layout
@@ -76,10 +76,17 @@ class GranuleTask:
     remote_path: str
     size_bytes: int
     remote_layout: str = ""  # the run's remote path template ("" = the catalogue's mapping)
+    catalogue: facts.CatalogueRecord | None = None  # what the catalogue said of it (compared with the file)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> GranuleTask:
-        return cls(str(row["granule_id"]), str(row["day"]), str(row["remote_path"]), int(row["size_bytes"]))
+        return cls(
+            str(row["granule_id"]),
+            str(row["day"]),
+            str(row["remote_path"]),
+            int(row["size_bytes"]),
+            catalogue=facts.CatalogueRecord.from_row(row),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,22 @@ class SharedSession:
 class FetchResult:
     download: Download
     swath: swath.Swath
+    file_facts: facts.FileFacts = field(default_factory=facts.FileFacts)
+
+    def disagreements(self, task: GranuleTask, time_tolerance_s: float) -> list[facts.Disagreement]:
+        """The catalogue against the file's name and contents and the swath about to be stored."""
+        meta = self.swath.metadata
+        return facts.granule_disagreements(
+            catalogue=task.catalogue or facts.CatalogueRecord(task.granule_id, size_bytes=task.size_bytes),
+            remote_file_name=task.remote_path,
+            granule_id=meta.granule_id,
+            orbit_type=meta.orbit_type,
+            scan_start_utc=meta.scan_start_utc,
+            scan_end_utc=meta.scan_end_utc,
+            source_size=meta.source_size,
+            file_facts=self.file_facts,
+            time_tolerance_s=time_tolerance_s,
+        )
 
 
 def _attempt(
@@ -169,7 +192,7 @@ def _attempt(
             raise
         sessions.healthy = True
         try:
-            extracted = swath.extract_swath(
+            extracted = swath.extract_granule(
                 destination,
                 channels,
                 geolocation,
@@ -180,7 +203,7 @@ def _attempt(
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
             raise CorruptGranule(f"{task.granule_id}: downloaded file is not a readable L1B granule: {exc}") from exc
         kept = keep_download
-        return FetchResult(download, extracted)
+        return FetchResult(download, extracted.swath, extracted.file_facts)
     finally:
         # The HDF5 is only a means to the swath: it never outlives the job unless another job extracts it.
         if not kept:
@@ -339,11 +362,14 @@ def collect_granule(
     variables: tuple[str, ...] = (),
     link: Link | None = None,
     sessions: SharedSession | None = None,
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
     Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``sessions`` is the job's shared SFTP session
-    (see :func:`collect_day`); without it the granule opens and closes its own.
+    (see :func:`collect_day`); without it the granule opens and closes its own. The granule's facts are
+    compared across the catalogue, its file name and contents (:mod:`formats.facts`): a disagreement is logged
+    and kept in its ledger entry (status ``disagrees``, every source's value), which the year report lists.
 
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
@@ -363,6 +389,7 @@ def collect_granule(
                 breaker=breaker,
                 variables=variables,
                 sessions=own,
+                time_tolerance_s=time_tolerance_s,
             )
     attempts = 0
     last_failure: TransientTransferError | None = None
@@ -444,7 +471,22 @@ def collect_granule(
         full = DiskFull(str(atomic.no_space(outputs.folder, f"the swath of {task.granule_id}", exc)))
         _record_fatal(full, task, ledger_path, stop_flag, attempts)
         raise full from exc
-    if last_failure is not None or ledger_path.is_file():
+    disagreements = result.disagreements(task, time_tolerance_s)
+    for disagreement in disagreements:
+        log.error("%s: %s", task.granule_id, disagreement.message)
+    if disagreements:
+        # Archived (the arrays are what the file holds), but its sources contradict each other: recorded with
+        # every value, never settled by choosing one; the year report lists it and the run exits 3.
+        update_ledger(
+            ledger_path,
+            task,
+            status="disagrees",
+            reason_class="disagreement",
+            error="; ".join(d.message for d in disagreements),
+            attempts=attempts,
+            disagreements=[d.to_json() for d in disagreements],
+        )
+    elif last_failure is not None or ledger_path.is_file():
         # Archived after failures (in this run or an earlier one): kept as history, so retries are visible.
         update_ledger(
             ledger_path,
@@ -453,6 +495,7 @@ def collect_granule(
             reason_class=last_failure.kind if last_failure else "",
             error=str(last_failure) if last_failure else "",
             attempts=attempts,
+            disagreements=[],
         )
     log.info("%s: done in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts)
     return "archived"
@@ -511,6 +554,7 @@ def read_day_tasks(manifest_path: Path, day: str, template: str | None) -> list[
             remote_path=remote_layout.apply_template(row["remote_path"], template),
             size_bytes=int(row["size_bytes"]),
             remote_layout=template or "",
+            catalogue=facts.CatalogueRecord.from_row(row),
         )
         for row in rows
     ]
@@ -694,7 +738,7 @@ def recheck_absent(
 def fetch_reappeared(
     recheck: Recheck,
     entries: Mapping[str, Mapping[str, Any]],
-    sizes: Mapping[str, int],
+    catalogue: Mapping[str, facts.CatalogueRecord],
     *,
     template: str | None,
     swath_path_for: Callable[[str, str], Path],
@@ -714,7 +758,8 @@ def fetch_reappeared(
         for granule_id in recheck.arrived:
             day = str(entries[granule_id]["day"])
             npy = swath_path_for(day, granule_id)
-            task = GranuleTask(granule_id, day, recheck.paths[granule_id], int(sizes[granule_id]), template or "")
+            record = catalogue[granule_id]
+            task = GranuleTask(granule_id, day, recheck.paths[granule_id], record.size_bytes, template or "", record)
             ledger_path = ledger_path_for(day, granule_id)
             try:
                 outcome = collect_granule(
