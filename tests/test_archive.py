@@ -35,12 +35,13 @@ def synthetic_swath(i: int, rows: int = 40, geolocation: bool = False, orbit_typ
     temperature[i % rows, :10] = 0
     channels = {"36.5H": temperature, "89.0AV": rng.integers(10000, 28000, (rows, 486)).astype(np.uint16)}
     positions = {}
+    kind = orbit_type or "AD"[i % 2]
     if geolocation:
+        latitude = np.sort(rng.uniform(-70, 70, (rows, 243)), axis=0)  # rising: a half orbit going north
         positions = {
-            "latitude": rng.uniform(-70, 70, (rows, 243)).astype(np.float32),
+            "latitude": (latitude if kind == "A" else latitude[::-1]).astype(np.float32),
             "longitude": rng.uniform(-180, 180, (rows, 243)).astype(np.float32),
         }
-    kind = orbit_type or "AD"[i % 2]
     return make_swath(
         f"GW1AM2_202001{1 + i // 24:02d}{i % 24:02d}00_{100 + i:03d}{kind}_L1SGBTBR_2220220",
         kind,

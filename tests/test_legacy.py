@@ -42,7 +42,8 @@ def legacy_swath_dicts(count: int, coordinates: bool = False) -> list[dict]:
         }
         swath = {"temperature": raw, "metadata": metadata}
         if coordinates:
-            lat = rng.uniform(-89, 89, raw.shape).astype(np.float32)
+            lat = np.sort(rng.uniform(-89, 89, raw.shape), axis=0).astype(np.float32)  # north: an ascending pass
+            lat = lat if metadata["orbit_type"] == "A" else lat[::-1]
             lon = rng.uniform(-180, 180, raw.shape).astype(np.float32)
             swath.update(latitude=lat, longitude=lon)
             metadata.update(lat_range=(float(lat.min()), float(lat.max())), lon_range=(float(lon.min()), 1.0))
@@ -177,7 +178,7 @@ def new_swaths(count: int) -> list:
             "AD"[i % 2],
             {"36.5H": rng.integers(9000, 30000, (50, 243)).astype(np.uint16)},
             [0.01],
-            latitude=rng.uniform(-80, 80, (50, 243)).astype(np.float32),
+            latitude=np.sort(rng.uniform(-80, 80, (50, 243)), axis=0)[:: 1 if i % 2 == 0 else -1].astype(np.float32),
             longitude=rng.uniform(-180, 180, (50, 243)).astype(np.float32),
             scan_start_utc=f"2020-01-0{i + 1}T00:47:12.000Z",
             scan_end_utc=f"2020-01-0{i + 1}T01:36:40.500Z",

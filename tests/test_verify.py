@@ -23,7 +23,8 @@ def swath(i: int, rows: int = 30, columns: int = 243, high: int = 28000, gid: st
         "A",
         {"36.5H": temperature},
         [0.01],
-        latitude=rng.uniform(-80, 80, (rows, 243)).astype(np.float32),
+        # an ascending half orbit goes north: its latitudes rise scan by scan (verify compares the two)
+        latitude=np.sort(rng.uniform(-80, 80, (rows, 243)), axis=0).astype(np.float32),
         longitude=rng.uniform(-180, 180, (rows, 243)).astype(np.float32),
         scan_start_utc=f"2020-01-01T0{i}:00:00.000Z",
         scan_end_utc=f"2020-01-01T0{i}:49:00.000Z",

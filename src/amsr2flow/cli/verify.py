@@ -1,13 +1,22 @@
-"""``amsr2flow verify PATH...``: the legacy ``testOutput.py``-style summary per archive; exit 1 when any is damaged."""
+"""``amsr2flow verify PATH...``: the legacy ``testOutput.py``-style summary per archive; exit 1 when any is damaged.
+
+Each swath is also compared with what the catalogue said of it when the run's manifests are at hand: those of
+``--manifests DIR``, else the ``manifests`` folder of the results tree the archive lives in.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from ..formats.archive import LegacyPickleRefused
+from ..formats import facts
+from ..formats.archive import Archive, ArchiveError, LegacyPickleRefused
 from ..formats.verify import DEFAULT_MIN_SCANS, MAX_PLAUSIBLE_SCANS, VerifyReport, verify_archive
+
+#: How far above an archive its results tree may start (archives/X.npz, parts/YYYY/X.npz).
+RESULTS_DEPTH = 3
 
 
 # -- command --------------------------------------------------------------------------------------------------
@@ -20,6 +29,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-scans", type=int, default=DEFAULT_MIN_SCANS, help="fewest plausible scans")
     parser.add_argument("--max-scans", type=int, default=MAX_PLAUSIBLE_SCANS, help="most plausible scans")
+    parser.add_argument(
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="the run's manifests folder (default: results/manifests beside the archive's folder, if any)",
+    )
+    parser.add_argument(
+        "--time-tolerance",
+        type=float,
+        default=facts.TIME_TOLERANCE_S,
+        metavar="SECONDS",
+        help=f"catalogue times vs scan times (default {facts.TIME_TOLERANCE_S} s, the catalogue's precision)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per archive instead")
 
 
@@ -33,6 +55,8 @@ def report_json(report: VerifyReport) -> str:
             "damaged": len(report.damaged),
             "success_rate": round(report.success_rate, 3),
             "ok": report.ok,
+            "catalogue": report.catalogue,
+            "disagreements": [d.to_json() for d in report.disagreements],
             "problems": report.problems(),
             "warnings": report.warnings,
         },
@@ -40,16 +64,46 @@ def report_json(report: VerifyReport) -> str:
     )
 
 
+def manifests_beside(archive_path: Path) -> Path | None:
+    """The ``manifests`` folder of the results tree an archive or part lives in, if there is one."""
+    for parent in list(archive_path.resolve().parents)[:RESULTS_DEPTH]:
+        if (parent / "manifests").is_dir():
+            return parent / "manifests"
+    return None
+
+
+def catalogue_for(archive_path: Path, manifests_dir: Path | None) -> tuple[dict[str, facts.CatalogueRecord], str]:
+    """The catalogue records of the archive's swaths, and where they come from ({} and "" when none)."""
+    folder = manifests_dir or manifests_beside(archive_path)
+    if folder is None:
+        return {}, ""
+    try:
+        with Archive(archive_path) as archive:
+            ids = archive.table["granule_id"].tolist()
+    except (ArchiveError, OSError, ValueError):
+        return {}, ""  # not an archive this command can read: verify_archive says why
+    paths = facts.manifest_paths(folder, ids)
+    records = facts.read_catalogue_records(paths)
+    return records, f"the catalogue's records in {folder} ({len(paths)} day manifest(s))" if paths else ""
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every archive is good, 1 when any is damaged, 2 on usage errors (e.g. untrusted legacy)."""
+    if args.manifests is not None and not args.manifests.is_dir():
+        print(f"amsr2flow verify: --manifests {args.manifests}: no such folder", file=sys.stderr)
+        return 2
     damaged = False
     for path in args.paths:
+        records, source = catalogue_for(Path(path), args.manifests) if Path(path).is_file() else ({}, "")
         try:
             report = verify_archive(
                 path,
                 allow_legacy_pickle=args.trust_legacy_pickle,
                 min_scans=args.min_scans,
                 max_scans=args.max_scans,
+                catalogue=records if source else None,
+                catalogue_source=source,
+                time_tolerance_s=args.time_tolerance,
             )
         except (LegacyPickleRefused, FileNotFoundError) as exc:
             print(f"amsr2flow verify: {exc}", file=sys.stderr)

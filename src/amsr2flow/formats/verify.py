@@ -1,4 +1,7 @@
-"""Verify archives: structure, every swath readable, shapes, physical ranges, index, duplicates, time order.
+"""Verify archives: structure, every swath readable, shapes, physical ranges, index, duplicates, time order, and
+the facts each swath shares with other sources (``formats.facts``): its orbit type against its granule id and its
+own latitudes, its scan start against the name's minute and, given the catalogue's records, its orbit
+direction, times, size and id against them.
 
 ``verify_archive(path)`` returns a ``VerifyReport`` whose ``summary()`` is the legacy ``testOutput.py``-style
 text (valid / damaged / success rate); ``amsr2flow verify`` (``amsr2flow.cli.verify``) prints it.
@@ -10,7 +13,7 @@ import math
 import os
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import l1b, variables
+from . import facts, l1b, variables
 from .archive import (
     ARCHIVE_FORMAT,
     INDEX_MEMBER,
@@ -62,6 +65,8 @@ class VerifyReport:
     damaged: dict[str, list[str]] = field(default_factory=dict)  # granule id -> problems
     archive_problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    catalogue: str = ""  # what the swaths were compared with ("" = no catalogue records at hand)
+    disagreements: list[facts.Disagreement] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
@@ -87,12 +92,19 @@ class VerifyReport:
             f"Found {self.swaths} swaths in archive ({self.format})",
             f"Valid swaths: {self.valid}, Damaged swaths: {len(self.damaged)}",
             f"Success rate: {self.success_rate:.1f}%",
+            f"Compared with {self.catalogue}" if self.catalogue else "Not compared with the catalogue (no manifests)",
             "Archive is in GOOD condition" if self.ok else "Archive is DAMAGED",
         ]
         problems = self.problems()
         lines += [f"  problem: {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
         if len(problems) > MAX_LISTED_PROBLEMS:
             lines.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
+        repairable = sum(contradicts_granule_id(d) for d in self.disagreements)
+        if repairable:
+            lines.append(
+                f"  fix: {repairable} swath(s) store an orbit type their granule id contradicts; "
+                f"`amsr2flow repair {self.path}` sets it from the granule id, without downloading"
+            )
         lines += [f"  warning: {w}" for w in self.warnings[:MAX_LISTED_PROBLEMS]]
         return "\n".join(lines)
 
@@ -207,6 +219,32 @@ def _same_range(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
 
+def swath_disagreements(
+    meta: SwathMetadata,
+    record: facts.CatalogueRecord | None,
+    latitude_direction: str | None,
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
+) -> list[facts.Disagreement]:
+    """A stored swath against its granule id, its own latitudes and (when given) its catalogue record."""
+    return facts.stored_disagreements(
+        meta.granule_id,
+        orbit_type=meta.orbit_type,
+        scan_start_utc=meta.scan_start_utc,
+        scan_end_utc=meta.scan_end_utc,
+        source_size=meta.source_size,
+        catalogue=record,
+        latitude_direction=latitude_direction,
+        time_tolerance_s=time_tolerance_s,
+    )
+
+
+def contradicts_granule_id(disagreement: facts.Disagreement) -> bool:
+    """An orbit type stored against what the granule id says (what `amsr2flow repair` sets right)."""
+    values = dict(disagreement.values)
+    name = values.get(facts.FILE_NAME)
+    return disagreement.fact == facts.ORBIT_DIRECTION and bool(name) and values.get(facts.STORED) != name
+
+
 def check_metadata(meta: SwathMetadata) -> list[str]:
     problems = []
     if meta.orbit_type not in ("A", "D", "U"):
@@ -278,12 +316,17 @@ def verify_archive(
     allow_legacy_pickle: bool = False,
     min_scans: int = DEFAULT_MIN_SCANS,
     max_scans: int = MAX_PLAUSIBLE_SCANS,
+    catalogue: Mapping[str, facts.CatalogueRecord] | None = None,
+    catalogue_source: str = "",
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
 ) -> VerifyReport:
     """Check everything the format promises; raises ``LegacyPickleRefused`` for an untrusted legacy file.
 
-    A file that is not an archive at all, or whose index cannot be read, is reported as damaged.
+    A file that is not an archive at all, or whose index cannot be read, is reported as damaged. ``catalogue``
+    (granule id -> record, e.g. from the run's manifests; ``catalogue_source`` says where from) adds the
+    comparison of every swath with what the catalogue said of it.
     """
-    report = VerifyReport(Path(path))
+    report = VerifyReport(Path(path), catalogue=catalogue_source if catalogue is not None else "")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
@@ -305,9 +348,11 @@ def verify_archive(
             _check_structure(archive, report)
         _check_order_and_duplicates(metas, _period_or_none(archive.period), report)
         first_with_content: dict[tuple[int, int], str] = {}
+        unlisted: list[str] = []
         for i, meta in enumerate(metas):
             for problem in check_metadata(meta):
                 report.add(meta.granule_id, problem)
+            latitude_direction = None
             for name in meta_array_names(meta):
                 try:
                     array = archive.read_array(i, name)
@@ -316,13 +361,25 @@ def verify_archive(
                     continue
                 for problem in check_array(meta, name, array, min_scans, max_scans):
                     report.add(meta.granule_id, problem)
+                if name == LATITUDE and array.ndim == 2:
+                    latitude_direction = facts.direction_of_latitudes(array, meta.overlap_scans)
                 if name == TEMPERATURE:
                     content = (zlib.crc32(np.ascontiguousarray(array).data), array.size)
                     if content in first_with_content:
                         report.add(meta.granule_id, f"same temperature as {first_with_content[content]}")
                     first_with_content.setdefault(content, meta.granule_id)
+            record = catalogue.get(meta.granule_id) if catalogue is not None else None
+            if catalogue is not None and record is None:
+                unlisted.append(meta.granule_id)
+            for disagreement in swath_disagreements(meta, record, latitude_direction, time_tolerance_s):
+                report.disagreements.append(disagreement)
+                report.add(meta.granule_id, disagreement.message)
             if 0 < meta.shape[0] < SHORT_SWATH_SCANS:
                 report.warnings.append(f"{meta.granule_id}: short swath ({meta.shape[0]} scans)")
+        if unlisted:
+            report.warnings.append(
+                f"{len(unlisted)} swath(s) have no record among the catalogue's (first: {unlisted[0]})"
+            )
         lost = sorted({c for m in metas for c in m.channels if lost_channel(m, c)})
         if lost:
             report.warnings.append(
