@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow import config as settings
+from amsr2flow.formats import repair
 from amsr2flow.gportal import preflight, remote_layout
 from amsr2flow.stages import report_pages
 from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
@@ -51,6 +52,24 @@ RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1
 RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
 RUN_LOCK = RunLock(LAYOUT.state_dir())
 RUN_STATUS = f"{OUT}/.state/run_status_{RUN_TAG}.txt"
+
+
+# Archives of earlier runs whose index stores orbit types their granule ids contradict (amsr2flow 0.1.0 with
+# `variables:` set): the run refuses to start over them until `amsr2flow repair`. Read once per archive version,
+# and only by the main process (cluster jobs parse this file again).
+def contradicting_archives():
+    if not workflow.is_main_process:
+        return {}
+    paths = [Path(year_archive(year)) for year in YEAR_PERIODS]
+    found = repair.contradicting_swaths(
+        paths, LAYOUT.state_dir() / "metadata_checked.json"
+    )
+    if (
+        found
+    ):  # also for dry runs (no handler runs then); a real run stops in prepare_run()
+        message = repair.contradiction_message(found, LAYOUT.root)
+        print(f"amsr2flow: note: {message}", file=sys.stderr)
+    return found
 
 
 def is_complete_year(year):
@@ -138,6 +157,11 @@ def prepare_run():
     """Start of a real run with work to do (never in dry runs): check the environment, log in once to
     G-Portal if jobs will need it, reset the run-wide stop flag and circuit breaker, and sweep what killed
     jobs left behind."""
+    if CONTRADICTING_ARCHIVES:
+        sys.stderr.write(
+            f"amsr2flow: cannot start: run `amsr2flow repair {LAYOUT.root}` first (see the note above)\n"
+        )
+        sys.exit(2)
     network = _network_jobs_pending()
     # Credentials and the service are needed only by jobs that reach G-Portal: redrawing reports does not.
     problems = settings.environment_problems(config) if network else []
@@ -221,7 +245,10 @@ def finish_run():
 def status_targets():
     """An always-stale target when the last run report says granules are missing: an unchanged rerun then
     still reaches finish_run() (Snakemake skips onsuccess when there is nothing to do) and exits 3 again.
+    Also when archives store contradicted orbit types, so that prepare_run() says so on an unchanged rerun.
     """
+    if CONTRADICTING_ARCHIVES:
+        return [RUN_STATUS]
     try:
         run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -325,6 +352,7 @@ def is_sealed_year(year):
 
 
 SEALED_YEARS = {y for y in YEAR_PERIODS if is_sealed_year(y)}
+CONTRADICTING_ARCHIVES = contradicting_archives()
 UNSEALED_ARCHIVES = (
     "|".join(
         re.escape(Path(year_archive(y)).stem)
