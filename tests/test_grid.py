@@ -3,6 +3,7 @@ facts of the grids, the day's scans, and the year job's skip-what-is-done."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -19,16 +20,25 @@ pytest.importorskip("pyresample")
 MIDNIGHT = datetime(2024, 1, 2, tzinfo=timezone.utc).timestamp()
 
 
-def _swath(granule_id: str, lat: np.ndarray, lon: np.ndarray, raw: np.ndarray, start_unix: float, overlap: int = 0):
-    """A swath of given positions and raw 36.5H values (one scan per row, 1.5 s apart)."""
+def _swath(
+    granule_id: str,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    raw: np.ndarray,
+    start_unix: float,
+    overlap: int = 0,
+    channels: tuple[str, ...] = ("36.5H",),
+):
+    """A swath of given positions and raw values (36.5H, or the same in each of ``channels``; one scan per row,
+    1.5 s apart)."""
     rows = lat.shape[0]
     times = start_unix + 1.5 * np.arange(rows)
     iso = [datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z" for t in times]
     return make_swath(
         granule_id,
         granule_id.split("_")[2][-1],
-        {"36.5H": raw.astype(np.uint16)},
-        [0.01],
+        dict.fromkeys(channels, raw.astype(np.uint16)),
+        [0.01] * len(channels),
         latitude=lat.astype(np.float32),
         longitude=lon.astype(np.float32),
         scan_time=times,
@@ -118,7 +128,7 @@ def test_a_day_takes_its_own_scans_without_the_overlap(tmp_path: Path) -> None:
     raw = np.full((rows, 243), 20000)
     late = _swath("GW1AM2_202401012350_001A_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT - 600, overlap=10)
     with archive.Archive(_archive(tmp_path, [late])) as arch:
-        assert grid.day_granules(arch.table, date(2024, 1, 2)) == late.granule_id
+        assert grid.day_positions(arch.table, date(2024, 1, 2)) == [0]
         observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
     seconds = observations["A"].seconds
     after_midnight = np.sum(np.arange(rows) * 1.5 - 600 >= 0)
@@ -179,13 +189,20 @@ def test_empty_archives_89b_and_new_channels(tmp_path: Path) -> None:
         grid.build_year_grids(empty, [date(2024, 1, 2)], ["nsidc_north_25km"], ["89.0BH"], tmp_path / "g")
     lat = np.tile(np.linspace(60, 85, 243), (40, 1))
     lon = np.tile(np.linspace(-50, 50, 40)[:, None], (1, 243))
-    swath = _swath("GW1AM2_202401020100_001A_L1SGBTBR_2220220", lat, lon, np.full((40, 243), 24000), MIDNIGHT + 3600)
+    swath = _swath(
+        "GW1AM2_202401020100_001A_L1SGBTBR_2220220",
+        lat,
+        lon,
+        np.full((40, 243), 24000),
+        MIDNIGHT + 3600,
+        channels=("36.5H", "18.7V"),
+    )
     path = _archive(tmp_path / "one", [swath])
     out = tmp_path / "grids"
     assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], out)["made"] == 1
     assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], out)["made"] == 0
     # another channel set makes the day again (the granules alone are not the whole key)
-    assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], [], out)["made"] == 1
+    assert grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["18.7V"], out)["made"] == 1
 
 
 def test_swaths_without_scan_times_take_their_times_from_the_first_real_scan(tmp_path: Path) -> None:
@@ -210,3 +227,54 @@ def test_swaths_without_scan_times_take_their_times_from_the_first_real_scan(tmp
         observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
     first_real = 3600 + 1.5 * overlap  # the scan start is the first non-overlap row's time
     assert observations["A"].seconds.min() == pytest.approx(first_real, abs=1e-3)
+
+
+# -- nothing made from nothing ----------------------------------------------------------------------------------
+def _arctic(granule_id: str, orbit_type: str | None = None):
+    lat = np.tile(np.linspace(60, 85, 243), (40, 1))
+    lon = np.tile(np.linspace(-50, 50, 40)[:, None], (1, 243))
+    swath = _swath(granule_id, lat, lon, np.full((40, 243), 24000), MIDNIGHT + 3600)
+    return swath if orbit_type is None else type(swath)(replace(swath.metadata, orbit_type=orbit_type), swath.arrays)
+
+
+def test_a_day_whose_swaths_give_nothing_is_an_error_that_names_the_day_and_why(tmp_path: Path) -> None:
+    """The defect this guards against: every orbit type `U`, so every grid empty yet counted as made."""
+    path = _archive(tmp_path, [_arctic("GW1AM2_202401020100_001A_L1SGBTBR_2220220", "U")])
+    out = tmp_path / "grids"
+    with pytest.raises(grid.GridError) as error:
+        grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km"], ["36.5H"], out)
+    message = str(error.value)
+    assert message.startswith("2024-01-02: the archive holds 1 swath(s) of this day, none of which gives")
+    assert "orbit type 'U', neither A nor D" in message and "amsr2flow repair" in message
+    assert not out.exists() or not any(out.rglob("*.nc"))
+
+
+def test_granule_ids_are_the_granules_used_and_a_grid_without_data_gets_no_file(tmp_path: Path) -> None:
+    used = _arctic("GW1AM2_202401020100_001A_L1SGBTBR_2220220")
+    unused = _arctic("GW1AM2_202401020200_001A_L1SGBTBR_2220220", "U")  # no direction: not used, and said so
+    path = _archive(tmp_path, [used, unused])
+    out = tmp_path / "grids"
+    record = grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km", "nsidc_south_25km"], ["36.5H"], out)
+    north = "nsidc_north_25km/AMSR2_daily_nsidc_north_25km_20240102.nc"
+    south = "nsidc_south_25km/AMSR2_daily_nsidc_south_25km_20240102.nc"
+    assert record["files"] == [north] and record["no_data_on_grid"] == [south] and record["made"] == 1
+    assert record["valid_cells"][north]["A"] > 0 and record["valid_cells"][north]["D"] == 0
+    assert not (out / south).exists()  # Arctic swaths on the Antarctic grid: nothing to write
+    with xr.open_dataset(out / north) as ds:
+        assert ds.attrs["granule_ids"] == used.granule_id and int(ds.attrs["granules_used"]) == 1
+        assert int(ds.attrs["valid_cells_A"]) == record["valid_cells"][north]["A"]
+        assert int(ds["tb_36_5H"].sel(orbit_direction="A").notnull().sum()) == record["valid_cells"][north]["A"]
+    again = grid.build_year_grids(path, [date(2024, 1, 2)], ["nsidc_north_25km", "nsidc_south_25km"], ["36.5H"], out)
+    assert again["valid_cells"] == record["valid_cells"] and again["up_to_date"] == 1
+
+
+def test_a_repaired_orbit_type_makes_the_day_again(tmp_path: Path) -> None:
+    """Same granules, same arrays, another orbit type: the file is stale (its key is the metadata too)."""
+    out = tmp_path / "grids"
+    day = [date(2024, 1, 2)]
+    first = _archive(tmp_path / "a", [_arctic("GW1AM2_202401020100_001D_L1SGBTBR_2220220", "A")])
+    assert grid.build_year_grids(first, day, ["nsidc_north_25km"], ["36.5H"], out)["valid_cells"]
+    repaired = _archive(tmp_path / "b", [_arctic("GW1AM2_202401020100_001D_L1SGBTBR_2220220", "D")])
+    record = grid.build_year_grids(repaired, day, ["nsidc_north_25km"], ["36.5H"], out)
+    (cells,) = record["valid_cells"].values()
+    assert record["made"] == 1 and cells["A"] == 0 and cells["D"] > 0

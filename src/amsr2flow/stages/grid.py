@@ -16,15 +16,23 @@ that begins at 23:40 gives its scans after midnight to the next day. Without per
 before they were kept) a swath goes whole to the day it begins. The first day of a year lacks the scans after
 midnight of the granule that began on the last day of the previous year (in the previous year's archive).
 
-A year's grids are made by one job that writes only what is missing or stale: a day's file records the
-granule ids it was made from, and is made again only when the archive holds another set for that day (the
-year in progress grows day by day, and rebuilding its archive must not regrid the whole year).
+A year's grids are made by one job that writes only what is missing or stale: a day's file records a digest of
+what it was made from (the day's swaths: their metadata, orbit types included, and the checksums of the arrays
+read) and the granules it used, and is made again only when the archive holds something else for that day (the
+year in progress grows day by day, and rebuilding its archive must not regrid the whole year; a repaired
+orbit type must).
+
+Nothing is made from nothing: a day whose archive holds swaths of which none gives an observation (no known
+orbit direction, no scan in the day, no valid position) stops the job with a message naming the day and why;
+a grid on which none of the day's observations falls gets no file, and the job's record says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -127,6 +135,7 @@ class DayObservations:
     kelvin: dict[str, np.ndarray]  # channel -> float32 Kelvin (each swath's own scale), NaN = invalid
     seconds: np.ndarray  # since the day's 00:00 UTC
     granule_ids: list[str]
+    unused: dict[str, int]  # swaths of the day that gave no observation (of either pass), counted by why
 
 
 def day_positions(table: np.ndarray, day: date) -> list[int]:
@@ -148,17 +157,26 @@ def _midnight(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
 
 
+def require_positions(arch: Any) -> None:
+    if len(arch) and not arch.geolocation:
+        raise GridError(f"{arch.path.name} has no positions; daily grids need `geolocation: true`")
+
+
 def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayObservations]:
     """The day's observations per pass, read from an open archive (only the swaths of that day)."""
-    if not arch.geolocation:
-        raise GridError(f"{arch.path.name} has no positions; daily grids need `geolocation: true`")
+    require_positions(arch)
     table = arch.table
     start = _midnight(day)
     parts: dict[str, list[dict[str, np.ndarray]]] = {p: [] for p in PASSES}
     ids: dict[str, list[str]] = {p: [] for p in PASSES}
+    unused: Counter[str] = Counter()  # why a swath of the day gave no observation
     for i in day_positions(table, day):
         meta = arch.metadata(i)
-        if meta.orbit_type not in PASSES or meta.shape[0] == 0:
+        if meta.orbit_type not in PASSES:
+            unused[f"orbit type {meta.orbit_type!r}, neither A nor D"] += 1
+            continue
+        if meta.shape[0] == 0:
+            unused["no scans"] += 1
             continue
         rows = np.arange(meta.shape[0])
         keep = (rows >= max(meta.overlap_scans, 0)) & (rows < meta.shape[0] - max(meta.overlap_scans, 0))
@@ -169,10 +187,14 @@ def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayO
             first = archive_format.parse_utc(meta.scan_start_utc).timestamp() - start
             seconds = first + (rows - max(meta.overlap_scans, 0)) * l1b.SCAN_PERIOD_S  # `first`: row overlap
         else:
+            unused["no scan times, and it begins on another day"] += 1
             continue
+        lat = arch.read_array(i, LATITUDE)
+        keep &= (np.isfinite(lat) & (lat > l1b.GEO_ABNORMAL_MAX)).any(axis=1)  # rows with a position to grid
         if not keep.any():
+            unused["no non-overlap scan in the day with a valid position"] += 1
             continue
-        lat = arch.read_array(i, LATITUDE)[keep]
+        lat = lat[keep]
         lon = arch.read_array(i, LONGITUDE)[keep]
         part = {"latitude": lat, "longitude": lon, "seconds": np.broadcast_to(seconds[keep][:, None], lat.shape)}
         for channel in channels:
@@ -198,6 +220,7 @@ def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayO
             kelvin={c: joined(c).astype(np.float32) for c in channels},
             seconds=joined("seconds"),
             granule_ids=ids[direction],
+            unused=dict(unused),
         )
     return out
 
@@ -346,13 +369,20 @@ def write_grid(dataset: Any, path: Path, fmt: str) -> None:
     write_dataset(dataset, path, fmt, encoding=encoding if fmt == "netcdf" else None)
 
 
-def recorded_key(path: Path, fmt: str) -> tuple[str, str] | None:
-    """The granule ids and channels a day's file was made from; None when it is missing or unreadable (make
-    it again)."""
+#: Attributes of a day's file that the next job reads back: what it was made from, and how much it holds.
+RECORDED_ATTRIBUTES = ("source_digest", "granule_ids", "valid_cells_A", "valid_cells_D")
+
+
+def recorded_attributes(path: Path, fmt: str) -> dict[str, str] | None:
+    """What a day's file says it was made from (``source_digest``, ``granule_ids``) and holds (``valid_cells_A``,
+    ``valid_cells_D``); None when it is missing, unreadable or older than these attributes (make it again)."""
     if not path.exists():
         return None
 
     def text(value: Any) -> str:
+        if isinstance(value, np.ndarray) and value.size == 1:  # h5py reads numeric NetCDF attributes as arrays
+            value = value.ravel()[0]
+        value = value.item() if isinstance(value, np.generic) else value
         return value.decode() if isinstance(value, bytes) else str(value)
 
     try:
@@ -362,15 +392,44 @@ def recorded_key(path: Path, fmt: str) -> tuple[str, str] | None:
             import h5py
 
             with h5py.File(path, "r") as h5:
-                attrs = {k: h5.attrs[k] for k in ("granule_ids", "channels")}
-        return text(attrs["granule_ids"]), text(attrs["channels"])
+                attrs = {k: h5.attrs[k] for k in RECORDED_ATTRIBUTES}
+        return {k: text(attrs[k]) for k in RECORDED_ATTRIBUTES}
     except (OSError, KeyError, ValueError):
         return None
 
 
-def day_granules(table: np.ndarray, day: date) -> str:
-    """The granule ids a day's grid is made of, as its file records them (the staleness key)."""
-    return ",".join(str(table["granule_id"][i]) for i in day_positions(table, day))
+def source_digest(arch: Any, positions: Sequence[int], channels: Sequence[str]) -> str:
+    """What a day's grid is made of: the channels, and each of the day's swaths' index row (granule id, orbit
+    type, times, scales, ...) with the checksums (zip CRC) of the arrays the grid reads. Anything else gives
+    another digest, so a changed swath, a repaired orbit type or another channel set makes the file stale."""
+    digest = hashlib.sha256(",".join(channels).encode())
+    for i in positions:
+        meta = arch.metadata(i)
+        row = archive_format.metadata_row(meta)
+        names = [LATITUDE, LONGITUDE, *([SCAN_TIME_UTC] if meta.has_scan_times else [])]
+        names += [TEMPERATURE if c == meta.channels[0] else c for c in channels if c in meta.channels]
+        crcs = {name: arch.member_info(i, name).CRC for name in names}
+        digest.update(json.dumps([row, crcs], sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def valid_cells(per_grid: dict[str, np.ndarray], channels: Sequence[str]) -> int:
+    """Cells of one pass where any channel has a mean (the file is not empty there)."""
+    return int(np.logical_or.reduce([np.isfinite(per_grid[c]) for c in channels]).sum())
+
+
+def nothing_observed(day: date, unused: dict[str, int]) -> GridError:
+    """The error of a day whose archive holds swaths of which none gives an observation."""
+    why = "; ".join(f"{n} swath(s): {reason}" for reason, n in sorted(unused.items()))
+    hint = (
+        "; `amsr2flow verify` checks the archive and `amsr2flow repair` sets orbit types from the granule ids"
+        if any(reason.startswith("orbit type") for reason in unused)
+        else ""
+    )
+    return GridError(
+        f"{day}: the archive holds {sum(unused.values())} swath(s) of this day, none of which gives an observation "
+        f"to grid ({why}){hint}"
+    )
 
 
 def days_of(period: tuple[date, date]) -> list[date]:
@@ -387,8 +446,11 @@ def build_year_grids(
     fmt: str = "netcdf",
     prefix: str = "AMSR2",
 ) -> dict[str, Any]:
-    """Every day x grid file of a year that is missing or stale; returns a record of what exists and what
-    was made (the job's output, written by the caller)."""
+    """Every day x grid file of a year that is missing or stale; returns a record of what exists, what was made
+    and how many cells of each file hold data per pass (the job's output, written by the caller).
+
+    Raises :class:`GridError` for a day whose archive holds swaths of which none gives an observation.
+    """
     unknown = [g for g in grids if g not in GRIDS]
     if unknown:
         raise GridError(f"unknown grid(s) {unknown}; known: {', '.join(GRIDS)}")
@@ -399,27 +461,51 @@ def build_year_grids(
         raise GridError(f"unknown grid format {fmt!r}; use one of {', '.join(GRID_FORMATS)}")
     made, kept, empty = 0, 0, 0
     files: list[str] = []
+    cells: dict[str, dict[str, int]] = {}
+    no_data: list[str] = []
     with archive_format.Archive(archive_path) as arch:
+        require_positions(arch)
         for day in days:
-            wanted = day_granules(arch.table, day)
-            if not wanted:
+            positions = day_positions(arch.table, day)
+            if not positions:
                 empty += 1
                 continue
-            key = (wanted, ",".join(channels))  # another channel set is stale too
-            stale = [g for g in grids if recorded_key(grid_path(out_dir, g, day, fmt, prefix), fmt) != key]
+            digest = source_digest(arch, positions, channels)
+            paths = {g: grid_path(out_dir, g, day, fmt, prefix) for g in grids}
+            recorded = {g: recorded_attributes(paths[g], fmt) for g in grids}
+            stale = [g for g in grids if (recorded[g] or {}).get("source_digest") != digest]
             kept += len(grids) - len(stale)
             if stale:
                 observations = collect_day(arch, day, channels)
                 used = sorted(gid for p in PASSES for gid in observations[p].granule_ids)
+                if not used:
+                    raise nothing_observed(day, observations[PASSES[0]].unused)
                 for grid in stale:
                     per_pass = {p: bucket_average(grid, observations[p], channels) for p in PASSES}
-                    # granule_ids, the staleness key, is the archive's set for the day (`day_granules`)
-                    dataset = grid_dataset(grid, day, channels, per_pass, wanted, archive_path.name)
-                    dataset.attrs["granules_used"] = len(used)
-                    write_grid(dataset, grid_path(out_dir, grid, day, fmt, prefix), fmt)
+                    counts = {p: valid_cells(per_pass[p], channels) for p in PASSES}
+                    log.info("%s %s: %d granules, cells with data: %s", day, grid, len(used), counts)
+                    if not any(counts.values()):
+                        # Observed, but nowhere on this grid (a polar grid, a day of short swaths elsewhere).
+                        paths[grid].unlink(missing_ok=True)
+                        recorded[grid] = None
+                        continue
+                    dataset = grid_dataset(grid, day, channels, per_pass, ",".join(used), archive_path.name)
+                    dataset.attrs.update(
+                        source_digest=digest,
+                        granules_used=len(used),
+                        valid_cells_A=counts["A"],
+                        valid_cells_D=counts["D"],
+                    )
+                    write_grid(dataset, paths[grid], fmt)
+                    recorded[grid] = {"valid_cells_A": str(counts["A"]), "valid_cells_D": str(counts["D"])}
                     made += 1
-                    log.info("%s %s: %d granules", day, grid, len(used))
-            files += [str(grid_path(out_dir, g, day, fmt, prefix).relative_to(out_dir)) for g in grids]
+            for grid in grids:
+                name = str(paths[grid].relative_to(out_dir))
+                if recorded[grid] is None:
+                    no_data.append(name)
+                    continue
+                files.append(name)
+                cells[name] = {p: int(recorded[grid][f"valid_cells_{p}"]) for p in PASSES}
     return {
         "archive": archive_path.name,
         "grids": list(grids),
@@ -428,4 +514,7 @@ def build_year_grids(
         "made": made,
         "up_to_date": kept,
         "days_without_swaths": empty,
+        # cells with data per file and pass (A, D); files with data in neither pass are not written
+        "valid_cells": cells,
+        "no_data_on_grid": no_data,
     }
