@@ -27,7 +27,7 @@ from .. import atomic
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
 
 #: Bump when the look of a quick-look changes, so cached ones are redrawn.
-QUICKLOOK_STYLE = 1
+QUICKLOOK_STYLE = 2
 KELVIN_RANGE = (100.0, 320.0)  # one colour scale for every quick-look, so that they compare
 PHYSICAL_RANGE_K = (0.0, 350.0)  # as `amsr2flow verify` checks (the legacy README's physical range)
 HISTOGRAM_BIN_K = 1.0
@@ -36,7 +36,34 @@ GEO_ABNORMAL = -9991.0  # positions at or below are fills (amsr2-l1b-format.md)
 DATELINE_JUMP_DEG = 60.0
 FIGURE_MANIFEST = "figures.json"
 DIRECTIONS = {"A": "ascending", "D": "descending"}
-COLOURS = {"A": "#d95f02", "D": "#1b9e77"}
+UNKNOWN_DIRECTION = "unknown direction"  # what any other stored orbit type is called: never a guess
+COLOURS = {"A": "#d95f02", "D": "#1b9e77", "U": "#7f7f7f"}
+NO_DATA = "no valid data"
+
+
+def direction_name(orbit_type: str) -> str:
+    """``ascending``, ``descending``, or ``unknown direction`` for anything else (``U``, a damaged value)."""
+    return DIRECTIONS.get(str(orbit_type), UNKNOWN_DIRECTION)
+
+
+def direction_key(orbit_type: str) -> str:
+    """``A``, ``D``, or ``U`` for anything else."""
+    return str(orbit_type) if str(orbit_type) in DIRECTIONS else "U"
+
+
+def no_data_panel(ax: Any, what: str) -> None:
+    """Say in the panel itself that it shows nothing, so a blank never passes for a picture."""
+    ax.text(
+        0.5,
+        0.5,
+        f"{NO_DATA}\n{what}",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=11,
+        color="#b2182b",
+        bbox={"facecolor": "white", "edgecolor": "#b2182b"},
+    )
 
 
 def _pyplot() -> Any:
@@ -101,16 +128,15 @@ def histogram_edges() -> np.ndarray:
 
 
 def channel_histograms(archive: Any, positions: Sequence[int]) -> dict[str, dict[str, np.ndarray]]:
-    """Counts per 1 K bin, per channel and orbit direction, over the swaths at ``positions`` (streamed)."""
+    """Counts per 1 K bin, per channel and orbit direction (A, D, U for unknown), over the swaths at
+    ``positions`` (streamed)."""
     edges = histogram_edges()
     channels = archive.channels
-    counts = {ch: {d: np.zeros(len(edges) - 1, dtype=np.int64) for d in DIRECTIONS} for ch in channels}
+    counts = {ch: {d: np.zeros(len(edges) - 1, dtype=np.int64) for d in COLOURS} for ch in channels}
     table = archive.table
     for i in positions:
         row = table[i]
-        direction = str(row["orbit_type"])
-        if direction not in DIRECTIONS:
-            continue
+        direction = direction_key(str(row["orbit_type"]))  # swaths of unknown direction are shown as such
         for ch in channels:
             name = TEMPERATURE if ch == channels[0] else ch
             values = kelvin(archive.read_array(i, name), channel_scale(row, ch, channels[0]))
@@ -128,11 +154,14 @@ def draw_histograms(counts: Mapping[str, Mapping[str, np.ndarray]], n_swaths: in
     rows = -(-len(channels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), dpi=100, squeeze=False)
     for ax, ch in zip(axes.flat, channels, strict=False):
-        for direction, label in DIRECTIONS.items():
-            values = counts[ch][direction]
+        for direction in COLOURS:
+            values = counts[ch].get(direction, np.zeros(len(centres), dtype=np.int64))
             total = values.sum()
             if total:
-                ax.step(centres, values / total, where="mid", color=COLOURS[direction], label=f"{label} ({total:,} px)")
+                label = f"{direction_name(direction)} ({total:,} px)"
+                ax.step(centres, values / total, where="mid", color=COLOURS[direction], label=label)
+        if not any(v.sum() for v in counts[ch].values()):
+            no_data_panel(ax, f"in the {n_swaths} sample swath(s)")
         low, high = PHYSICAL_RANGE_K
         ax.axvspan(high, HISTOGRAM_TOP_K, color="#bbbbbb", alpha=0.5, label=f"outside {low:g}-{high:g} K")
         ax.set_title(f"{ch} GHz")
@@ -142,7 +171,7 @@ def draw_histograms(counts: Mapping[str, Mapping[str, np.ndarray]], n_swaths: in
         ax.legend(fontsize=7, loc="upper left")
     for ax in list(axes.flat)[len(channels) :]:
         ax.axis("off")
-    fig.suptitle(f"Brightness temperatures of {n_swaths} sample swaths, per orbit direction")
+    fig.suptitle(f"Brightness temperatures of {n_swaths} sample swath(s),\nper orbit direction", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
     plt.close(fig)
@@ -233,6 +262,8 @@ def draw_quicklook(
         ax.set_ylabel("pixel")
         title += "\n(no positions in the archive: set geolocation: true for a map)"
     fig.colorbar(mesh, ax=ax, label="brightness temperature (K)", shrink=0.8, extend="both")
+    if not np.isfinite(temperature_k).any() or not mesh.get_array().count():
+        no_data_panel(ax, "in this swath" + (" at a valid position" if latitude is not None else ""))
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
@@ -248,10 +279,12 @@ class Quicklook:
 
 
 def quicklook_key(archive: Any, i: int) -> str:
-    """Granule, data checksum (the member's CRC) and style: a cache name that changes when the picture would."""
-    granule_id = str(archive.table[i]["granule_id"])
+    """Granule, orbit type, data checksum (the member's CRC) and style: a cache name that changes when the
+    picture would."""
+    row = archive.table[i]
     crc = archive.member_info(i, TEMPERATURE).CRC
-    return f"{granule_id}_{crc:08x}_s{QUICKLOOK_STYLE}.png"
+    # the orbit type is in the caption: a repaired one draws the quick-look again
+    return f"{row['granule_id']}_{direction_key(str(row['orbit_type']))}_{crc:08x}_s{QUICKLOOK_STYLE}.png"
 
 
 def draw_sample_quicklooks(archive: Any, positions: Sequence[int], out_dir: Path, cache_dir: Path) -> list[Quicklook]:
@@ -270,7 +303,7 @@ def draw_sample_quicklooks(archive: Any, positions: Sequence[int], out_dir: Path
                 latitude=archive.read_array(i, LATITUDE) if has_positions else None,
                 longitude=archive.read_array(i, LONGITUDE) if has_positions else None,
                 title=(
-                    f"{row['granule_id']}\n{channel} GHz, {DIRECTIONS.get(str(row['orbit_type']), row['orbit_type'])}, "
+                    f"{row['granule_id']}\n{channel} GHz, {direction_name(str(row['orbit_type']))}, "
                     f"scan start {row['scan_start_utc']}"
                 ),
                 path=cached,

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import atomic
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
-from .figures import DIRECTIONS, GEO_ABNORMAL, KELVIN_RANGE, kelvin, on_positions
+from .figures import GEO_ABNORMAL, KELVIN_RANGE, NO_DATA, direction_name, kelvin, on_positions
 
 GRID_DEG = 0.25
 MERCATOR_LAT = 85.0  # Web Mercator ends near 85 degrees
@@ -214,11 +214,12 @@ def day_map_html(archive: Any, day: str, title: str) -> str:
                 archive.read_array(i, LATITUDE),
                 archive.read_array(i, LONGITUDE),
             )
+            empty = "" if np.isfinite(grid).any() else f" ({NO_DATA})"
             folium.raster_layers.ImageOverlay(
                 image="data:image/png;base64," + base64.b64encode(palette_png(grid)).decode("ascii"),
                 bounds=[[-MERCATOR_LAT, -180], [MERCATOR_LAT, 180]],
-                name=f"{str(row['scan_start_utc'])[11:16]} {DIRECTIONS.get(str(row['orbit_type']), '?')} "
-                f"{row['granule_id']}",
+                name=f"{str(row['scan_start_utc'])[11:16]} {direction_name(str(row['orbit_type']))} "
+                f"{row['granule_id']}{empty}",
                 show=n < VISIBLE_LAYERS,
                 opacity=0.85,
             ).add_to(page)
