@@ -25,6 +25,7 @@ rule year_report:
     params:
         ledger_dir=lambda wc: str(LAYOUT.ledger_dir(wc.year)),
         year=lambda wc: int(wc.year),
+        time_tolerance_s=config["catalogue"]["time_tolerance_s"],
     script:
         "../scripts/report_year.py"
 

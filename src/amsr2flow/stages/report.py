@@ -3,6 +3,12 @@
 A year's report joins three sources: the year's listing (what G-Portal catalogued), the archive's index (what
 was archived), and the failure ledger (why a granule is not archived). A catalogued granule that is in neither
 the archive nor the ledger is a *silent loss*; the report counts them separately, and there should be none.
+
+It also compares the facts both know (``formats.facts``): each archived swath's orbit direction, times, size
+and id against its catalogue record, plus what the day jobs found when they compared the files themselves
+(in the ledger); and, per day and direction, that the granules archived *as* that direction plus those recorded
+missing make up what the catalogue listed. Any disagreement is listed with every source's value and makes the
+run exit 3.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from ..formats import facts
 from ..formats.archive import sensor_of_archive
 from ..ledger import read_ledger
 
@@ -35,7 +42,13 @@ REASONS = {
     "not_attempted": "not attempted: the run stopped before its turn (fetched by the next run)",
     "job_failed": "its job ended without recording a reason; its log says why (retried next run)",
     "reappeared": "back on the SFTP server after being absent; fetched by this run or the next",
+    "disagreement": "archived, but the catalogue, its file name and its file disagree on a fact (both values named)",
 }
+
+#: The directions a listing and an index know, as the report names them.
+DIRECTION_NAMES = {"A": "ascending", "D": "descending"}
+#: Disagreements the run report lists (the year reports list all; the count is always whole).
+RUN_DISAGREEMENTS_LISTED = 1000
 
 #: What the user can do about each reason (the report's "what to do" column).
 REMEDIES = {
@@ -53,6 +66,7 @@ REMEDIES = {
     "unaccounted": "rerun; please report it",
 }
 RETRY_NEXT_RUN = "rerun the same command"
+MISSING_ROWS_IN_MARKDOWN = 500
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -74,6 +88,7 @@ def year_report(
     parts: Sequence[Mapping[str, Any]],
     ledger: Mapping[str, Mapping[str, Any]],
     unrecorded: Callable[[str, str], str] | None = None,
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
 ) -> dict[str, Any]:
     """The report of one year as plain data (JSON-serialisable, deterministic).
 
@@ -81,6 +96,12 @@ def year_report(
     (interim reports: the run stopped before it, or its job failed); without it such a granule is a silent loss.
     """
     archived_ids = set(archive_index["granule_id"]) if len(archive_index) else set()
+    # The direction each archived granule is stored as (the index's orbit type); interim reports know only ids.
+    stored = (
+        dict(zip(archive_index["granule_id"], archive_index["orbit_type"].astype(str), strict=True))
+        if "orbit_type" in archive_index.columns
+        else None
+    )
     missing = []
     for row in listing.itertuples(index=False):
         if row.granule_id in archived_ids:
@@ -102,37 +123,39 @@ def year_report(
                 "retryable": bool((entry or {}).get("retryable", False)),
             }
         )
-    by_day = []
+
+    def direction_counts(rows: pd.DataFrame, direction: str) -> dict[str, int]:
+        """Catalogued as ``direction``; archived *as* it (the stored orbit type, where the index has one);
+        catalogued as it and not archived."""
+        listed = rows["orbit_direction"] == direction
+        ids = rows["granule_id"]
+        if stored is None:
+            archived = int((listed & ids.isin(archived_ids)).sum())
+        else:
+            archived = sum(stored.get(g) == direction for g in ids)
+        return {
+            "expected": int(listed.sum()),
+            "archived": int(archived),
+            "missing": int((listed & ~ids.isin(archived_ids)).sum()),
+        }
+
+    by_day, count_problems = [], []
     for day, rows in listing.groupby("day", sort=True):
         ids = set(rows["granule_id"])
-        by_day.append(
-            {
-                "day": day,
-                "expected": len(ids),
-                "archived": len(ids & archived_ids),
-                "ascending": {
-                    "expected": int((rows["orbit_direction"] == "A").sum()),
-                    "archived": int(((rows["orbit_direction"] == "A") & rows["granule_id"].isin(archived_ids)).sum()),
-                },
-                "descending": {
-                    "expected": int((rows["orbit_direction"] == "D").sum()),
-                    "archived": int(((rows["orbit_direction"] == "D") & rows["granule_id"].isin(archived_ids)).sum()),
-                },
-            }
-        )
-    orbit = {}
-    for direction in ("A", "D"):
-        expected = listing[listing["orbit_direction"] == direction]
-        orbit[direction] = {
-            "expected": len(expected),
-            "archived": int(expected["granule_id"].isin(archived_ids).sum()),
-        }
+        counts = {name: direction_counts(rows, d) for d, name in DIRECTION_NAMES.items()}
+        by_day.append({"day": day, "expected": len(ids), "archived": len(ids & archived_ids), **counts})
+        if stored is not None:
+            count_problems += direction_count_problems(str(day), counts)
+    orbit = {d: direction_counts(listing, d) for d in DIRECTION_NAMES}
     reasons: dict[str, int] = {}
     for m in missing:
         reasons[m["reason_class"]] = reasons.get(m["reason_class"], 0) + 1
     not_listed = sorted(archived_ids - set(listing["granule_id"]))
     expected_n = len(listing)
     archived_n = len(archived_ids & set(listing["granule_id"]))
+    disagreements = (
+        catalogue_disagreements(listing, archive_index, ledger, time_tolerance_s) if stored is not None else []
+    )
     return {
         "year": year,
         "sensor": sensor_of_archive(archive_path.name),
@@ -149,7 +172,71 @@ def year_report(
         "parts": list(parts),
         "days": by_day,
         "missing": missing,
+        "disagreements": disagreements,
+        "count_problems": count_problems,
     }
+
+
+def direction_count_problems(day: str, counts: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """A day's per-direction check: archived as the direction + catalogued as it and not archived = catalogued as
+    it; and a direction with catalogued granules and none archived is said, not left a quiet zero."""
+    problems = []
+    for name, c in counts.items():
+        if not c["expected"]:
+            continue
+        if c["archived"] + c["missing"] != c["expected"]:
+            problems.append(
+                f"{day} {name}: {c['expected']} catalogued, but {c['archived']} archived as {name} and "
+                f"{c['missing']} not archived (stored orbit types disagree with the catalogue)"
+            )
+        elif not c["archived"]:
+            problems.append(f"{day} {name}: {c['expected']} catalogued, none archived")
+    return problems
+
+
+def catalogue_disagreements(
+    listing: pd.DataFrame,
+    archive_index: pd.DataFrame,
+    ledger: Mapping[str, Mapping[str, Any]],
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
+) -> list[dict[str, Any]]:
+    """Each archived swath against its catalogue record, and what its day job found comparing the file itself
+    (the ledger's ``disagreements``), merged per granule and fact."""
+    records = {str(row["granule_id"]): row for row in listing.to_dict("records")}
+    found: list[facts.Disagreement] = []
+    for row in archive_index.to_dict("records"):
+        granule_id = str(row["granule_id"])
+        listed = records.get(granule_id)
+        found += facts.stored_disagreements(
+            granule_id,
+            orbit_type=str(row["orbit_type"]),
+            scan_start_utc=_iso(row.get("scan_start_utc")),
+            scan_end_utc=_iso(row.get("scan_end_utc")),
+            source_size=int(row.get("source_size", -1)),
+            catalogue=facts.CatalogueRecord.from_row(listed) if listed is not None else None,
+            time_tolerance_s=time_tolerance_s,
+        )
+        for item in (ledger.get(granule_id) or {}).get("disagreements", []):
+            found.append(facts.Disagreement.from_json(item))
+    return [
+        {
+            "granule_id": d.granule_id,
+            "day": str(records[d.granule_id]["day"]) if d.granule_id in records else "",
+            "fact": d.fact,
+            "values": dict(d.values),
+            "message": d.message,
+        }
+        for d in facts.merge(found)
+    ]
+
+
+def _iso(stamp: Any) -> str:
+    """An index time (a pandas Timestamp, NaT when unknown, or already text) as the ISO text the facts compare."""
+    if stamp is None or (isinstance(stamp, float) and stamp != stamp) or pd.isna(stamp):
+        return ""
+    if isinstance(stamp, str):
+        return stamp
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def run_report(
@@ -166,6 +253,8 @@ def run_report(
         for k, v in r["missing_by_reason"].items():
             reasons[k] = reasons.get(k, 0) + v
     damaged = sum(int(r["verification"].get("damaged", 0)) for r in year_reports)
+    disagreements = [d for r in year_reports for d in r.get("disagreements", [])]
+    count_problems = [c for r in year_reports for c in r.get("count_problems", [])]
     return {
         "software": f"amsr2flow {__version__}",
         "start": start,
@@ -177,11 +266,20 @@ def run_report(
         "damaged_swaths": damaged,
         "success_rate_percent": _rate(archived, expected),
         "missing_by_reason": dict(sorted(reasons.items())),
-        "status": "complete" if expected == archived and not damaged else "incomplete",
+        "disagreement_count": len(disagreements),
+        "disagreements": disagreements[:RUN_DISAGREEMENTS_LISTED],
+        "count_problems": count_problems,
+        "status": "complete"
+        if expected == archived and not damaged and not disagreements and not count_problems
+        else "incomplete",
         "sensors": sorted({str(r.get("sensor", "AMSR-2")) for r in year_reports}) or ["AMSR-2"],
         "years": [
             {k: r[k] for k in ("year", "archive", "expected_granules", "archived_granules", "success_rate_percent")}
-            | {"damaged_swaths": int(r["verification"].get("damaged", 0)), "parts": len(r["parts"])}
+            | {
+                "damaged_swaths": int(r["verification"].get("damaged", 0)),
+                "parts": len(r["parts"]),
+                "disagreements": len(r.get("disagreements", [])),
+            }
             for r in year_reports
         ],
         "missing": [m for r in year_reports for m in r["missing"]],
@@ -198,11 +296,13 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
     """The exit status a finished run owes its caller, and the last lines it prints."""
     missing = int(run["missing_granules"])
     damaged = int(run.get("damaged_swaths", 0))
+    disagreeing = int(run.get("disagreement_count", 0))
+    count_problems = list(run.get("count_problems", []))
     lines = [
         f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} catalogued granules archived "
         f"({_fmt_rate(run['success_rate_percent'])}); report: {report_path}"
     ]
-    if not missing and not damaged:
+    if not missing and not damaged and not disagreeing and not count_problems:
         return 0, lines
     by_reason = run.get("missing_by_reason", {})
     if missing:
@@ -212,8 +312,17 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
         )
     if damaged:
         lines.append(f"amsr2flow: {damaged} damaged swath(s) in the archives; see the report")
+    if disagreeing:
+        first = (run.get("disagreements") or [{}])[0]
+        example = f" (first: {first['granule_id']}: {first['message']})" if first else ""
+        lines.append(
+            f"amsr2flow: {disagreeing} fact(s) of archived granules disagree between the catalogue, the file names "
+            f"and the files{example}; see the report"
+        )
+    if count_problems:
+        lines.append(f"amsr2flow: per-direction counts do not add up: {count_problems[0]}; see the report")
     unaccepted = {k: n for k, n in by_reason.items() if k not in accept_missing}
-    if unaccepted or damaged:
+    if unaccepted or damaged or disagreeing or count_problems:
         hint = "; rerun the same command to retry what can be retried"
         accepted = sorted(set(by_reason) & {"absent", "invalid"})
         if accepted:
@@ -247,6 +356,7 @@ def year_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     lines += _missing_markdown(report["missing"])
+    lines += ["", *_facts_markdown(report.get("disagreements", []), report.get("count_problems", []))]
     lines += ["", "## Per day", "", "| day | expected | archived | A | D |", "|---|---:|---:|---:|---:|"]
     for d in report["days"]:
         lines.append(
@@ -273,21 +383,40 @@ def _missing_markdown(missing: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _facts_markdown(disagreements: Sequence[Mapping[str, Any]], count_problems: Sequence[str]) -> list[str]:
+    """The cross-checks: catalogue, file names, files and archives agree, or what disagrees."""
+    if not disagreements and not count_problems:
+        return ["The catalogue, the file names, the files and the archive agree on every archived granule."]
+    lines = ["## Facts that disagree", ""]
+    if disagreements:
+        lines += ["| granule | day | fact | what each source says |", "|---|---|---|---|"]
+        for d in disagreements[:MISSING_ROWS_IN_MARKDOWN]:
+            said = "; ".join(f"{source}: {value}" for source, value in d["values"].items())
+            lines.append(f"| `{d['granule_id']}` | {d['day']} | {d['fact']} | {said} |")
+        if len(disagreements) > MISSING_ROWS_IN_MARKDOWN:
+            lines.append(f"| ... | | | and {len(disagreements) - MISSING_ROWS_IN_MARKDOWN} more (the JSON has all) |")
+    if count_problems:
+        lines += ["", *(f"- {c}" for c in count_problems[:MISSING_ROWS_IN_MARKDOWN])]
+    return lines
+
+
 def run_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"# {report_title(report.get('sensors', ['AMSR-2']))}, {report['start']} to {report['end']}",
         "",
         f"Status: **{report['status']}**. {report['archived_granules']} of {report['expected_granules']} catalogued "
         f"granules archived ({_fmt_rate(report['success_rate_percent'])}); silent losses: {report['silent_losses']}; "
-        f"damaged swaths: {report['damaged_swaths']}.",
+        f"damaged swaths: {report['damaged_swaths']}"
+        + (f"; facts that disagree: {report['disagreement_count']}." if "disagreement_count" in report else "."),
         "",
-        "| year | archive | expected | archived | success | damaged | parts |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| year | archive | expected | archived | success | damaged | disagree | parts |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for y in report["years"]:
         lines.append(
             f"| {y['year']} | `{y['archive']}` | {y['expected_granules']} | {y['archived_granules']} | "
-            f"{_fmt_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y['parts']} |"
+            f"{_fmt_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y.get('disagreements', '')} | "
+            f"{y['parts']} |"
         )
     layout = report.get("remote_layout")
     if layout:
@@ -296,6 +425,10 @@ def run_markdown(report: Mapping[str, Any]) -> str:
             f"Remote layout: `{layout['template']}` ({layout['how']}; probe granule `{layout['probe_granule']}`).",
         ]
     lines += ["", *_missing_markdown(report["missing"])]
+    if "disagreements" in report:
+        lines += ["", *_facts_markdown(report["disagreements"], report.get("count_problems", []))]
+        if report.get("disagreement_count", 0) > len(report["disagreements"]):
+            lines.append(f"({report['disagreement_count']} in all; the year reports list every one.)")
     if any(m.get("retryable") for m in report["missing"]):
         lines += ["", "Granules marked as retried next run are fetched again by rerunning the same command."]
     return "\n".join(lines) + "\n"
@@ -325,22 +458,31 @@ def granule_table(
     archive_index: pd.DataFrame,
     part_of: Mapping[str, str],
     ledger: Mapping[str, Mapping[str, Any]],
+    disagreements: Sequence[Mapping[str, Any]] = (),
 ) -> pd.DataFrame:
     """Every granule of a year with its status and where it is: the table a researcher loads into pandas.
 
     ``status`` is ``archived`` or the ledger's word (``absent``, ``invalid``, ``failed``, ``reappeared``);
-    ``unaccounted`` where neither says anything. ``size_bytes`` and ``sha256`` are the downloaded file's (the
-    archive's record), or the catalogue's size for granules not archived.
+    ``unaccounted`` where neither says anything. An archived granule whose sources disagree (the report's
+    ``disagreements``) has the reason class ``disagreement`` and the disagreements as its ``last_error``.
+    ``size_bytes`` and ``sha256`` are the downloaded file's (the archive's record), or the catalogue's size for
+    granules not archived.
     """
     archived = archive_index.set_index("granule_id") if len(archive_index) else pd.DataFrame()
+    disagreeing: dict[str, list[str]] = {}
+    for d in disagreements:
+        disagreeing.setdefault(str(d["granule_id"]), []).append(str(d["message"]))
     rows = []
     for row in listing.itertuples(index=False):
         entry = ledger.get(row.granule_id) or {}
+        error = str(entry.get("last_error", ""))
         if row.granule_id in archived.index:
             record = archived.loc[row.granule_id]
             size = int(record["source_size"]) if int(record["source_size"]) >= 0 else int(row.size_bytes or 0)
             status, reason_class, sha = "archived", "", str(record["source_sha256"])
             where, part = archive_name, part_of.get(row.granule_id, "")
+            error = "; ".join(disagreeing.get(row.granule_id, []))
+            reason_class = "disagreement" if error else ""
         else:
             status = str(entry.get("status") or "unaccounted")
             reason_class = str(entry.get("reason_class") or "unaccounted")
@@ -358,7 +500,7 @@ def granule_table(
                 "sha256": sha,
                 "archive": where,
                 "part": part,
-                "last_error": str(entry.get("last_error", "")) if status != "archived" else "",
+                "last_error": error,
             }
         )
     return pd.DataFrame(rows, columns=GRANULE_COLUMNS)
@@ -370,7 +512,13 @@ def granule_csv_bytes(table: pd.DataFrame) -> bytes:
 
 # -- building from files --------------------------------------------------------------------------------------
 def build_year_report(
-    *, year: int, listing_path: Path, archive_path: Path, parts_dir: Path, ledger_dir: Path
+    *,
+    year: int,
+    listing_path: Path,
+    archive_path: Path,
+    parts_dir: Path,
+    ledger_dir: Path,
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
 ) -> tuple[dict, pd.DataFrame]:
     """Read the listing, verify the archive and its parts, join the ledger: the year's report and its
     per-granule table."""
@@ -404,9 +552,15 @@ def build_year_report(
         },
         parts=parts,
         ledger=ledger,
+        time_tolerance_s=time_tolerance_s,
     )
     table = granule_table(
-        listing=listing, archive_name=archive_path.name, archive_index=index, part_of=part_of, ledger=ledger
+        listing=listing,
+        archive_name=archive_path.name,
+        archive_index=index,
+        part_of=part_of,
+        ledger=ledger,
+        disagreements=report["disagreements"],
     )
     return report, table
 
@@ -475,6 +629,8 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     if not years:
         return None
     run = run_report(years, start=cfg["start"], end=cfg["end"])
+    for key in ("disagreement_count", "disagreements", "count_problems"):
+        del run[key]  # an interim report has no archive to compare: it says nothing rather than "all agree"
     run["status"] = "interim: the run stopped before its end; rerun the same command to continue"
     run["days_by_year"] = {str(y["year"]): y["days"] for y in years}  # for the page's calendars
     run["unlisted_years"] = unlisted

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from .figures import direction_name
 from .report import REASONS, RETRY_NEXT_RUN, _fmt_rate, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
@@ -155,6 +156,36 @@ def missing_html(missing: Sequence[Mapping[str, Any]], csv_name: str | None) -> 
     return out
 
 
+def facts_html(disagreements: Sequence[Mapping[str, Any]], count_problems: Sequence[str], total: int = 0) -> list[str]:
+    """The cross-checks of the catalogue, the file names, the files and the archive: agreement in one line, or
+    every disagreement with what each source says."""
+    if not disagreements and not count_problems:
+        return [
+            "<p>The catalogue, the file names, the files and the archive agree on every archived granule "
+            "(orbit direction, times, size, id; per day and direction, archived + not archived = catalogued).</p>"
+        ]
+    out = []
+    if disagreements:
+        count = max(total, len(disagreements))
+        out.append(
+            f"<p class='status-incomplete'><strong>{count}</strong> fact(s) of archived granules disagree between "
+            "sources. The archive keeps what the file holds; check the granule on G-Portal and report it.</p>"
+        )
+        rows = [
+            [
+                f"<code>{_e(d['granule_id'])}</code>",
+                _e(d.get("day", "")),
+                _e(d["fact"]),
+                "<br>".join(f"{_e(source)}: <strong>{_e(value)}</strong>" for source, value in d["values"].items()),
+            ]
+            for d in disagreements[:MISSING_ROWS_SHOWN]
+        ]
+        out.append(_table(["granule", "day", "fact", "what each source says"], rows))
+    if count_problems:
+        out += ["<ul>", *(f"<li>{_e(c)}</li>" for c in count_problems[:MISSING_ROWS_SHOWN]), "</ul>"]
+    return out
+
+
 def _figure(src: str, caption: str, alt: str) -> str:
     return (
         f"<figure><a href='{_e(src)}'><img src='{_e(src)}' alt='{_e(alt)}'></a>"
@@ -207,6 +238,10 @@ def year_page(
             )
         )
     body += ["<h2>Not archived</h2>", *missing_html(report["missing"], csv_name)]
+    body += [
+        "<h2>Cross-checks</h2>",
+        *facts_html(report.get("disagreements", []), report.get("count_problems", [])),
+    ]
     if figures_dir and "histograms" in figure_files:
         n = figure_files["histograms"].get("swaths", 0)
         body += [
@@ -230,7 +265,7 @@ def year_page(
         body += [
             _figure(
                 f"{figures_dir}/{q['file_name']}",
-                f"{q['scan_start_utc'][:16]} {'ascending' if q['orbit_direction'] == 'A' else 'descending'}",
+                f"{q['scan_start_utc'][:16]} {direction_name(q['orbit_direction'])}",
                 q["granule_id"],
             )
             for q in quicklooks
@@ -289,6 +324,7 @@ def run_page(
                 str(y["archived_granules"]),
                 _fmt_rate(y["success_rate_percent"]),
                 str(y["damaged_swaths"]),
+                str(y.get("disagreements", "")),
                 str(y["parts"]),
             ]
         )
@@ -296,10 +332,15 @@ def run_page(
         f"<h1>{_e(report_title(run.get('sensors', ['AMSR-2'])))}, {_e(run['start'])} to {_e(run['end'])}</h1>",
         f"<p>Status: <strong class='{klass}'>{_e(status)}</strong>. <strong>{run['archived_granules']} of "
         f"{run['expected_granules']}</strong> catalogued granules archived ({_fmt_rate(run['success_rate_percent'])});"
-        f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}. "
+        f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}"
+        + (f"; facts that disagree: {run['disagreement_count']}. " if "disagreement_count" in run else ". ")
         + (f"Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. " if csv_name else "")
         + f"Software: {_e(run.get('software', ''))}.</p>",
-        _table(["year", "archive", "expected", "archived", "success", "damaged", "parts"], rows, [2, 3, 4, 5, 6]),
+        _table(
+            ["year", "archive", "expected", "archived", "success", "damaged", "disagree", "parts"],
+            rows,
+            [2, 3, 4, 5, 6, 7],
+        ),
     ]
     layout = run.get("remote_layout")
     if layout:
@@ -313,6 +354,11 @@ def run_page(
         missing = [m for m in run["missing"] if m["day"].startswith(str(year))]
         body += [f"<h3>{year}</h3>", calendar_html(days, first, last, missing)]
     body += ["<h2>Not archived</h2>", *missing_html(run["missing"], csv_name)]
+    if "disagreements" in run:
+        body += [
+            "<h2>Cross-checks</h2>",
+            *facts_html(run["disagreements"], run.get("count_problems", []), run.get("disagreement_count", 0)),
+        ]
     if any(m.get("retryable") for m in run["missing"]):
         body.append("<p>Granules marked as retried next run are fetched again by rerunning the same command.</p>")
     return page(report_title(run.get("sensors", ["AMSR-2"])), body)
