@@ -8,13 +8,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import h5py
+import numpy as np
 import paramiko
 import pytest
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for_stats
 from workflow_helpers import emulator_config, real_service_config
+
+from amsr2flow.emulator import orbit, synth
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,7 +58,8 @@ def test_doctor_passes_on_a_good_setup_and_downloads_one_granule(tmp_path: Path)
     finally:
         stop_emulator(proc)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _lines(result) == dict.fromkeys((*CHECKS, "download and extraction"), "PASS")
+    assert _lines(result) == dict.fromkeys((*CHECKS, "download and extraction", "catalogue = file name = file"), "PASS")
+    assert "catalogue, file name, scan times, file attributes, latitudes agree" in result.stdout
     assert "2024-01-01: 29 granules" in result.stdout
     assert "(= catalogue = stat)" in result.stdout and "extracts" in result.stdout
     assert stats["files_served"] == 1 and stats["sftp_sessions"] == 1
@@ -130,3 +136,30 @@ def test_doctor_refuses_a_changed_host_key_before_any_credential(tmp_path: Path)
     assert lines["SFTP host key"] == "FAIL" and lines["login"] == "SKIP"
     assert "no credentials were sent" in result.stdout
     assert stats["failed_logins"] == 0 and stats["sftp_sessions"] == 0
+
+
+def test_doctor_names_a_granule_whose_catalogue_name_and_contents_disagree(tmp_path: Path) -> None:
+    """The one granule doctor downloads is checked as every day job checks each: here its file says it goes
+    south under a name (and so a catalogue record) that says north."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    specs = orbit.granules_beginning_on(date(2021, 3, 4))
+    for spec in specs:
+        synth.write_granule(mirror / spec.file_name, spec, n_scans=16)
+    probe = specs[-1]  # the day's last granule is the one doctor fetches
+    opposite = "Ascending" if probe.orbit_direction == "D" else "Descending"
+    with h5py.File(mirror / probe.file_name, "r+") as h5:
+        h5.attrs["OrbitDirection"] = np.array([opposite.encode()], dtype=f"S{len(opposite)}")
+    proc, state = start_emulator(tmp_path / "emulator", "--serve-dir", str(mirror))
+    try:
+        cfg = emulator_config(state, tmp_path, start="2021-03-04", end="2021-03-04")
+        result = _doctor(tmp_path, cfg, "--download")
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert _lines(result)["catalogue = file name = file"] == "FAIL"
+    assert (
+        f"orbit direction disagrees: catalogue {probe.orbit_direction}; file name {probe.orbit_direction}; "
+        f"file attribute {opposite[0]}" in result.stdout
+    )
+    assert "report the granule to G-Portal" in result.stdout

@@ -142,25 +142,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _print_summary(results: Path, elapsed: float) -> None:
     archives = sorted((results / "archives").glob("*.npz"))
     parts = sorted((results / "parts").rglob("*.npz"))
     reports = sorted((results / "reports").glob("run_*.md"))
-    run = json.loads(reports[-1].with_suffix(".json").read_text()) if reports else {}
+    run = _json(reports[-1].with_suffix(".json")) if reports else {}
     print(
         f"\namsr2flow demo: done in {elapsed:.0f} s: {run.get('archived_granules')} of "
         f"{run.get('expected_granules')} granules archived ({run.get('status')})."
     )
     print(f"  archives: {', '.join(str(a) for a in archives)}")
+    if "disagreement_count" in run:
+        agree = "agree" if not run["disagreement_count"] else f"disagree on {run['disagreement_count']} fact(s)"
+        print(f"  checks:   the catalogue, the file names, the files and the archives {agree} (see the report)")
     print(f"  parts:    {len(parts)} file(s) under {results / 'parts'}")
     print(f"  report:   {reports[-1].with_suffix('.html') if reports else '-'} (open it in a browser; also .md, .json)")
     for page in sorted((results / "reports").glob("*/report_*.html")):
         print(f"  year:     {page} (calendar, figures, quick-looks)")
     for page in sorted((results / "reports").glob("*/maps/*.html")):
         print(f"  map:      {page} (every swath of the day as a layer)")
-    grids = sorted((results / "grids").rglob("*_daily_*.nc"))
-    if grids:
-        print(f"  grids:    {len(grids)} daily grid file(s) under {results / 'grids'} (NetCDF, CF)")
+    cells = [
+        c
+        for record in sorted((results / "grids").glob("*/grids_*.json"))
+        for c in _json(record)["valid_cells"].values()
+    ]
+    if cells:
+        both = sum(1 for c in cells if c["A"] and c["D"])
+        print(
+            f"  grids:    {len(cells)} daily grid file(s) under {results / 'grids'} (NetCDF, CF), {both} with "
+            "ascending and descending data"
+        )
     for table in sorted((results / "reports").glob("granules_*.csv")):
         print(f"  granules: {table} (one row per granule, for pandas)")
     print(f"  status:   amsr2flow status --configfile {results.parent / 'config.yaml'}")

@@ -12,7 +12,9 @@ configuration file a run uses, never prints a secret, and exits 0 only when ever
 6. the catalogue answers for a probe day with a plausible count and records of the expected form;
 7. the mapped remote path of one granule exists (with layout discovery);
 8. with ``--download``: one granule downloads, its size equals the catalogue's and the SFTP ``stat``'s, it
-   opens as L1B with the datasets, dtypes and attributes extraction relies on, and it extracts.
+   opens as L1B with the datasets, dtypes and attributes extraction relies on, and it extracts;
+9. with ``--download``: the catalogue's record, the file's name and the file's contents agree on its facts
+   (orbit direction, begin and end time, id, size: ``formats.facts``), as every day job checks every granule.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Doctor:
         self.manifest: Any = None
         self.remote_path = ""
         self.size_bytes = 0
+        self.extraction: Any = None
 
     def steps(self) -> list[tuple[str, Callable[[], str]]]:
         steps: list[tuple[str, Callable[[], str]]] = [
@@ -99,6 +102,7 @@ class Doctor:
         ]
         if self.download:
             steps.append(("download and extraction", self.check_download))
+            steps.append(("catalogue = file name = file", self.check_facts))
         return steps
 
     def run(self, print_line: Callable[[str], None]) -> list[Check]:
@@ -269,17 +273,56 @@ class Doctor:
                 target = Path(scratch) / Path(self.remote_path).name
                 download = self.session.download(self.remote_path, target, stat_size)
                 try:
-                    extracted = swath.extract_swath(
+                    self.extraction = swath.extract_granule(
                         target, l1b.DEFAULT_CHANNELS, True, sha256=download.sha256, source_size=download.size_bytes
                     )
                 except swath.SwathError as exc:
                     raise CheckFailed(str(exc), "the file is not the L1B layout extraction relies on") from exc
         except TransferError as exc:
             raise CheckFailed(str(exc), "retry later; if it persists, G-Portal may be overloaded") from exc
-        meta = extracted.metadata
+        meta = self.extraction.swath.metadata
         return (
             f"{Path(self.remote_path).name}: {download.size_bytes} bytes in {download.seconds:.1f} s "
             f"(= catalogue = stat), {meta.shape[0]} scans, {meta.scan_start_utc} to {meta.scan_end_utc}, extracts"
+        )
+
+    def check_facts(self) -> str:
+        from ..formats import facts
+        from ..gportal.catalogue import iso_ms
+
+        row = self.manifest.iloc[-1].to_dict()  # the granule check_catalogue chose and check_download fetched
+        record = facts.CatalogueRecord.from_row(
+            {**row, "begin_utc": iso_ms(row["begin_utc"]), "end_utc": iso_ms(row["end_utc"])}
+        )
+        meta = self.extraction.swath.metadata
+        found = facts.granule_disagreements(
+            catalogue=record,
+            remote_file_name=self.remote_path,
+            granule_id=meta.granule_id,
+            orbit_type=meta.orbit_type,
+            scan_start_utc=meta.scan_start_utc,
+            scan_end_utc=meta.scan_end_utc,
+            source_size=meta.source_size,
+            file_facts=self.extraction.file_facts,
+            time_tolerance_s=self.cfg["catalogue"]["time_tolerance_s"],
+        )
+        if found:
+            times = any(d.fact in (facts.BEGIN_TIME, facts.END_TIME) for d in found)
+            raise CheckFailed(
+                "; ".join(d.message for d in found),
+                "a run records such a granule and exits 3. If G-Portal's times follow another convention than "
+                "assumed (the catalogue's begin = the first non-overlap scan), set catalogue.time_tolerance_s; "
+                "otherwise report the granule to G-Portal"
+                if times
+                else "a run records such a granule and exits 3; report the granule to G-Portal",
+            )
+        file_facts = self.extraction.file_facts
+        seen = ["catalogue", "file name", "scan times"]
+        seen += ["file attributes"] if file_facts.orbit_direction or file_facts.observation_start_utc else []
+        seen += ["latitudes"] if file_facts.latitude_direction else []
+        return (
+            f"{meta.granule_id}: orbit direction {meta.orbit_type}, begin {meta.scan_start_utc}, end "
+            f"{meta.scan_end_utc}, {meta.source_size} bytes: {', '.join(seen)} agree"
         )
 
 
