@@ -52,18 +52,7 @@ def _record(path: Path, **changes: object) -> facts.CatalogueRecord:
 
 def _check(path: Path, record: facts.CatalogueRecord, geolocation: bool = False, tolerance: float = 0.001):
     extraction = extract_granule(path, ("36.5H",), geolocation)
-    meta = extraction.swath.metadata
-    return facts.granule_disagreements(
-        catalogue=record,
-        remote_file_name=f"/product/Standard/x/{path.name}",
-        granule_id=meta.granule_id,
-        orbit_type=meta.orbit_type,
-        scan_start_utc=meta.scan_start_utc,
-        scan_end_utc=meta.scan_end_utc,
-        source_size=meta.source_size,
-        file_facts=extraction.file_facts,
-        time_tolerance_s=tolerance,
-    )
+    return extraction.disagreements(record, f"/product/Standard/x/{path.name}", tolerance)
 
 
 def _set_attribute(path: Path, name: str, value: str) -> None:

@@ -295,17 +295,7 @@ class Doctor:
             {**row, "begin_utc": iso_ms(row["begin_utc"]), "end_utc": iso_ms(row["end_utc"])}
         )
         meta = self.extraction.swath.metadata
-        found = facts.granule_disagreements(
-            catalogue=record,
-            remote_file_name=self.remote_path,
-            granule_id=meta.granule_id,
-            orbit_type=meta.orbit_type,
-            scan_start_utc=meta.scan_start_utc,
-            scan_end_utc=meta.scan_end_utc,
-            source_size=meta.source_size,
-            file_facts=self.extraction.file_facts,
-            time_tolerance_s=self.cfg["catalogue"]["time_tolerance_s"],
-        )
+        found = self.extraction.disagreements(record, self.remote_path, self.cfg["catalogue"]["time_tolerance_s"])
         if found:
             times = any(d.fact in (facts.BEGIN_TIME, facts.END_TIME) for d in found)
             raise CheckFailed(

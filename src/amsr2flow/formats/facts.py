@@ -72,10 +72,11 @@ class Disagreement:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Disagreement:
         values = {str(k): str(v) for k, v in dict(data["values"]).items()}
-        return cls(str(data["granule_id"]), str(data["fact"]), _ordered(values))
+        return cls(str(data["granule_id"]), str(data["fact"]), ordered(values))
 
 
-def _ordered(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def ordered(values: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(source, value) pairs in the order disagreements name sources (catalogue first, what was stored last)."""
     rank = {source: i for i, source in enumerate(SOURCES)}
     return tuple(sorted(values.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
@@ -85,7 +86,7 @@ def compare(granule_id: str, fact: str, witnesses: Mapping[str, str | None]) -> 
     known = {source: str(value) for source, value in witnesses.items() if value}
     if len(set(known.values())) <= 1:
         return None
-    return Disagreement(granule_id, fact, _ordered(known))
+    return Disagreement(granule_id, fact, ordered(known))
 
 
 def compare_times(
@@ -99,7 +100,7 @@ def compare_times(
     unreadable = len(numbers) < len(seconds)
     if len(known) < 2 or (not unreadable and max(numbers) - min(numbers) <= tolerance_s):
         return None
-    return Disagreement(granule_id, fact, _ordered(known))
+    return Disagreement(granule_id, fact, ordered(known))
 
 
 def _seconds(stamp: str) -> float | None:
@@ -268,7 +269,7 @@ def _start_minute(granule_id: str, scan_start_utc: str) -> Disagreement | None:
     return Disagreement(
         granule_id,
         START_MINUTE,
-        _ordered({FILE_NAME: f"{minute:%Y-%m-%dT%H:%M}", STORED: scan_start_utc}),
+        ordered({FILE_NAME: f"{minute:%Y-%m-%dT%H:%M}", STORED: scan_start_utc}),
     )
 
 
@@ -340,4 +341,4 @@ def merge(disagreements: Iterable[Disagreement]) -> list[Disagreement]:
     merged: dict[tuple[str, str], dict[str, str]] = {}
     for d in disagreements:
         merged.setdefault((d.granule_id, d.fact), {}).update(dict(d.values))
-    return [Disagreement(gid, fact, _ordered(values)) for (gid, fact), values in sorted(merged.items())]
+    return [Disagreement(gid, fact, ordered(values)) for (gid, fact), values in sorted(merged.items())]

@@ -402,6 +402,24 @@ class Extraction:
     swath: Swath
     file_facts: facts.FileFacts
 
+    def disagreements(
+        self, catalogue: facts.CatalogueRecord, remote_path: str, time_tolerance_s: float = facts.TIME_TOLERANCE_S
+    ) -> list[facts.Disagreement]:
+        """The catalogue's record against the file's name (its ``remote_path``), the file's own facts and the
+        swath about to be stored (what a day job and ``amsr2flow doctor --download`` check)."""
+        meta = self.swath.metadata
+        return facts.granule_disagreements(
+            catalogue=catalogue,
+            remote_file_name=remote_path,
+            granule_id=meta.granule_id,
+            orbit_type=meta.orbit_type,
+            scan_start_utc=meta.scan_start_utc,
+            scan_end_utc=meta.scan_end_utc,
+            source_size=meta.source_size,
+            file_facts=self.file_facts,
+            time_tolerance_s=time_tolerance_s,
+        )
+
 
 def extract_swath(
     h5_path: str | os.PathLike[str],

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,23 +143,16 @@ class SharedSession:
 @dataclass(frozen=True)
 class FetchResult:
     download: Download
-    swath: swath.Swath
-    file_facts: facts.FileFacts = field(default_factory=facts.FileFacts)
+    extraction: swath.Extraction
+
+    @property
+    def swath(self) -> swath.Swath:
+        return self.extraction.swath
 
     def disagreements(self, task: GranuleTask, time_tolerance_s: float) -> list[facts.Disagreement]:
         """The catalogue against the file's name and contents and the swath about to be stored."""
-        meta = self.swath.metadata
-        return facts.granule_disagreements(
-            catalogue=task.catalogue or facts.CatalogueRecord(task.granule_id, size_bytes=task.size_bytes),
-            remote_file_name=task.remote_path,
-            granule_id=meta.granule_id,
-            orbit_type=meta.orbit_type,
-            scan_start_utc=meta.scan_start_utc,
-            scan_end_utc=meta.scan_end_utc,
-            source_size=meta.source_size,
-            file_facts=self.file_facts,
-            time_tolerance_s=time_tolerance_s,
-        )
+        record = task.catalogue or facts.CatalogueRecord(task.granule_id, size_bytes=task.size_bytes)
+        return self.extraction.disagreements(record, task.remote_path, time_tolerance_s)
 
 
 def _attempt(
@@ -203,7 +196,7 @@ def _attempt(
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
             raise CorruptGranule(f"{task.granule_id}: downloaded file is not a readable L1B granule: {exc}") from exc
         kept = keep_download
-        return FetchResult(download, extracted.swath, extracted.file_facts)
+        return FetchResult(download, extracted)
     finally:
         # The HDF5 is only a means to the swath: it never outlives the job unless another job extracts it.
         if not kept:

@@ -391,7 +391,7 @@ def _facts_markdown(disagreements: Sequence[Mapping[str, Any]], count_problems: 
     if disagreements:
         lines += ["| granule | day | fact | what each source says |", "|---|---|---|---|"]
         for d in disagreements[:MISSING_ROWS_IN_MARKDOWN]:
-            said = "; ".join(f"{source}: {value}" for source, value in d["values"].items())
+            said = "; ".join(f"{source}: {value}" for source, value in facts.ordered(d["values"]))
             lines.append(f"| `{d['granule_id']}` | {d['day']} | {d['fact']} | {said} |")
         if len(disagreements) > MISSING_ROWS_IN_MARKDOWN:
             lines.append(f"| ... | | | and {len(disagreements) - MISSING_ROWS_IN_MARKDOWN} more (the JSON has all) |")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from ..formats.facts import ordered
 from .figures import direction_name
 from .report import REASONS, RETRY_NEXT_RUN, _fmt_rate, report_title
 
@@ -176,7 +177,7 @@ def facts_html(disagreements: Sequence[Mapping[str, Any]], count_problems: Seque
                 f"<code>{_e(d['granule_id'])}</code>",
                 _e(d.get("day", "")),
                 _e(d["fact"]),
-                "<br>".join(f"{_e(source)}: <strong>{_e(value)}</strong>" for source, value in d["values"].items()),
+                "<br>".join(f"{_e(source)}: <strong>{_e(value)}</strong>" for source, value in ordered(d["values"])),
             ]
             for d in disagreements[:MISSING_ROWS_SHOWN]
         ]
