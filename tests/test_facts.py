@@ -171,6 +171,16 @@ def test_catalogue_file_name_and_file_attribute_disagree_on_the_id(granules: dic
     assert found.fact == facts.GRANULE_ID and dict(found.values)["file name"] == granules["A"].stem
 
 
+def test_a_granule_id_attribute_that_is_no_granule_name_is_not_a_witness(
+    granules: dict[str, Path], tmp_path: Path
+) -> None:
+    """GranuleID is not confirmed against real files: another convention is left out, not a disagreement."""
+    path = _copy(granules["A"], tmp_path)
+    _set_attribute(path, "GranuleID", "L1SGBTBR-2024-000123")
+    assert extract_granule(path).file_facts.granule_id == ""
+    assert _check(path, _record(path)) == []
+
+
 def test_catalogue_and_stored_size_disagree(granules: dict[str, Path]) -> None:
     path = granules["D"]
     (found,) = _check(path, _record(path, size_bytes=path.stat().st_size + 1))

@@ -204,3 +204,20 @@ def test_a_repaired_orbit_type_draws_the_quicklook_again(tmp_path: Path) -> None
         old = figures.quicklook_key(before, 0)
     with archive.Archive(_archive(tmp_path / "a", "A", 25000)) as after:
         assert figures.quicklook_key(after, 0) != old
+
+
+def test_a_catalogue_without_the_direction_is_no_count_problem() -> None:
+    """A catalogue record that gives no direction (the real service may leave it out) knows nothing to compare."""
+    table = listing()
+    table.loc[0, "orbit_direction"] = "U"
+    checked = report.year_report(
+        year=2024,
+        listing=table,
+        archive_path=Path("a.npz"),
+        archive_index=index(["A", "D", "A", "D"]),
+        verification={"valid": 4, "damaged": 0, "ok": True, "problems": []},
+        parts=[],
+        ledger={},
+    )
+    assert checked["count_problems"] == [] and checked["disagreements"] == []
+    assert checked["days"][0]["ascending"] == {"expected": 1, "archived": 1, "missing": 0}

@@ -556,8 +556,15 @@ def _file_facts(h5: Any, latitude: np.ndarray | None, overlap: int) -> facts.Fil
         except ValueError:
             return text  # not a time: compared as it is, so the disagreement shows it
 
+    # GranuleID is not confirmed by code against real files [U]: a value that is not a granule name at all is
+    # another convention, not a witness of the id
+    granule_id = _global_text(h5, "GranuleID").split(".h5", 1)[0]
+    try:
+        l1b.parse_granule_name(granule_id)
+    except ValueError:
+        granule_id = ""
     return facts.FileFacts(
-        granule_id=_global_text(h5, "GranuleID").split(".h5", 1)[0],
+        granule_id=granule_id,
         orbit_direction=direction if direction in ("A", "D") else "",
         observation_start_utc=stamp("ObservationStartDateTime"),
         observation_end_utc=stamp("ObservationEndDateTime"),

@@ -126,13 +126,14 @@ def year_report(
 
     def direction_counts(rows: pd.DataFrame, direction: str) -> dict[str, int]:
         """Catalogued as ``direction``; archived *as* it (the stored orbit type, where the index has one);
-        catalogued as it and not archived."""
+        catalogued as it and not archived. Granules whose catalogue record gives no direction count nowhere."""
         listed = rows["orbit_direction"] == direction
         ids = rows["granule_id"]
         if stored is None:
             archived = int((listed & ids.isin(archived_ids)).sum())
         else:
-            archived = sum(stored.get(g) == direction for g in ids)
+            known = rows["orbit_direction"].isin(list(DIRECTION_NAMES))
+            archived = sum(stored.get(g) == direction for g in ids[known])
         return {
             "expected": int(listed.sum()),
             "archived": int(archived),
