@@ -113,10 +113,15 @@ def test_the_docs_hold_snippets() -> None:
 
 
 @pytest.mark.parametrize(("where", "code"), snippets(), ids=[name for name, _ in snippets()])
-def test_a_snippet_runs_as_written(where: str, code: str, run: dict[str, Any], tmp_path: Path) -> None:
+def test_a_snippet_runs_as_written(
+    where: str, code: str, run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gportal.http_client
     import matplotlib
 
     matplotlib.use("Agg")  # the snippets' .plot() calls draw without a screen
+    # a snippet may point the gportal client elsewhere (docs/local-gportal.md): undone after it
+    monkeypatch.setattr(gportal.http_client, "BASE_URL", gportal.http_client.BASE_URL)
     results = run["results"]
     for pattern, target in _files(results):
         for name in {m.group(0) for m in pattern.finditer(code)}:
