@@ -152,3 +152,19 @@ def test_the_start_of_a_run_finds_contradicted_archives_once_per_version(defecti
     assert json.loads(checked.read_text())[target.name].startswith(str(target.stat().st_size))
     archive_as_written_by_0_1_0(target)  # another version of the file is read again
     assert repair.contradicting_swaths([target], checked) == {target: 4}
+
+
+def test_repair_waits_for_a_run_that_uses_the_folder(defective: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from amsr2flow.runlock import RunLock
+
+    lock = RunLock(defective / ".state")
+    lock.acquire(defective)
+    try:
+        target = next((defective / "archives").glob("*.npz"))
+        before = target.read_bytes()
+        assert cli.main(["repair", str(target)]) == 2
+        assert "a run is using the results folder" in capsys.readouterr().err
+        assert target.read_bytes() == before
+    finally:
+        lock.release()
+    assert cli.main(["repair", str(defective)]) == 0

@@ -16,6 +16,11 @@ from pathlib import Path
 from .. import atomic
 from ..formats.archive import ArchiveError
 from ..formats.repair import files_to_repair, is_archive, repair_archive, repair_sidecar
+from ..runlock import RunLock
+
+#: How far above a given file its results folder (the one holding ``.state``) may be: archives/X.npz,
+#: parts/YYYY/X.npz, swaths/YYYY/YYYY-MM-DD/X.json.
+RESULTS_DEPTH = 3
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +30,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="say what would be repaired, change nothing")
 
 
+def running_in(path: Path) -> str | None:
+    """Who runs the workflow on the results folder ``path`` is in (its ``.state`` run lock), or None."""
+    for folder in [path.resolve(), *path.resolve().parents][: RESULTS_DEPTH + 1]:
+        if (folder / ".state").is_dir():
+            return RunLock(folder / ".state").held_by()
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         print(f"amsr2flow repair: {missing[0]}: no such file or folder", file=sys.stderr)
+        return 2
+    busy = next(((p, who) for p in args.paths if (who := running_in(Path(p)))), None)
+    if busy and not args.dry_run:
+        print(
+            f"amsr2flow repair: a run is using the results folder of {busy[0]} ({busy[1]}); repair after it ends",
+            file=sys.stderr,
+        )
         return 2
     seen = {"archive": 0, "sidecar": 0}
     repaired = {"archive": 0, "sidecar": 0}
