@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         except (LegacyPickleRefused, FileNotFoundError) as exc:
             print(f"amsr2flow verify: {exc}", file=sys.stderr)
             return 2
+        manifests = manifests_beside(Path(path)) if Path(path).is_file() else None
+        report.repair_target = manifests.parent if manifests is not None else None  # the whole results folder
         print(report_json(report) if args.json else report.summary())
         damaged |= not report.ok
     return 1 if damaged else 0

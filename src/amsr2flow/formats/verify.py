@@ -67,6 +67,7 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     catalogue: str = ""  # what the swaths were compared with ("" = no catalogue records at hand)
     disagreements: list[facts.Disagreement] = field(default_factory=list)
+    repair_target: Path | None = None  # what the fix line names: the results folder the archive is in, if known
 
     @property
     def valid(self) -> int:
@@ -103,7 +104,8 @@ class VerifyReport:
         if repairable:
             lines.append(
                 f"  fix: {repairable} swath(s) store an orbit type their granule id contradicts; "
-                f"`amsr2flow repair {self.path}` sets it from the granule id, without downloading"
+                f"`amsr2flow repair {self.repair_target or self.path}` sets it from the granule id (archives, parts "
+                "and kept swaths of a folder), without downloading"
             )
         lines += [f"  warning: {w}" for w in self.warnings[:MAX_LISTED_PROBLEMS]]
         return "\n".join(lines)
