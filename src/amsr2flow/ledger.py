@@ -99,6 +99,11 @@ def is_due_for_recheck(entry: Mapping[str, Any], now: datetime, after_hours: flo
     return (now - last).total_seconds() >= after_hours * 3600
 
 
+def due_for_recheck(ledger_dir: Path, now: datetime, after_hours: float) -> dict[str, dict[str, Any]]:
+    """The granules of a year's ledger recorded as absent whose last look is at least ``after_hours`` old."""
+    return {gid: e for gid, e in read_ledger(ledger_dir).items() if is_due_for_recheck(e, now, after_hours)}
+
+
 def record_recheck(path: Path, *, found: bool, remote_path: str) -> None:
     """Note a cheap look for an absent granule: still absent (time of the look), or back on the server."""
     entry = json.loads(path.read_text(encoding="utf-8"))

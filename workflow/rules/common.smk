@@ -14,7 +14,7 @@ from amsr2flow.gportal import preflight, remote_layout
 from amsr2flow.stages import report_pages
 from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
 from amsr2flow.status import ProgressReporter, quiet_scheduler_chatter
-from amsr2flow.ledger import is_due_for_recheck, read_ledger
+from amsr2flow.ledger import due_for_recheck
 from amsr2flow.stages import year as year_stage
 from amsr2flow.stages.year import archive_path_for
 from amsr2flow.layout import Layout, period_tag
@@ -376,15 +376,6 @@ def year_day_records(wildcards):
 RECHECK_STAMP = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
-@lru_cache(maxsize=None)
-def _absent_entries(year):
-    return {
-        gid: entry
-        for gid, entry in read_ledger(LAYOUT.ledger_dir(year)).items()
-        if entry.get("status") == "absent"
-    }
-
-
 def recheck_targets():
     """The rechecks due this run, as targets: a checkpoint that only an up-to-date (sealed) archive's input
     function asks for would not be run."""
@@ -395,20 +386,14 @@ def recheck_targets():
     ]
 
 
-def absent_ids(year):
-    return sorted(_absent_entries(year))
-
-
 @lru_cache(maxsize=None)
 def due_absent(year):
     """Absent granules of the year whose last look is older than catalogue.recheck_absent_after_hours."""
-    now = datetime.now(timezone.utc)
-    hours = config["catalogue"]["recheck_absent_after_hours"]
-    return {
-        gid: entry
-        for gid, entry in _absent_entries(year).items()
-        if is_due_for_recheck(entry, now, hours)
-    }
+    return due_for_recheck(
+        LAYOUT.ledger_dir(year),
+        datetime.now(timezone.utc),
+        config["catalogue"]["recheck_absent_after_hours"],
+    )
 
 
 wildcard_constraints:

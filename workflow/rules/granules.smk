@@ -29,26 +29,6 @@ if SPLIT_TRANSFERS:
             "../scripts/granules.py"
 
 
-rule day_temp_swaths:
-    input:
-        unpack(day_inputs),
-    output:
-        record=temp(f"{OUT}/swaths/{{year}}/{{day}}.json"),
-    log:
-        f"{OUT}/logs/granules/{{year}}/{{day}}.log",
-    wildcard_constraints:
-        year=TEMP_YEARS,
-    conda:
-        "../envs/amsr2flow.yaml"
-    resources:
-        gportal=0 if SPLIT_TRANSFERS else 1,
-    params:
-        channels=config["channels"],
-        geolocation=config["geolocation"],
-    script:
-        "../scripts/granules.py"
-
-
 rule day_kept_swaths:
     input:
         unpack(day_inputs),
@@ -67,6 +47,14 @@ rule day_kept_swaths:
         geolocation=config["geolocation"],
     script:
         "../scripts/granules.py"
+
+
+# Complete years: the same job, its day record temporary (the archive job removes the swaths beside it).
+use rule day_kept_swaths as day_temp_swaths with:
+    output:
+        record=temp(f"{OUT}/swaths/{{year}}/{{day}}.json"),
+    wildcard_constraints:
+        year=TEMP_YEARS,
 
 
 # Granules recorded as absent are looked for again (one stat each, no download) once their last look is

@@ -11,7 +11,7 @@ from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.sftp import TransferError
 from amsr2flow.joblog import setup_logging
 from amsr2flow.layout import Layout
-from amsr2flow.ledger import is_due_for_recheck, read_ledger
+from amsr2flow.ledger import due_for_recheck, read_ledger
 from amsr2flow.stages import granule, year
 from amsr2flow.stages.catalogue import read_listing
 
@@ -20,11 +20,7 @@ cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 layout = Layout.from_config(cfg)
 ledger_dir = layout.ledger_dir(int(snakemake.wildcards.year))
 now = datetime.now(timezone.utc)
-due = {
-    gid: entry
-    for gid, entry in read_ledger(ledger_dir).items()
-    if is_due_for_recheck(entry, now, cfg["catalogue"]["recheck_absent_after_hours"])
-}
+due = due_for_recheck(ledger_dir, now, cfg["catalogue"]["recheck_absent_after_hours"])
 template = remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
 try:
     outcome = granule.recheck_absent(

@@ -186,10 +186,6 @@ def tai93_to_unix_array(tai93: np.ndarray) -> np.ndarray:
     return np.where(ok, approx - leaps, np.nan)
 
 
-def tai93_to_datetime(tai93: float) -> datetime:
-    return datetime.fromtimestamp(tai93_to_unix(tai93), tz=timezone.utc)
-
-
 # -- file names ---------------------------------------------------------------------------------------------
 #: Sensor of each file-name platform field (AMSR-E's is not confirmed, see mission.py).
 PLATFORM_SENSORS = {"GW1AM2": "AMSR2", "A2ES1M": "AMSR-E"}

@@ -512,10 +512,6 @@ def _record_fatal(
 # and ledger entry, and a granule already done by an earlier, killed job is not fetched again.
 
 
-class DayIncomplete(RuntimeError):
-    """Some granules of the day did not end as a swath or tombstone in this run; the next run retries them."""
-
-
 @dataclass(frozen=True)
 class DayResult:
     outcomes: dict[str, str]  # granule_id -> "archived", "absent", "invalid" (or "downloaded", split transfers)

@@ -301,7 +301,7 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
     count_problems = list(run.get("count_problems", []))
     lines = [
         f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} catalogued granules archived "
-        f"({_fmt_rate(run['success_rate_percent'])}); report: {report_path}"
+        f"({format_rate(run['success_rate_percent'])}); report: {report_path}"
     ]
     if not missing and not damaged and not disagreeing and not count_problems:
         return 0, lines
@@ -335,7 +335,7 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
-def _fmt_rate(value: float | None) -> str:
+def format_rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} %"
 
 
@@ -351,7 +351,8 @@ def year_markdown(report: Mapping[str, Any]) -> str:
         f"| ascending | {report['orbit_direction']['A']['expected']} | {report['orbit_direction']['A']['archived']} |",
         f"| descending | {report['orbit_direction']['D']['expected']} | {report['orbit_direction']['D']['archived']} |",
         "",
-        f"Success rate: **{_fmt_rate(report['success_rate_percent'])}**; silent losses: **{report['silent_losses']}**.",
+        f"Success rate: **{format_rate(report['success_rate_percent'])}**; "
+        f"silent losses: **{report['silent_losses']}**.",
         f"Verification: {report['verification'].get('valid', 0)} valid, {report['verification'].get('damaged', 0)} "
         f"damaged swaths. Parts: {len(report['parts'])}.",
         "",
@@ -406,7 +407,7 @@ def run_markdown(report: Mapping[str, Any]) -> str:
         f"# {report_title(report.get('sensors', ['AMSR-2']))}, {report['start']} to {report['end']}",
         "",
         f"Status: **{report['status']}**. {report['archived_granules']} of {report['expected_granules']} catalogued "
-        f"granules archived ({_fmt_rate(report['success_rate_percent'])}); silent losses: {report['silent_losses']}; "
+        f"granules archived ({format_rate(report['success_rate_percent'])}); silent losses: {report['silent_losses']}; "
         f"damaged swaths: {report['damaged_swaths']}"
         + (f"; facts that disagree: {report['disagreement_count']}." if "disagreement_count" in report else "."),
         "",
@@ -416,7 +417,7 @@ def run_markdown(report: Mapping[str, Any]) -> str:
     for y in report["years"]:
         lines.append(
             f"| {y['year']} | `{y['archive']}` | {y['expected_granules']} | {y['archived_granules']} | "
-            f"{_fmt_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y.get('disagreements', '')} | "
+            f"{format_rate(y['success_rate_percent'])} | {y['damaged_swaths']} | {y.get('disagreements', '')} | "
             f"{y['parts']} |"
         )
     layout = report.get("remote_layout")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..formats.facts import ordered
 from .figures import direction_name
-from .report import REASONS, RETRY_NEXT_RUN, _fmt_rate, report_title
+from .report import REASONS, RETRY_NEXT_RUN, format_rate, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
 MISSING_ROWS_SHOWN = 300
@@ -214,7 +214,7 @@ def year_page(
         f"<h1>{_e(report_title([report.get('sensor', 'AMSR-2')]))}, {year}</h1>",
         f"<p>Archive <code>{_e(report['archive'])}</code>: <strong>{report['archived_granules']} of "
         f"{report['expected_granules']}</strong> catalogued granules archived "
-        f"({_fmt_rate(report['success_rate_percent'])}); silent losses: <strong>{report['silent_losses']}</strong>. "
+        f"({format_rate(report['success_rate_percent'])}); silent losses: <strong>{report['silent_losses']}</strong>. "
         f"Verification: {ver.get('valid', 0)} valid, {ver.get('damaged', 0)} damaged swaths; "
         f"{len(report['parts'])} part file(s). Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>.</p>",
         _table(
@@ -323,7 +323,7 @@ def run_page(
                 f"<code>{_e(y['archive'])}</code>",
                 str(y["expected_granules"]),
                 str(y["archived_granules"]),
-                _fmt_rate(y["success_rate_percent"]),
+                format_rate(y["success_rate_percent"]),
                 str(y["damaged_swaths"]),
                 str(y.get("disagreements", "")),
                 str(y["parts"]),
@@ -332,7 +332,8 @@ def run_page(
     body = [
         f"<h1>{_e(report_title(run.get('sensors', ['AMSR-2'])))}, {_e(run['start'])} to {_e(run['end'])}</h1>",
         f"<p>Status: <strong class='{klass}'>{_e(status)}</strong>. <strong>{run['archived_granules']} of "
-        f"{run['expected_granules']}</strong> catalogued granules archived ({_fmt_rate(run['success_rate_percent'])});"
+        f"{run['expected_granules']}</strong> catalogued granules archived "
+        f"({format_rate(run['success_rate_percent'])});"
         f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}"
         + (f"; facts that disagree: {run['disagreement_count']}. " if "disagreement_count" in run else ". ")
         + (f"Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. " if csv_name else "")
