@@ -259,12 +259,12 @@ def run_snakemake(design: Design, workdir: Path, name: str, args: list[str], tim
 def stage_targets(design: Design, cfg: dict[str, Any]) -> tuple[list[str], int]:
     """The stage's outputs for the design (from the day manifests the catalogue wrote), and the granule count."""
     from amsr2flow import config as settings
-    from amsr2flow.layout import Layout
+    from amsr2flow.plan import RunPlan
 
-    full = settings.validate(cfg, check_environment=False)
-    layout = Layout.from_config(full)
+    plan = RunPlan.from_config(settings.validate(cfg, check_environment=False))
+    layout = plan.layout
     swaths, records = [], []
-    for day in settings.days(full):
+    for day in plan.days:
         with open(layout.day_manifest(day), newline="", encoding="utf-8") as fh:
             ids = [row["granule_id"] for row in csv.DictReader(fh)]
         swaths += [str(layout.swath(day.isoformat(), gid)) for gid in ids]
@@ -366,13 +366,14 @@ def work_floor(cfg: dict[str, Any]) -> tuple[float, int]:
     from amsr2flow.formats.swath import extract_swath, write_swath
     from amsr2flow.gportal import remote_layout
     from amsr2flow.gportal.sftp import GPortalSFTP
-    from amsr2flow.layout import Layout
+    from amsr2flow.plan import RunPlan
     from amsr2flow.stages.granule import read_day_tasks
 
     full = settings.validate(cfg, check_environment=False)
-    layout = Layout.from_config(full)
+    plan = RunPlan.from_config(full)
+    layout = plan.layout
     template = remote_layout.run_template(layout.remote_layout_file(), full.get("remote_path_template"))
-    tasks = [t for d in settings.days(full) for t in read_day_tasks(layout.day_manifest(d), d.isoformat(), template)]
+    tasks = [t for d in plan.days for t in read_day_tasks(layout.day_manifest(d), d.isoformat(), template)]
     channels, geolocation = tuple(full["channels"]), bool(full["geolocation"])
     variables = settings.extra_variables(full)
     total = 0.0

@@ -60,7 +60,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -81,9 +81,8 @@ from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.emulator import orbit
 from amsr2flow.emulator.store import entry_from_spec
-from amsr2flow.formats.archive import archive_name
 from amsr2flow.gportal import catalogue
-from amsr2flow.layout import Layout, period_tag
+from amsr2flow.plan import RunPlan
 from amsr2flow.stages.catalogue import build_year_listing
 
 LOCK_FILE = Path("/tmp/amsr2flow-bench.lock")
@@ -311,11 +310,12 @@ def validated(cfg: dict) -> dict:
 def write_manifests(workdir: Path, cfg: dict) -> int:
     """Day manifests (settled) and year listings as the catalogue stage writes them; returns the granule count."""
     full = validated(cfg)
-    layout = Layout.from_config(full)
+    plan = RunPlan.from_config(full)
+    layout = plan.layout
     fetched = datetime.now(timezone.utc)  # long after every day ended: settled
     total = 0
-    for year, (first, after) in settings.year_periods(full).items():
-        days = [first + timedelta(days=i) for i in range((after - first).days)]
+    for year, year_plan in plan.years.items():
+        days = year_plan.days
         for day in days:
             rows = []
             for spec in orbit.granules_beginning_on(day):
@@ -344,7 +344,7 @@ def write_manifests(workdir: Path, cfg: dict) -> int:
             cfg=full,
             source=None,  # every day is settled: nothing is fetched
             layout=layout,
-            listing_path=layout.year_listing(year, period_tag(first, after)),
+            listing_path=layout.year_listing(year, year_plan.period),
             now=lambda: fetched,
         )
     return total
@@ -361,7 +361,7 @@ def reset_outputs(workdir: Path) -> None:
 def seal_years(workdir: Path, cfg: dict) -> None:
     """Every year complete and archived: placeholder products, each newer than what it is made from."""
     results = workdir / "results"
-    periods = settings.year_periods(validated(cfg))
+    plan = RunPlan.from_config(validated(cfg))
     # after the newest listing: each product newer than its inputs (a few seconds in the future at most)
     base = max(p.stat().st_mtime for p in (results / "manifests").rglob("granules_*.csv"))
     stamp = {"archive": base + 1, "parts": base + 2, "year_report": base + 3, "run_report": base + 4}
@@ -374,16 +374,13 @@ def seal_years(workdir: Path, cfg: dict) -> None:
             path.touch()
         os.utime(path, (when, when))
 
-    for year, (first, after) in periods.items():
-        as_dt = [datetime(d.year, d.month, d.day) for d in (first, after)]
-        touch(results / "archives" / archive_name(*as_dt), stamp["archive"])
-        touch(results / "parts" / str(year), stamp["parts"], folder=True)
-        for ext in ("json", "md"):
-            touch(results / "reports" / str(year) / f"report_{period_tag(first, after)}.{ext}", stamp["year_report"])
-    first_day = date.fromisoformat(cfg["start"])
-    run_tag = period_tag(first_day, periods[max(periods)][1])
-    for ext in ("json", "md", "html"):
-        touch(results / "reports" / f"run_{run_tag}.{ext}", stamp["run_report"])
+    for year, year_plan in plan.years.items():
+        touch(plan.archive(year), stamp["archive"])
+        touch(plan.layout.parts_dir(year), stamp["parts"], folder=True)
+        for ext in (".json", ".md"):
+            touch(plan.layout.year_report(year, year_plan.period, ext), stamp["year_report"])
+    for ext in (".json", ".md", ".html"):
+        touch(plan.layout.run_report(plan.run_tag, ext), stamp["run_report"])
 
 
 # -- measuring --------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from bench_snakemake_overhead import WRAPPER, bench_config, write_manifests
 
 from amsr2flow import config as settings
 from amsr2flow import status
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 AMSR2FLOW = Path(sys.executable).parent / "amsr2flow"

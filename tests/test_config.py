@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,6 @@ def test_unquoted_yaml_dates_are_accepted() -> None:
         {"start": datetime.date(2024, 1, 1), "end": datetime.date(2024, 1, 1)}, check_environment=False
     )
     assert cfg["start"] == "2024-01-01"
-
-
-def test_year_periods_split_at_new_year() -> None:
-    cfg = settings.validate({"start": "2023-12-30", "end": "2024-01-02"}, check_environment=False)
-    periods = settings.year_periods(cfg)
-    assert [(y, a.isoformat(), b.isoformat()) for y, (a, b) in periods.items()] == [
-        (2023, "2023-12-30", "2024-01-01"),
-        (2024, "2024-01-01", "2024-01-03"),
-    ]
 
 
 def test_source_repr_hides_secrets() -> None:
@@ -137,21 +127,6 @@ def test_bad_config_fails_before_any_network_call(
     assert after["catalogue_requests"] == before["catalogue_requests"]
     assert after["sftp_connections"] == before["sftp_connections"]
     assert not (tmp_path / "results" / "manifests").exists()
-
-
-def test_one_record_across_sensors_takes_each_day_from_its_mission() -> None:
-    cfg = settings.validate(
-        {"start": "2011-10-01", "end": "2012-07-05", "dataset": ["amsr2-l1b", "amsre-l1b"]}, check_environment=False
-    )
-    periods = settings.year_periods(cfg)
-    assert {y: (a.isoformat(), b.isoformat()) for y, (a, b) in periods.items()} == {
-        2011: ("2011-10-01", "2011-10-05"),  # AMSR-E's last day is 2011-10-04
-        2012: ("2012-07-03", "2012-07-06"),  # AMSR2's first is 2012-07-03
-    }
-    assert [m.key for m in settings.missions(cfg)] == ["amsre", "amsr2"]
-    assert settings.year_mission(cfg, 2011).archive_prefix == "AMSRE"
-    assert len(settings.days(cfg)) == 4 + 3  # the gap between the missions is never asked for
-    assert settings.day_mission(cfg, date(2012, 1, 1)) is None
 
 
 def test_a_record_refuses_channels_one_sensor_lacks_and_days_in_no_mission() -> None:

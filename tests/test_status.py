@@ -18,7 +18,7 @@ from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config
 
 from amsr2flow import config as settings
 from amsr2flow import status
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 from amsr2flow.runlock import RunLock
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)

@@ -4,6 +4,7 @@ local G-Portal, and each stage module sits beside the rule file it serves."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,34 @@ def test_granule_jobs_do_not_import_the_plotting_libraries() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+RULE_FILES = [*sorted((REPO / "workflow" / "rules").glob("*.smk")), REPO / "workflow" / "Snakefile"]
+
+
+def test_output_paths_come_from_the_plan() -> None:
+    """Rule files name no path by hand: every output, log and target is a `LAYOUT` (amsr2flow.plan) path."""
+    for rules in RULE_FILES:
+        text = rules.read_text(encoding="utf-8")
+        assert not re.search(r"\bOUT\b", text), f"{rules.name}: a hand-made root (OUT)"
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("#", '"""')):
+                continue
+            # a path literal with a results folder in it ("/reports/", "/swaths/", ...) would be a second definition
+            assert not re.search(r"[\"'][^\"']*/(reports|swaths|archives|parts|grids|ledger|manifests|logs)/", line), (
+                f"{rules.name}: {stripped}"
+            )
+
+
+def test_a_year_period_is_computed_in_one_place() -> None:
+    """Periods, archive names of a year and the years' completeness come from plan.py alone."""
+    offenders = []
+    for path in [*PACKAGE.rglob("*.py"), *RULE_FILES, *(REPO / "workflow" / "scripts").glob("*.py")]:
+        if path == PACKAGE / "plan.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for pattern in (r"def year_periods", r"date\(year, 1, 1\)", r"period_tag\(", r"def archive_path_for"):
+            if re.search(pattern, text):
+                offenders.append(f"{path.relative_to(REPO)}: {pattern}")
+    assert offenders == []

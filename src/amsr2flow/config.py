@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 from .gportal.source import Link, Source, Timeouts
-from .mission import DATASETS, Mission
+from .plan import PlanError, dataset_keys, mission_span, missions, plan_years
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -148,7 +148,7 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                 f"start: {cfg['start']} is before the first {flavour.sensor} data ({flavour.first_day}); "
                 f"start on or after it"
             )
-        if end >= start and not any(_mission_span(m, start, end) for m in chosen):
+        if end >= start and not any(mission_span(m, start, end) for m in chosen):
             spans = ", ".join(f"{m.sensor} {m.first_day} to {m.last_day or 'today'}" for m in chosen)
             problems.append(f"start..end ({cfg['start']} to {cfg['end']}) holds no day of {spans}; pick days within")
         today = datetime.now(timezone.utc).date()
@@ -189,6 +189,11 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                 f"grid.channels: {', '.join(b_horn)} cannot be gridded (the swaths keep the 89 GHz A horn's positions "
                 "only); set grid.channels to the others"
             )
+    if start and end:
+        try:
+            plan_years(cfg)
+        except PlanError as exc:
+            problems.append(str(exc))
     if cfg.get("remote_path_template"):
         from .gportal.remote_layout import RemoteLayoutError, check_template
 
@@ -264,60 +269,6 @@ def environment_problems(cfg: Mapping[str, Any]) -> list[str]:
 
 
 # -- derived values ----------------------------------------------------------------------------------------
-def dataset_keys(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    """The configured dataset(s): ``dataset`` is one name or a list of them."""
-    value = cfg["dataset"]
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def missions(cfg: Mapping[str, Any]) -> tuple[Mission, ...]:
-    """The configured missions in time order (their periods do not overlap: AMSR-E ends 2011, AMSR2 begins
-    2012)."""
-    return tuple(sorted((DATASETS[k] for k in dataset_keys(cfg)), key=lambda m: m.first_day))
-
-
-def _mission_span(mission: Mission, first: date, last: date) -> tuple[date, date] | None:
-    """The days of ``first..last`` (inclusive) inside the mission, as (first, last), or None."""
-    low = max(first, mission.first_day)
-    high = min(last, mission.last_day) if mission.last_day else last
-    return (low, high) if low <= high else None
-
-
-def days(cfg: Mapping[str, Any]) -> list[date]:
-    """The requested days that some configured mission covers (the gap between missions is never asked for)."""
-    return [d for first, after in year_periods(cfg).values() for d in _range(first, after)]
-
-
-def _range(first: date, after: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((after - first).days)]
-
-
-def year_periods(cfg: Mapping[str, Any]) -> dict[int, tuple[date, date]]:
-    """For each year touched, the requested period as (first day, day after the last day), within the
-    configured missions' dates; one year, one mission."""
-    start, end = date.fromisoformat(cfg["start"]), date.fromisoformat(cfg["end"])
-    out = {}
-    for year in range(start.year, end.year + 1):
-        first = max(start, date(year, 1, 1))
-        last = min(end, date(year, 12, 31))
-        spans = [s for s in (_mission_span(m, first, last) for m in missions(cfg)) if s]
-        if len(spans) > 1:
-            raise ConfigError(f"dataset: {year} holds days of two missions; one year is archived from one sensor")
-        if spans:
-            out[year] = (spans[0][0], spans[0][1] + timedelta(days=1))
-    return out
-
-
-def year_mission(cfg: Mapping[str, Any], year: int) -> Mission:
-    """The mission whose data a year's archive holds."""
-    first, _ = year_periods(cfg)[year]
-    return next(m for m in missions(cfg) if _mission_span(m, first, first))
-
-
-def day_mission(cfg: Mapping[str, Any], day: date) -> Mission | None:
-    return next((m for m in missions(cfg) if _mission_span(m, day, day)), None)
-
-
 def extra_variables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The configured extra variables (``formats.variables``) in storage order."""
     from .formats.variables import check_names

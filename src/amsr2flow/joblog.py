@@ -32,3 +32,16 @@ def stop_run(log: logging.Logger, problem: BaseException, stop_flag: Path | None
             atomic.write_bytes(stop_flag, (str(problem) + "\n").encode("utf-8"))
     sys.stderr.write(f"amsr2flow: {problem}\n")
     sys.exit(1)
+
+
+#: What a day job logs as it starts on a granule; the interim report reads day logs for it (a granule they do
+#: not name was not reached: the run stopped first).
+REACHED = "{granule_id}: collecting"
+
+
+def log_reached(log: logging.Logger, granule_id: str) -> None:
+    log.info("%s", REACHED.format(granule_id=granule_id))
+
+
+def was_reached(log_text: str, granule_id: str) -> bool:
+    return REACHED.format(granule_id=granule_id) in log_text

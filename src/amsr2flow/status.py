@@ -21,11 +21,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .layout import Layout, period_tag
+from .plan import Layout, RunPlan, YearPlan
 
 PROGRESS_DIR = "progress"
 HOUR_FORMAT = "%Y%m%dT%H"
@@ -152,11 +152,12 @@ class RunStatus:
         }
 
 
-def _listing_ids(layout: Layout, year: int, first: date, after: date) -> tuple[dict[str, tuple[str, int]], int]:
+def _listing_ids(layout: Layout, year_plan: YearPlan) -> tuple[dict[str, tuple[str, int]], int]:
     """granule_id -> (day, size) of what is listed so far, and how many days are listed."""
     import pandas as pd
 
-    listing = layout.year_listing(year, period_tag(first, after))
+    first, after = year_plan.first_day, year_plan.day_after_last
+    listing = layout.year_listing(year_plan.year, year_plan.period)
     columns = ["granule_id", "day", "size_bytes"]
     if listing.is_file():
         frame = pd.read_csv(listing, usecols=columns, dtype=str, keep_default_na=False)
@@ -205,14 +206,13 @@ def _archived_ids(path: Path) -> set[str]:
 
 def year_status(
     layout: Layout,
-    year: int,
-    first: date,
-    after: date,
+    year_plan: YearPlan,
     archive_path: Path,
     ledger: Mapping[str, Mapping[str, Any]],
     listed: Mapping[str, tuple[str, int]],
     listed_days: int,
 ) -> YearStatus:
+    year = year_plan.year
     archive_exists = archive_path.is_file()
     done = _archived_ids(archive_path) if archive_exists else set()
     done |= _finished_swaths(layout, year)
@@ -230,15 +230,14 @@ def year_status(
         else:
             counts["pending"] += 1
             pending_bytes += size
-    complete = first == date(year, 1, 1) and after == date(year + 1, 1, 1)
     return YearStatus(
         year=year,
-        period=period_tag(first, after),
-        expected_days=(after - first).days,
+        period=year_plan.period,
+        expected_days=len(year_plan.days),
         listed_days=listed_days,
         listed=len(listed),
         archive=str(archive_path) if archive_exists else None,
-        sealed=complete and archive_exists,
+        sealed=year_plan.complete and archive_exists,
         size_bytes=sum(size for _, size in listed.values()),
         pending_bytes=pending_bytes,
         **counts,
@@ -262,23 +261,19 @@ def _last_errors(ledgers: Iterable[Mapping[str, Mapping[str, Any]]], limit: int 
 
 def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunStatus:
     """The status of the run that ``cfg`` (a validated configuration) describes."""
-    from . import config as settings
     from .ledger import read_ledger
     from .runlock import RunLock
-    from .stages.year import archive_path_for
 
     now = now or datetime.now(timezone.utc)
-    layout = Layout.from_config(cfg)
+    plan = RunPlan.from_config(cfg)
+    layout = plan.layout
     years, ledgers, sizes = [], [], {}
-    for year, (first, after) in settings.year_periods(cfg).items():
+    for year, year_plan in plan.years.items():
         ledger = read_ledger(layout.ledger_dir(year))
         ledgers.append(ledger)
-        listed, listed_days = _listing_ids(layout, year, first, after)
+        listed, listed_days = _listing_ids(layout, year_plan)
         sizes.update((gid, size) for gid, (_, size) in listed.items())
-        archive = archive_path_for(
-            layout, first, after, cfg["geolocation"], settings.year_mission(cfg, year).archive_prefix
-        )
-        years.append(year_status(layout, year, first, after, archive, ledger, listed, listed_days))
+        years.append(year_status(layout, year_plan, plan.archive(year), ledger, listed, listed_days))
     marks = recent_marks(layout, now)
     # Over the last hour, or since the run started if that is more recent (else a young run looks slow).
     lock = RunLock(layout.state_dir())

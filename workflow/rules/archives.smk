@@ -8,9 +8,9 @@ rule year_archive:
     input:
         days=year_day_records,
     output:
-        archive=f"{OUT}/archives/{{name}}.npz",
+        archive=path(LAYOUT.archive("{name}")),
     log:
-        f"{OUT}/logs/archives/{{name}}.log",
+        path(LAYOUT.log("archives", "{name}.log")),
     wildcard_constraints:
         name=UNSEALED_ARCHIVES,
     conda:
@@ -21,10 +21,10 @@ rule year_archive:
         geolocation=config["geolocation"],
         config_digest=settings.digest(config),
         compression=config["archive_compression"],
-        period=lambda wc: [
-            d.isoformat() for d in YEAR_PERIODS[year_of_archive_name(wc.name)]
-        ],
-        remove_swaths=lambda wc: swaths_are_temporary(year_of_archive_name(wc.name)),
+        period=lambda wc: year_period(year_of_archive_name(wc.name)),
+        remove_swaths=lambda wc: PLAN.swaths_are_temporary(
+            year_of_archive_name(wc.name)
+        ),
     script:
         "../scripts/archive.py"
 
@@ -33,9 +33,9 @@ rule year_parts:
     input:
         archive=lambda wc: year_archive(int(wc.year)),
     output:
-        parts=directory(f"{OUT}/parts/{{year}}"),
+        parts=directory(path(LAYOUT.parts_dir("{year}"))),
     log:
-        f"{OUT}/logs/parts/{{year}}.log",
+        path(LAYOUT.log("parts", "{year}.log")),
     conda:
         "../envs/amsr2flow.yaml"
     params:

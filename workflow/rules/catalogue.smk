@@ -6,9 +6,9 @@
 
 checkpoint catalogue:
     output:
-        listing=f"{OUT}/manifests/{{year}}/granules_{{period}}.csv",
+        listing=path(LAYOUT.year_listing("{year}", "{period}")),
     log:
-        f"{OUT}/logs/catalogue/{{year}}_{{period}}.log",
+        path(LAYOUT.log("catalogue", "{year}_{period}.log")),
     # Runs where Snakemake runs: it needs the internet (compute nodes may have none) and little else.
     localrule: True
     conda:

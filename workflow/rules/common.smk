@@ -1,29 +1,22 @@
-# Configuration, validated before anything runs, and the path helpers every rule shares.
-import json
+# Configuration, validated before anything runs; the run's plan (years, periods, every path: amsr2flow.plan); the
+# handlers' calls into amsr2flow.run.lifecycle; the input functions and wildcard constraints only Snakemake needs.
 import re
-import shutil
 import sys
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.formats import repair
-from amsr2flow.gportal import preflight, remote_layout
-from amsr2flow.stages import report_pages
-from amsr2flow.stages import report as run_reports  # `report` is Snakemake's report()
-from amsr2flow.status import ProgressReporter, quiet_scheduler_chatter
 from amsr2flow.ledger import due_for_recheck
-from amsr2flow.stages import year as year_stage
-from amsr2flow.stages.year import archive_path_for
-from amsr2flow.layout import Layout, period_tag
-from amsr2flow.runlock import RunLock, RunLockError
+from amsr2flow.plan import RunPlan
+from amsr2flow.run import lifecycle
+from amsr2flow.runlock import RunLock
 from amsr2flow.stages.catalogue import read_listing
 
 try:
     # The file alone is checked at parse time (also for --dry-run and --lint); what lies outside it
-    # (credentials, writable folders, the emulator's state file) when a real run starts: see prepare_run().
+    # (credentials, writable folders, the emulator's state file) when a real run starts: see start_run().
     _validated = settings.validate(
         config,
         check_environment=False,
@@ -44,14 +37,18 @@ DEFAULT_GPORTAL_SESSIONS = 4
 if "gportal" not in workflow.global_resources:
     workflow.register_resource("gportal", DEFAULT_GPORTAL_SESSIONS)
 
-LAYOUT = Layout.from_config(config)
-OUT = str(LAYOUT.root)
-YEAR_PERIODS = settings.year_periods(config)  # year -> (first day, day after the last)
-PERIODS = {year: period_tag(*p) for year, p in YEAR_PERIODS.items()}
-RUN_TAG = period_tag(settings.days(config)[0], YEAR_PERIODS[max(YEAR_PERIODS)][1])
-RUN_REPORT = f"{OUT}/reports/run_{RUN_TAG}.json"
+PLAN = RunPlan.from_config(config)
+LAYOUT = PLAN.layout
+YEARS = PLAN.years  # year -> its YearPlan (period, sensor, complete)
+RUN_TAG = PLAN.run_tag
+RUN_REPORT = str(LAYOUT.run_report(RUN_TAG))
+RUN_STATUS = str(LAYOUT.run_status(RUN_TAG))
 RUN_LOCK = RunLock(LAYOUT.state_dir())
-RUN_STATUS = f"{OUT}/.state/run_status_{RUN_TAG}.txt"
+
+
+def path(p):
+    """A path of the plan as the string a rule wants."""
+    return str(p)
 
 
 # Archives of earlier runs whose index stores orbit types their granule ids contradict (amsr2flow 0.1.0 with
@@ -60,50 +57,40 @@ RUN_STATUS = f"{OUT}/.state/run_status_{RUN_TAG}.txt"
 def contradicting_archives():
     if not workflow.is_main_process:
         return {}
-    paths = [Path(year_archive(year)) for year in YEAR_PERIODS]
-    found = repair.contradicting_swaths(
-        paths, LAYOUT.state_dir() / "metadata_checked.json"
-    )
+    archives = [PLAN.archive(year) for year in YEARS]
+    found = repair.contradicting_swaths(archives, LAYOUT.metadata_checked())
     if (
         found
-    ):  # also for dry runs (no handler runs then); a real run stops in prepare_run()
+    ):  # also for dry runs (no handler runs then); a real run stops in start_run()
         message = repair.contradiction_message(found, LAYOUT.root)
         print(f"amsr2flow: note: {message}", file=sys.stderr)
     return found
 
 
-def is_complete_year(year):
-    """A year whose requested period is the whole calendar year: archived for good, swaths temporary."""
-    first, after = YEAR_PERIODS[year]
-    return first == date(year, 1, 1) and after == date(year + 1, 1, 1)
-
-
 def year_archive(year):
-    return str(
-        archive_path_for(
-            LAYOUT,
-            *YEAR_PERIODS[year],
-            config["geolocation"],
-            settings.year_mission(config, year).archive_prefix,
-        )
-    )
+    return path(PLAN.archive(year))
+
+
+def year_period(year):
+    """The year's requested period as [first day, day after the last] (ISO), for scripts."""
+    return [YEARS[year].first_day.isoformat(), YEARS[year].day_after_last.isoformat()]
 
 
 def year_of_archive_name(name):
     """The year of an archive name such as AMSR2_temp_only_20160101_000000_to_20170101_000000."""
-    for year in YEAR_PERIODS:
-        if Path(year_archive(year)).stem == name:
+    for year in YEARS:
+        if PLAN.archive_name(year) == name:
             return year
     raise ValueError(f"{name}.npz is not an archive of this configuration's years")
 
 
 def year_listing(year):
-    return str(LAYOUT.year_listing(year, PERIODS[year]))
+    return path(LAYOUT.year_listing(year, YEARS[year].period))
 
 
 @lru_cache(maxsize=None)
-def _listed_days(path, mtime_ns):
-    return sorted(set(read_listing(path)["day"]))
+def _listed_days(listing, mtime_ns):
+    return sorted(set(read_listing(listing)["day"]))
 
 
 def year_days(year):
@@ -111,37 +98,40 @@ def year_days(year):
 
     Cached per file version: Snakemake asks again each time it re-evaluates the DAG.
     """
-    checkpoints.catalogue.get(year=str(year), period=PERIODS[year])
-    path = year_listing(year)
-    return _listed_days(path, Path(path).stat().st_mtime_ns)
+    checkpoints.catalogue.get(year=str(year), period=YEARS[year].period)
+    listing = year_listing(year)
+    return _listed_days(listing, Path(listing).stat().st_mtime_ns)
 
 
 def grid_targets():
     """The daily-grid records of every year (grid.enabled), one job per year."""
     if not config["grid"]["enabled"]:
         return []
-    return [f"{OUT}/grids/{y}/grids_{PERIODS[y]}.json" for y in YEAR_PERIODS]
+    return [path(LAYOUT.grids_record(y, YEARS[y].period)) for y in YEARS]
 
 
 def year_figure_dirs(year):
     if not config["report"]["figures"]:
         return []
-    return [f"{OUT}/reports/{year}/figures_{PERIODS[year]}"]
+    return [path(LAYOUT.figures_dir(year, YEARS[year].period))]
 
 
 def map_days(year):
     """The days of `year` drawn as map pages (report.map_days)."""
-    first, after = YEAR_PERIODS[year]
+    first, after = (
+        YEARS[year].first_day.isoformat(),
+        YEARS[year].day_after_last.isoformat(),
+    )
     choice = config["report"]["map_days"]
     if not config["report"]["figures"] or choice == "none":
         return []
     if choice == "first":
-        return [first.isoformat()]
-    return sorted(d for d in choice if first.isoformat() <= d < after.isoformat())
+        return [first]
+    return sorted(d for d in choice if first <= d < after)
 
 
 def year_map_pages(year):
-    return [f"{OUT}/reports/{year}/maps/{day}.html" for day in map_days(year)]
+    return [path(LAYOUT.map_page(year, day)) for day in map_days(year)]
 
 
 NETWORK_RULES = {
@@ -153,127 +143,39 @@ NETWORK_RULES = {
 }
 
 
+# -- the run's start and end (amsr2flow.run.lifecycle) -----------------------------------------------------
 def prepare_run():
-    """Start of a real run with work to do (never in dry runs): check the environment, log in once to
-    G-Portal if jobs will need it, reset the run-wide stop flag and circuit breaker, and sweep what killed
-    jobs left behind."""
-    if CONTRADICTING_ARCHIVES:
-        sys.stderr.write(
-            f"amsr2flow: cannot start: run `amsr2flow repair {LAYOUT.root}` first (see the note above)\n"
-        )
-        sys.exit(2)
-    network = _network_jobs_pending()
-    # Credentials and the service are needed only by jobs that reach G-Portal: redrawing reports does not.
-    problems = settings.environment_problems(config) if network else []
-    if problems:
-        sys.stderr.write("amsr2flow: cannot start:\n  " + "\n  ".join(problems) + "\n")
-        sys.exit(2)
-    # One run per output folder, held until this process ends (the kernel drops it if the run is killed).
     try:
-        RUN_LOCK.acquire(LAYOUT.root)
-    except RunLockError as exc:
-        sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
+        lifecycle.start_run(
+            PLAN,
+            config,
+            network=_network_jobs_pending(),
+            lock=RUN_LOCK,
+            contradicting=CONTRADICTING_ARCHIVES,
+        )
+    except lifecycle.RunRefused as exc:
+        sys.stderr.write(exc.line() + "\n")
         sys.exit(2)
-    LAYOUT.stop_flag().unlink(missing_ok=True)
-    LAYOUT.breaker_state().unlink(missing_ok=True)
-    if LAYOUT.scratch.is_dir():
-        # No job runs yet: downloads of killed jobs (partial ones anywhere; whole ones at the top level,
-        # where one-job-per-granule downloads live) go. Split-transfer downloads below are declared outputs.
-        leftovers = [p for p in LAYOUT.scratch.iterdir() if p.is_file()]
-        leftovers += [p for p in LAYOUT.scratch.rglob("*.part-*") if p.is_file()]
-        for leftover in sorted(set(leftovers)):
-            print(f"amsr2flow: removing leftover download {leftover}", file=sys.stderr)
-            leftover.unlink()
-    for year in sorted(SEALED_YEARS):
-        # A complete year's swaths and day records go once its archive exists; a job killed in between
-        # leaves some behind (and day records without swaths would make a later rebuild fail).
-        if swaths_are_temporary(year) and (LAYOUT.root / "swaths" / str(year)).is_dir():
-            print(
-                f"amsr2flow: removing the leftover swaths of archived {year}",
-                file=sys.stderr,
-            )
-            shutil.rmtree(LAYOUT.root / "swaths" / str(year))
-    for leftover in atomic.sweep_temporaries(LAYOUT.root):
-        print(
-            f"amsr2flow: removed leftover of an interrupted job: {leftover}",
-            file=sys.stderr,
-        )
-    if network:
-        notice = year_stage.variables_notice(
-            sorted(LAYOUT.archives_dir().glob("*.npz")),
-            settings.extra_variables(config),
-        )
-        if notice:
-            print(f"amsr2flow: note: {notice}", file=sys.stderr)
-        try:
-            choice = preflight.check_service(
-                config,
-                settings.resolve_source(config),
-                probe_days=preflight.probe_days(settings.days(config), date.today()),
-            )
-        except (preflight.PreflightError, settings.ConfigError) as exc:
-            sys.stderr.write(f"amsr2flow: cannot start: {exc}\n")
-            sys.exit(2)
-        # Granule jobs and reports read the layout chosen here, for the whole run.
-        remote_layout.record_run_layout(
-            LAYOUT.remote_layout_file(), choice.to_json() if choice else None
-        )
-        if choice is not None:
-            print(f"amsr2flow: {choice.summary()}", file=sys.stderr)
-    if config["report"]["progress_interval_s"]:
-        # Counts, rate and ETA at a steady pace (`amsr2flow status` prints the same from another terminal),
-        # in place of the scheduler's two lines per job.
-        quiet_scheduler_chatter()
-        ProgressReporter(config, config["report"]["progress_interval_s"]).start()
 
 
 def finish_run():
-    """After a run that ended without a failed job: exit status 3 when catalogued granules are not archived
-    (unless accept_missing accepts them), with last lines saying how many, why, and where the report is.
-    """
-    if not Path(RUN_REPORT).is_file():
-        return
-    run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
-    code, lines = run_reports.run_outcome(
-        run, config["accept_missing"], RUN_REPORT.replace(".json", ".html")
-    )
-    print("\n".join(lines), file=sys.stderr)
+    code = lifecycle.finish_run(PLAN, config["accept_missing"])
     if code:
         sys.exit(code)
 
 
-def status_targets():
-    """An always-stale target when the last run report says granules are missing: an unchanged rerun then
-    still reaches finish_run() (Snakemake skips onsuccess when there is nothing to do) and exits 3 again.
-    Also when archives store contradicted orbit types, so that prepare_run() says so on an unchanged rerun.
-    """
-    if CONTRADICTING_ARCHIVES:
-        return [RUN_STATUS]
-    try:
-        run = json.loads(Path(RUN_REPORT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if run.get("missing_granules") or run.get("damaged_swaths"):
-        return [RUN_STATUS]
-    return []
-
-
 def write_interim_report():
-    """After a failed run: a report from what exists, so every granule's state and reason is visible."""
-    interim = run_reports.interim_report(config)
-    if interim is None:
-        return
-    path = LAYOUT.reports_dir() / f"interim_{RUN_TAG}.md"
-    atomic.write_json(path.with_suffix(".json"), interim)
-    atomic.write_bytes(path, run_reports.run_markdown(interim).encode("utf-8"))
-    atomic.write_bytes(
-        path.with_suffix(".html"),
-        report_pages.interim_page(interim, YEAR_PERIODS).encode("utf-8"),
-    )
-    print(
-        f"amsr2flow: the run stopped early; {interim['archived_granules']} of "
-        f"{interim['expected_granules']} listed granules are done. Interim report: {path.with_suffix('.html')} (also .md, .json)",
-        file=sys.stderr,
+    lifecycle.write_interim_report(PLAN, config["start"], config["end"])
+
+
+def status_targets():
+    """An always-stale target when the run must reach its handlers although nothing changed (the last report
+    says granules are missing, or archives need a repair): Snakemake skips onsuccess with nothing to do.
+    """
+    return (
+        [RUN_STATUS]
+        if lifecycle.needs_status_target(PLAN, CONTRADICTING_ARCHIVES)
+        else []
     )
 
 
@@ -317,11 +219,11 @@ def day_manifest(wildcards):
     checkpoint is not known to be complete. A day job only exists once its year's listing (and so this
     manifest) does. Manifests are rewritten only when their content changes: an unchanged day stays done.
     """
-    return str(LAYOUT.day_manifest(date.fromisoformat(wildcards.day)))
+    return path(LAYOUT.day_manifest(date.fromisoformat(wildcards.day)))
 
 
 SPLIT_TRANSFERS = config["transfer_jobs"] == "local"
-DAY_DOWNLOADS_PATTERN = str(LAYOUT.day_downloads("{year}", "{day}"))
+DAY_DOWNLOADS_PATTERN = path(LAYOUT.day_downloads("{year}", "{day}"))
 
 
 def day_inputs(wildcards):
@@ -332,33 +234,20 @@ def day_inputs(wildcards):
     return inputs
 
 
-def swaths_are_temporary(year):
-    """A complete year keeps no swaths once archived (unless keep_swaths): the archive job removes them."""
-    return is_complete_year(year) and not config["keep_swaths"]
-
-
-TEMP_YEARS = "|".join(str(y) for y in YEAR_PERIODS if swaths_are_temporary(y)) or "none"
+TEMP_YEARS = "|".join(str(y) for y in YEARS if PLAN.swaths_are_temporary(y)) or "none"
 KEPT_YEARS = (
-    "|".join(str(y) for y in YEAR_PERIODS if not swaths_are_temporary(y)) or "none"
+    "|".join(str(y) for y in YEARS if not PLAN.swaths_are_temporary(y)) or "none"
 )
 
 
 # -- archives ------------------------------------------------------------------------------------
-def is_sealed_year(year):
-    """A complete year whose archive exists: archived for good. No rule makes its archive, so no rerun can
-    replace it (an input function listing no swaths would make Snakemake rebuild it empty: the input set
-    changed). Absent granules that reappear are added to it by the recheck job."""
-    return is_complete_year(year) and Path(year_archive(year)).is_file()
-
-
-SEALED_YEARS = {y for y in YEAR_PERIODS if is_sealed_year(y)}
+# A sealed year (complete, its archive present) is archived for good. No rule makes its archive, so no rerun
+# can replace it (an input function listing no swaths would make Snakemake rebuild it empty: the input set
+# changed). Absent granules that reappear are added to it by the recheck job.
+SEALED_YEARS = {y for y in YEARS if PLAN.is_sealed(y)}
 CONTRADICTING_ARCHIVES = contradicting_archives()
 UNSEALED_ARCHIVES = (
-    "|".join(
-        re.escape(Path(year_archive(y)).stem)
-        for y in YEAR_PERIODS
-        if y not in SEALED_YEARS
-    )
+    "|".join(re.escape(PLAN.archive_name(y)) for y in YEARS if y not in SEALED_YEARS)
     or "none"
 )
 
@@ -369,21 +258,24 @@ def year_day_records(wildcards):
     if due_absent(year):
         # Look for the year's absent granules first; reappeared ones lose their tombstone and are fetched.
         checkpoints.recheck_absent.get(year=str(year), stamp=RECHECK_STAMP)
-    return [str(LAYOUT.day_record(day)) for day in year_days(year)]
+    return [path(LAYOUT.day_record(day)) for day in year_days(year)]
 
 
 # -- absent granules, looked for again ----------------------------------------------------------------------
 RECHECK_STAMP = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
+def year_recheck(year):
+    """The year's recheck due this run, if any (its record as a one-element list)."""
+    return (
+        [path(LAYOUT.recheck_record(year, RECHECK_STAMP))] if due_absent(year) else []
+    )
+
+
 def recheck_targets():
     """The rechecks due this run, as targets: a checkpoint that only an up-to-date (sealed) archive's input
     function asks for would not be run."""
-    return [
-        f"{OUT}/ledger/{year}/rechecks/recheck_{RECHECK_STAMP}.json"
-        for year in YEAR_PERIODS
-        if due_absent(year)
-    ]
+    return [target for year in YEARS for target in year_recheck(year)]
 
 
 @lru_cache(maxsize=None)

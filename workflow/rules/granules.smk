@@ -16,7 +16,7 @@ if SPLIT_TRANSFERS:
         output:
             downloads=temp(DAY_DOWNLOADS_PATTERN),
         log:
-            f"{OUT}/logs/downloads/{{year}}/{{day}}.log",
+            path(LAYOUT.day_job_log("{year}", "{day}", downloads=True)),
         localrule: True
         conda:
             "../envs/amsr2flow.yaml"
@@ -33,9 +33,9 @@ rule day_kept_swaths:
     input:
         unpack(day_inputs),
     output:
-        record=f"{OUT}/swaths/{{year}}/{{day}}.json",
+        record=path(LAYOUT.day_record("{day}", "{year}")),
     log:
-        f"{OUT}/logs/granules/{{year}}/{{day}}.log",
+        path(LAYOUT.day_job_log("{year}", "{day}")),
     wildcard_constraints:
         year=KEPT_YEARS,
     conda:
@@ -52,7 +52,7 @@ rule day_kept_swaths:
 # Complete years: the same job, its day record temporary (the archive job removes the swaths beside it).
 use rule day_kept_swaths as day_temp_swaths with:
     output:
-        record=temp(f"{OUT}/swaths/{{year}}/{{day}}.json"),
+        record=temp(path(LAYOUT.day_record("{day}", "{year}"))),
     wildcard_constraints:
         year=TEMP_YEARS,
 
@@ -64,9 +64,9 @@ use rule day_kept_swaths as day_temp_swaths with:
 # fetches it and adds it to the archive and parts itself; nothing is rebuilt while nothing arrived.
 checkpoint recheck_absent:
     output:
-        record=f"{OUT}/ledger/{{year}}/rechecks/recheck_{{stamp}}.json",
+        record=path(LAYOUT.recheck_record("{year}", "{stamp}")),
     log:
-        f"{OUT}/logs/rechecks/{{year}}_{{stamp}}.log",
+        path(LAYOUT.log("rechecks", "{year}_{stamp}.log")),
     localrule: True
     conda:
         "../envs/amsr2flow.yaml"
@@ -75,7 +75,7 @@ checkpoint recheck_absent:
     params:
         sealed=lambda wc: int(wc.year) in SEALED_YEARS,
         archive=lambda wc: year_archive(int(wc.year)),
-        parts=lambda wc: str(LAYOUT.parts_dir(int(wc.year))),
+        parts=lambda wc: path(LAYOUT.parts_dir(wc.year)),
         listing=lambda wc: year_listing(int(wc.year)),
         channels=config["channels"],
         geolocation=config["geolocation"],

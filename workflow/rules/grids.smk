@@ -7,17 +7,17 @@ rule year_grids:
     input:
         archive=lambda wc: year_archive(int(wc.year)),
     output:
-        record=f"{OUT}/grids/{{year}}/grids_{{period}}.json",
+        record=path(LAYOUT.grids_record("{year}", "{period}")),
     log:
-        f"{OUT}/logs/grids/{{year}}_{{period}}.log",
+        path(LAYOUT.log("grids", "{year}_{period}.log")),
     conda:
         "../envs/amsr2flow.yaml"
     params:
-        days=lambda wc: [d.isoformat() for d in YEAR_PERIODS[int(wc.year)]],
+        days=lambda wc: year_period(int(wc.year)),
         grids=config["grid"]["grids"],
         channels=config["grid"]["channels"] or config["channels"],
         format=config["grid"]["format"],
-        out_dir=lambda wc: f"{OUT}/grids/{wc.year}",
-        prefix=lambda wc: settings.year_mission(config, int(wc.year)).archive_prefix,
+        out_dir=lambda wc: path(LAYOUT.grids_dir(wc.year)),
+        prefix=lambda wc: YEARS[int(wc.year)].mission.archive_prefix,
     script:
         "../scripts/grids.py"

@@ -6,24 +6,24 @@ rule year_report:
     input:
         listing=lambda wc: year_listing(int(wc.year)),
         archive=lambda wc: year_archive(int(wc.year)),
-        parts=f"{OUT}/parts/{{year}}",
+        parts=path(LAYOUT.parts_dir("{year}")),
         # a recheck may have added reappeared granules to a sealed year's archive
-        rechecks=lambda wc: [t for t in recheck_targets() if f"/ledger/{wc.year}/" in t],
+        rechecks=lambda wc: year_recheck(int(wc.year)),
     output:
-        json=f"{OUT}/reports/{{year}}/report_{{period}}.json",
-        markdown=f"{OUT}/reports/{{year}}/report_{{period}}.md",
+        json=path(LAYOUT.year_report("{year}", "{period}")),
+        markdown=path(LAYOUT.year_report("{year}", "{period}", ".md")),
         granules=report(
-            f"{OUT}/reports/{{year}}/granules_{{period}}.csv",
+            path(LAYOUT.year_granules("{year}", "{period}")),
             caption="../report/granules.rst",
             category="Granule tables",
             labels={"year": "{year}"},
         ),
     log:
-        f"{OUT}/logs/reports/{{year}}_{{period}}.log",
+        path(LAYOUT.log("reports", "{year}_{period}.log")),
     conda:
         "../envs/amsr2flow.yaml"
     params:
-        ledger_dir=lambda wc: str(LAYOUT.ledger_dir(wc.year)),
+        ledger_dir=lambda wc: path(LAYOUT.ledger_dir(wc.year)),
         year=lambda wc: int(wc.year),
         time_tolerance_s=config["catalogue"]["time_tolerance_s"],
     script:
@@ -33,23 +33,23 @@ rule year_report:
 # Figures and map pages: imported by these jobs only (matplotlib, folium), never by granule jobs.
 rule year_figures:
     input:
-        report=f"{OUT}/reports/{{year}}/report_{{period}}.json",
+        report=path(LAYOUT.year_report("{year}", "{period}")),
         archive=lambda wc: year_archive(int(wc.year)),
     output:
         figures=report(
-            directory(f"{OUT}/reports/{{year}}/figures_{{period}}"),
+            directory(path(LAYOUT.figures_dir("{year}", "{period}"))),
             patterns=["{figure}.png"],
             caption="../report/figures.rst",
             category="Figures",
             labels={"year": "{year}", "figure": "{figure}"},
         ),
     log:
-        f"{OUT}/logs/reports/{{year}}_{{period}}_figures.log",
+        path(LAYOUT.log("reports", "{year}_{period}_figures.log")),
     conda:
         "../envs/amsr2flow.yaml"
     params:
         # outside the output folder (Snakemake empties that before the job): quick-looks already drawn
-        cache_dir=lambda wc: f"{OUT}/reports/{wc.year}/.quicklook_cache",
+        cache_dir=lambda wc: path(LAYOUT.quicklook_cache(wc.year)),
         quicklooks_per_week=config["report"]["quicklooks_per_week"],
     script:
         "../scripts/figures.py"
@@ -60,13 +60,13 @@ rule day_map:
         archive=lambda wc: year_archive(int(wc.year)),
     output:
         page=report(
-            f"{OUT}/reports/{{year}}/maps/{{day}}.html",
+            path(LAYOUT.map_page("{year}", "{day}")),
             caption="../report/map.rst",
             category="Map pages",
             labels={"day": "{day}"},
         ),
     log:
-        f"{OUT}/logs/reports/{{year}}_map_{{day}}.log",
+        path(LAYOUT.log("reports", "{year}_map_{day}.log")),
     conda:
         "../envs/amsr2flow.yaml"
     script:
@@ -75,49 +75,50 @@ rule day_map:
 
 rule year_page:
     input:
-        report=f"{OUT}/reports/{{year}}/report_{{period}}.json",
+        report=path(LAYOUT.year_report("{year}", "{period}")),
+        granules=path(LAYOUT.year_granules("{year}", "{period}")),
         figures=lambda wc: year_figure_dirs(int(wc.year)),
         maps=lambda wc: year_map_pages(int(wc.year)),
     output:
         page=report(
-            f"{OUT}/reports/{{year}}/report_{{period}}.html",
+            path(LAYOUT.year_report("{year}", "{period}", ".html")),
             caption="../report/year_report.rst",
             category="Reports",
             labels={"report": "year {year}"},
         ),
     log:
-        f"{OUT}/logs/reports/{{year}}_{{period}}_page.log",
+        path(LAYOUT.log("reports", "{year}_{period}_page.log")),
     localrule: True
     conda:
         "../envs/amsr2flow.yaml"
     params:
-        period=lambda wc: [d.isoformat() for d in YEAR_PERIODS[int(wc.year)]],
+        period=lambda wc: year_period(int(wc.year)),
     script:
         "../scripts/year_page.py"
 
 
 rule run_report:
     input:
-        years=[f"{OUT}/reports/{y}/report_{PERIODS[y]}.json" for y in YEAR_PERIODS],
-        granules=[f"{OUT}/reports/{y}/granules_{PERIODS[y]}.csv" for y in YEAR_PERIODS],
-        pages=[f"{OUT}/reports/{y}/report_{PERIODS[y]}.html" for y in YEAR_PERIODS],
+        years=[path(LAYOUT.year_report(y, YEARS[y].period)) for y in YEARS],
+        granules=[path(LAYOUT.year_granules(y, YEARS[y].period)) for y in YEARS],
+        pages=[path(LAYOUT.year_report(y, YEARS[y].period, ".html")) for y in YEARS],
     output:
         json=RUN_REPORT,
-        markdown=RUN_REPORT.replace(".json", ".md"),
+        markdown=path(LAYOUT.run_report(RUN_TAG, ".md")),
         html=report(
-            RUN_REPORT.replace(".json", ".html"),
+            path(LAYOUT.run_report(RUN_TAG, ".html")),
             caption="../report/run_report.rst",
             category="Reports",
             labels={"report": "run"},
         ),
         granules=report(
-            f"{OUT}/reports/granules_{RUN_TAG}.csv",
+            path(LAYOUT.run_granules(RUN_TAG)),
             caption="../report/granules.rst",
             category="Granule tables",
             labels={"year": "all"},
         ),
     log:
-        f"{OUT}/logs/reports/run_{RUN_TAG}.log",
+        path(LAYOUT.log("reports", f"run_{RUN_TAG}.log")),
     # Tiny: joins the year reports; not worth a cluster job.
     localrule: True
     conda:
@@ -125,7 +126,7 @@ rule run_report:
     params:
         start=config["start"],
         end=config["end"],
-        periods={str(y): [d.isoformat() for d in p] for y, p in YEAR_PERIODS.items()},
+        periods={str(y): year_period(y) for y in YEARS},
     script:
         "../scripts/report_run.py"
 
@@ -138,7 +139,7 @@ rule run_status:
     output:
         temp(RUN_STATUS),
     log:
-        f"{OUT}/logs/reports/run_status_{RUN_TAG}.log",
+        path(LAYOUT.log("reports", f"run_status_{RUN_TAG}.log")),
     localrule: True
     conda:
         "../envs/amsr2flow.yaml"

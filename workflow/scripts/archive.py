@@ -5,7 +5,7 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging, stop_run
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 from amsr2flow.stages import year
 
 log = setup_logging(snakemake.log[0])

@@ -6,7 +6,7 @@ from pathlib import Path
 from amsr2flow import config as settings
 from amsr2flow.gportal import remote_layout
 from amsr2flow.joblog import setup_logging
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 from amsr2flow.stages.catalogue import build_year_listing
 
 log = setup_logging(snakemake.log[0])

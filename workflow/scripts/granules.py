@@ -15,7 +15,7 @@ from amsr2flow.formats import l1b
 from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging, stop_run
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 from amsr2flow.stages import granule
 from amsr2flow.status import mark_finished
 

@@ -10,8 +10,8 @@ from amsr2flow.formats import facts
 from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.sftp import TransferError
 from amsr2flow.joblog import setup_logging
-from amsr2flow.layout import Layout
 from amsr2flow.ledger import due_for_recheck, read_ledger
+from amsr2flow.plan import Layout
 from amsr2flow.stages import granule, year
 from amsr2flow.stages.catalogue import read_listing
 

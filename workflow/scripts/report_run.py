@@ -10,7 +10,7 @@ import pandas as pd
 from amsr2flow import atomic
 from amsr2flow.gportal import remote_layout
 from amsr2flow.joblog import setup_logging
-from amsr2flow.layout import Layout
+from amsr2flow.plan import Layout
 from amsr2flow.stages import report, report_pages
 
 log = setup_logging(snakemake.log[0])

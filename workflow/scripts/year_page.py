@@ -19,7 +19,7 @@ html = report_pages.year_page(
     year_report,
     first=first,
     last=after - timedelta(days=1),
-    csv_name=page_path.name.replace("report_", "granules_").replace(".html", ".csv"),
+    csv_name=os.path.relpath(snakemake.input.granules, page_path.parent),
     figures_dir=os.path.relpath(figures_dir, page_path.parent) if figures_dir else None,
     figures=manifest,
     maps=[(Path(m).stem, os.path.relpath(m, page_path.parent)) for m in snakemake.input.maps],

@@ -197,22 +197,22 @@ class Doctor:
         return f"logged in as {self.source.username!r}"
 
     def _probe_days(self) -> list[date]:
-        from .. import config as settings
+        from ..plan import RunPlan
 
         if self.probe_day:
             return [self.probe_day]
-        days = settings.days(self.cfg)
+        days = RunPlan.from_config(self.cfg).days
         today = datetime.now(timezone.utc).date()
         last = min(days[-1], today - timedelta(days=1))
         return list(dict.fromkeys([last, days[0]]))
 
     def check_catalogue(self) -> str:
-        from .. import config as settings
         from ..gportal import catalogue
+        from ..plan import day_mission, missions
 
         errors = []
         for day in self._probe_days():
-            mission = settings.day_mission(self.cfg, day) or settings.missions(self.cfg)[-1]
+            mission = day_mission(self.cfg, day) or missions(self.cfg)[-1]
             try:
                 result = catalogue.search_day(
                     day,

@@ -18,7 +18,8 @@ from typing import Any
 import requests
 import tenacity
 
-from ..config import day_mission, timeouts_from
+from ..config import timeouts_from
+from ..plan import day_mission
 from . import catalogue, remote_layout
 from .backoff import exponential_backoff
 from .sftp import AuthenticationRefused, FatalTransferError, GPortalSFTP, NetworkUnreachable, TransientTransferError

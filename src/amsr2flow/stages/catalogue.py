@@ -23,7 +23,7 @@ from .. import atomic
 from ..gportal import catalogue
 from ..gportal.backoff import exponential_backoff
 from ..gportal.source import Source
-from ..layout import Layout
+from ..plan import Layout, dataset_keys, day_mission
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,9 @@ def _manifest_is_final(layout: Layout, day: date, settle_days: int) -> bool:
 
 def _day_dataset_id(cfg: Mapping[str, Any], day: date) -> str:
     """G-Portal's dataset id for a day: the configured mission that covers it (one per year)."""
-    from .. import config as settings
-
-    mission = settings.day_mission(cfg, day)
+    mission = day_mission(cfg, day)
     if mission is None:
-        raise ValueError(f"{day} is outside every configured mission ({', '.join(settings.dataset_keys(cfg))})")
+        raise ValueError(f"{day} is outside every configured mission ({', '.join(dataset_keys(cfg))})")
     return mission.dataset_id
 
 

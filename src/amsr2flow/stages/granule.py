@@ -21,7 +21,7 @@ from typing import Any
 
 import tenacity
 
-from .. import atomic
+from .. import atomic, joblog
 from .. import ledger as ledger_mod
 from ..formats import facts, l1b, swath
 from ..formats import variables as extra_variables
@@ -605,7 +605,7 @@ def collect_day(
         following = todo[position + 1] if position + 1 < len(todo) else None
         ahead = following is not None and _has_room(outputs, task, collect)
         sessions.next_remote_path = following.remote_path if following is not None and ahead else None
-        log.info("%s: collecting", task.granule_id)  # the interim report reads this: the granule was reached
+        joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
         try:
             outcome = collect_granule(
                 task, outputs=outputs, ledger_path=ledger_path_for(task), sessions=sessions, **collect

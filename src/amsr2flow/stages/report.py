@@ -19,10 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from .. import __version__
+from .. import __version__, joblog
 from ..formats import facts
 from ..formats.archive import sensor_of_archive
 from ..ledger import read_ledger
+from ..plan import RunPlan
 
 REASONS = {
     "absent": "in the catalogue but not on the SFTP server",
@@ -576,36 +577,32 @@ def _log_text(path: Path, cache: dict[Path, str]) -> str:
     return cache[path]
 
 
-def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+def interim_report(plan: RunPlan, *, start: str, end: str) -> dict[str, Any] | None:
     """A run report from what exists after a failed run: listings, archives or swaths, and the ledger.
 
     Years whose catalogue was not listed yet are named in ``unlisted_years``. Returns ``None`` when nothing
     was listed at all.
     """
-    from .. import config as settings
     from ..formats.archive import Archive
-    from ..layout import Layout, period_tag
     from .catalogue import read_listing
-    from .year import archive_path_for
 
-    layout = Layout.from_config(cfg)
+    layout = plan.layout
     years, unlisted = [], []
     day_logs: dict[Path, str] = {}
-    for year, (first, after) in settings.year_periods(cfg).items():
-        listing_path = layout.year_listing(year, period_tag(first, after))
+    for year, year_plan in plan.years.items():
+        listing_path = layout.year_listing(year, year_plan.period)
         if not listing_path.is_file():
             unlisted.append(year)
             continue
         listing = read_listing(listing_path)
-        archive = archive_path_for(
-            layout, first, after, cfg["geolocation"], settings.year_mission(cfg, year).archive_prefix
-        )
+        archive = plan.archive(year)
 
         def unrecorded(granule_id: str, day: str, year: int = year) -> str:
             # A day job names each granule in its log when it starts on it; a granule its day's logs do not
             # name was not reached (the run stopped first, or the job was killed before its turn).
-            logs = [layout.root / "logs" / kind / str(year) / f"{day}.log" for kind in ("granules", "downloads")]
-            return "job_failed" if any(granule_id in _log_text(p, day_logs) for p in logs) else "not_attempted"
+            logs = [layout.day_job_log(year, day, downloads=downloads) for downloads in (False, True)]
+            reached = any(joblog.was_reached(_log_text(p, day_logs), granule_id) for p in logs)
+            return "job_failed" if reached else "not_attempted"
 
         if archive.is_file():
             with Archive(archive) as arch:
@@ -630,7 +627,7 @@ def interim_report(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
         )
     if not years:
         return None
-    run = run_report(years, start=cfg["start"], end=cfg["end"])
+    run = run_report(years, start=start, end=end)
     for key in ("disagreement_count", "disagreements", "count_problems"):
         del run[key]  # an interim report has no archive to compare: it says nothing rather than "all agree"
     run["status"] = "interim: the run stopped before its end; rerun the same command to continue"

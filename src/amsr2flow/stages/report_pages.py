@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..formats.facts import ordered
+from ..plan import RunPlan
 from .figures import direction_name
 from .report import REASONS, RETRY_NEXT_RUN, format_rate, report_title
 
@@ -366,12 +367,12 @@ def run_page(
     return page(report_title(run.get("sensors", ["AMSR-2"])), body)
 
 
-def interim_page(interim: Mapping[str, Any], year_periods: Mapping[int, tuple[date, date]]) -> str:
+def interim_page(interim: Mapping[str, Any], plan: RunPlan) -> str:
     """The page of an interim report (a run that stopped early): what is done, per day, and why the rest is not."""
     days = interim.get("days_by_year", {})
     calendars = {
-        year: (days[str(year)], first, after - timedelta(days=1))
-        for year, (first, after) in year_periods.items()
+        year: (days[str(year)], y.first_day, y.day_after_last - timedelta(days=1))
+        for year, y in plan.years.items()
         if str(year) in days
     }
     return run_page(interim, year_pages={}, calendars=calendars, csv_name=None)

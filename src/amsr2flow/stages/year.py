@@ -21,7 +21,6 @@ import numpy as np
 from .. import atomic
 from ..formats import archive
 from ..formats.swath import is_tombstone, sidecar_path
-from ..layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,6 @@ class YearArchiveSummary:
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
-
-
-def archive_path_for(
-    layout: Layout, first_day: date, day_after_last: date, geolocation: bool, sensor: str = "AMSR2"
-) -> Path:
-    """Where the archive of a year's requested period lives (the legacy name carries the period; ``sensor`` is
-    the mission's archive prefix)."""
-    name = archive.archive_name(_midnight(first_day), _midnight(day_after_last), geolocation, sensor)
-    return layout.archives_dir() / name
 
 
 def superseded_archives(new_archive: Path, year: int) -> list[Path]:
