@@ -364,15 +364,15 @@ def work_floor(cfg: dict[str, Any]) -> tuple[float, int]:
     """Seconds of stat + download + extract + write for the run's granules, in one session in this process."""
     from amsr2flow import config as settings
     from amsr2flow.formats.swath import extract_swath, write_swath
-    from amsr2flow.gportal import remote_layout
     from amsr2flow.gportal.sftp import GPortalSFTP
     from amsr2flow.plan import RunPlan
+    from amsr2flow.run.preflight import run_template
     from amsr2flow.stages.granule import read_day_tasks
 
     full = settings.validate(cfg, check_environment=False)
     plan = RunPlan.from_config(full)
     layout = plan.layout
-    template = remote_layout.run_template(layout.remote_layout_file(), full.get("remote_path_template"))
+    template = run_template(layout.remote_layout_file(), full.get("remote_path_template"))
     tasks = [t for d in plan.days for t in read_day_tasks(layout.day_manifest(d), d.isoformat(), template)]
     channels, geolocation = tuple(full["channels"]), bool(full["geolocation"])
     variables = settings.extra_variables(full)

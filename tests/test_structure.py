@@ -120,7 +120,7 @@ def test_granule_jobs_do_not_import_the_plotting_libraries() -> None:
     import sys
 
     code = (
-        "import sys, amsr2flow.stages.granule, amsr2flow.status, amsr2flow.gportal.breaker, amsr2flow.config;"
+        "import sys, amsr2flow.stages.granule, amsr2flow.status, amsr2flow.run.breaker, amsr2flow.config;"
         "print(sorted(m for m in ('matplotlib', 'folium', 'branca', 'PIL') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -156,3 +156,16 @@ def test_a_year_period_is_computed_in_one_place() -> None:
             if re.search(pattern, text):
                 offenders.append(f"{path.relative_to(REPO)}: {pattern}")
     assert offenders == []
+
+
+def test_the_gportal_client_imports_nothing_of_the_run() -> None:
+    """gportal/ is a client: its modules take plain values and import nothing of the run (plan, config, run/,
+    stages/, the ledger, atomic writes)."""
+    outside = {
+        (module, target)
+        for module, targets in import_graph().items()
+        if module.startswith("amsr2flow.gportal")
+        for target in targets
+        if not target.startswith("amsr2flow.gportal")
+    }
+    assert outside == set()

@@ -4,9 +4,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from amsr2flow import config as settings
-from amsr2flow.gportal import remote_layout
 from amsr2flow.joblog import setup_logging
 from amsr2flow.plan import Layout
+from amsr2flow.run.preflight import run_template
 from amsr2flow.stages.catalogue import build_year_listing
 
 log = setup_logging(snakemake.log[0])
@@ -24,5 +24,5 @@ build_year_listing(
     source=source,
     layout=layout,
     listing_path=Path(snakemake.output.listing),
-    remote_layout=remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template")),
+    remote_layout=run_template(layout.remote_layout_file(), cfg.get("remote_path_template")),
 )

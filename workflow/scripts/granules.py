@@ -12,10 +12,10 @@ from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.config import timeouts_from
 from amsr2flow.formats import l1b
-from amsr2flow.gportal import remote_layout
-from amsr2flow.gportal.breaker import CircuitBreaker
 from amsr2flow.joblog import setup_logging, stop_run
 from amsr2flow.plan import Layout
+from amsr2flow.run.breaker import CircuitBreaker
+from amsr2flow.run.preflight import run_template
 from amsr2flow.stages import granule
 from amsr2flow.status import mark_finished
 
@@ -30,7 +30,7 @@ geolocation = bool(snakemake.params.geolocation)
 # granules already extracted. It applies to granules extracted from now on; each swath records its own set.
 variables = settings.extra_variables(cfg)
 # Where the granules are on SFTP: the catalogue's mapping, under the layout the run's preflight settled on.
-template = remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
+template = run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
 tasks = granule.read_day_tasks(Path(snakemake.input.manifest), day, template)
 
 

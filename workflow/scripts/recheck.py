@@ -7,11 +7,11 @@ from amsr2flow import atomic
 from amsr2flow import config as settings
 from amsr2flow.config import timeouts_from
 from amsr2flow.formats import facts
-from amsr2flow.gportal import remote_layout
 from amsr2flow.gportal.sftp import TransferError
 from amsr2flow.joblog import setup_logging
 from amsr2flow.ledger import due_for_recheck, read_ledger
 from amsr2flow.plan import Layout
+from amsr2flow.run.preflight import run_template
 from amsr2flow.stages import granule, year
 from amsr2flow.stages.catalogue import read_listing
 
@@ -21,7 +21,7 @@ layout = Layout.from_config(cfg)
 ledger_dir = layout.ledger_dir(int(snakemake.wildcards.year))
 now = datetime.now(timezone.utc)
 due = due_for_recheck(ledger_dir, now, cfg["catalogue"]["recheck_absent_after_hours"])
-template = remote_layout.run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
+template = run_template(layout.remote_layout_file(), cfg.get("remote_path_template"))
 try:
     outcome = granule.recheck_absent(
         due,

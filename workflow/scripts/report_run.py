@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from amsr2flow import atomic
-from amsr2flow.gportal import remote_layout
 from amsr2flow.joblog import setup_logging
 from amsr2flow.plan import Layout
+from amsr2flow.run.preflight import recorded_choice
 from amsr2flow.stages import report, report_pages
 
 log = setup_logging(snakemake.log[0])
@@ -19,7 +19,7 @@ run = report.run_report(
     years,
     start=snakemake.params.start,
     end=snakemake.params.end,
-    remote_layout=remote_layout.run_layout(Layout.from_config(snakemake.config).remote_layout_file()),
+    remote_layout=recorded_choice(Layout.from_config(snakemake.config).remote_layout_file()),
 )
 html_path = Path(snakemake.output.html)
 periods = snakemake.params.periods

@@ -249,7 +249,7 @@ class Doctor:
         )
 
     def check_layout(self) -> str:
-        from ..gportal.preflight import LayoutNotFound, find_remote_layout
+        from ..gportal.remote_layout import LayoutNotFound, find_remote_layout
 
         try:
             layout = find_remote_layout(self.session, self.remote_path, self.cfg.get("remote_path_template"))

@@ -14,14 +14,12 @@ A template has the fields ``{product_dir}`` (e.g. ``GCOM-W/GCOM-W.AMSR2/L1B/2``)
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 TEMPLATE_FIELDS = ("product_dir", "year", "month", "day", "file_name")
 CURRENT_TEMPLATE = "/product/Standard/{product_dir}/{year}/{month}/{day}/{file_name}"
@@ -35,6 +33,14 @@ MAX_NAMES_SHOWN = 8
 
 _DATE_FOLDERS = re.compile(r"^(?P<product_dir>.+?)/(?P<year>\d{4})/(?P<month>\d{2})(?:/(?P<day>\d{2}))?/[^/]+$")
 _START_IN_NAME = re.compile(r"_(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})\d{4}_")
+
+
+class SftpLookups(Protocol):
+    """What layout discovery asks of an SFTP session (``gportal.sftp.GPortalSFTP`` has both)."""
+
+    def exists(self, remote_path: str) -> bool: ...
+
+    def list_names(self, folder: str) -> list[str] | None: ...
 
 
 class RemoteLayoutError(ValueError):
@@ -197,28 +203,88 @@ def discover(
 
 
 # -- the run's choice, shared by its jobs -------------------------------------------------------------------------
-def record_run_layout(path: Path, choice: Mapping[str, Any] | None) -> None:
-    """Write the preflight's choice for the run's jobs (``None``: nothing was probed; keep what an earlier run
-    found, or the mapping)."""
-    from .. import atomic  # the client layer writes no other file; keep its import graph small
-
-    if choice is None:
-        return
-    atomic.write_json(path, dict(choice))
 
 
-def run_layout(path: Path) -> dict[str, Any] | None:
-    """The choice recorded by the run's preflight, or ``None``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("template"), str) else None
+@dataclass(frozen=True)
+class RemoteLayoutChoice:
+    """The remote path template a run uses, and how the preflight settled on it."""
+
+    template: str
+    how: str  # "configured" (remote_path_template), "mapped" (the catalogue's file name) or "discovered"
+    probe_granule: str
+    mapped_path: str  # where the catalogue's file name maps to
+    path: str  # where the probe granule is under ``template``
+    requests: int  # SFTP requests the check took
+    note: str = ""
+
+    def summary(self) -> str:
+        where = {
+            "configured": "as configured in remote_path_template",
+            "mapped": "where the catalogue's file names say",
+            "discovered": (
+                f"found by looking, in {self.requests} SFTP requests (the catalogue's file names map to "
+                f"{self.mapped_path}, which does not exist)"
+            ),
+        }[self.how]
+        text = f"granules are at {self.template}: {where}; e.g. {self.path}"
+        return f"{text}. {self.note}" if self.note else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "template": self.template,
+            "how": self.how,
+            "probe_granule": self.probe_granule,
+            "mapped_path": self.mapped_path,
+            "path": self.path,
+            "requests": self.requests,
+            "note": self.note,
+        }
 
 
-def run_template(path: Path, configured: str | None) -> str | None:
-    """The template granule jobs use: the configured one, else the preflight's, else ``None`` (the mapping)."""
+class LayoutNotFound(RemoteLayoutError):
+    """No plausible layout holds a catalogued granule: the path mapping (or the service) is not what we know."""
+
+
+def find_remote_layout(session: SftpLookups, mapped_path: str, configured: str | None = None) -> RemoteLayoutChoice:
+    """Where the granule the catalogue maps to ``mapped_path`` is: the configured template (checked, never
+    second-guessed), else the mapped path, else the one plausible layout that holds it. Raises
+    :class:`LayoutNotFound` with what was tried and what the nearest existing folder holds."""
+    location = locate(mapped_path)
+    mapped = template_of(mapped_path)
+    templates = [configured] if configured else candidate_templates(mapped)
+    found = discover(location, templates, exists=session.exists, list_names=session.list_names)
+    how = "configured" if configured else "mapped"
+    if found.template is not None:
+        if not configured and found.template != mapped:
+            how = "discovered"
+        note = ""
+        if len(found.found) > 1:
+            note = f"{len(found.found)} layouts hold it; the first tried is used"
+        return RemoteLayoutChoice(
+            found.template, how, location.file_name, mapped_path, location.render(found.template), found.requests, note
+        )
+    first_folder = posixpath.dirname(found.tried[0][1])
+    if found.nearest_folder == first_folder:
+        # The folder is there, the file is not: a granule that is absent (or must be ordered first: files older
+        # than ~2.5 years may need a web request), not a wrong layout. The absence breaker watches the rest.
+        return RemoteLayoutChoice(
+            templates[0],
+            how,
+            location.file_name,
+            mapped_path,
+            location.render(templates[0]),
+            found.requests,
+            note=(
+                "The probe granule itself is not on the server although its folder is (it may have to be "
+                "ordered on the G-Portal web site first)"
+            ),
+        )
+    key = "remote_path_template"
     if configured:
-        return configured
-    recorded = run_layout(path)
-    return recorded["template"] if recorded else None
+        raise LayoutNotFound(
+            f"the configured {key} {configured!r} does not hold {location.file_name} "
+            f"({found.tried[0][1]}); the nearest existing folder, {found.nearest_folder or '/'}, holds: "
+            f"{', '.join(found.nearest_names[: MAX_NAMES_SHOWN]) or 'nothing'}. Fix {key} or remove it "
+            "to let the workflow look for the layout"
+        )
+    raise LayoutNotFound(found.failure_message(key))

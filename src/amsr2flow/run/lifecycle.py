@@ -96,8 +96,8 @@ def leftover_downloads(plan: RunPlan) -> list[Path]:
 
 def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> None:
     """The notice about a changed variable set, one login (the preflight), and where granules are."""
-    from ..gportal import preflight, remote_layout
     from ..stages import year as year_stage
+    from . import preflight
 
     notice = year_stage.variables_notice(
         sorted(plan.layout.archives_dir().glob("*.npz")), settings.extra_variables(cfg)
@@ -111,7 +111,7 @@ def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> 
     except (preflight.PreflightError, settings.ConfigError) as exc:
         raise RunRefused(str(exc)) from exc
     # Granule jobs and reports read the layout chosen here, for the whole run.
-    remote_layout.record_run_layout(plan.layout.remote_layout_file(), choice.to_json() if choice else None)
+    preflight.record_choice(plan.layout.remote_layout_file(), choice)
     if choice is not None:
         print(f"amsr2flow: {choice.summary()}", file=stream)
 

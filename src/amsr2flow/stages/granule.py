@@ -28,7 +28,6 @@ from ..formats import variables as extra_variables
 from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
 from ..gportal import remote_layout
 from ..gportal.backoff import exponential_backoff
-from ..gportal.breaker import CircuitBreaker
 from ..gportal.sftp import (
     AuthenticationRefused,
     DiskFull,
@@ -41,6 +40,7 @@ from ..gportal.sftp import (
 )
 from ..gportal.source import Link, Source, Timeouts
 from ..ledger import update_ledger
+from ..run.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 

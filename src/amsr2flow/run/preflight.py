@@ -2,28 +2,39 @@
 
 Without it, every granule job would discover the same refusal on its own (140,000 times for the full record).
 The check opens one SFTP session (host key first, then login), asks the catalogue for one day's granules, and
-finds where one of them is on the server (``remote_layout``): a service whose tree differs from what the
-catalogue says stops the run here, or is adapted to, instead of turning every granule into "absent".
+finds where one of them is on the server (``gportal.remote_layout``): a service whose tree differs from what
+the catalogue says stops the run here, or is adapted to, instead of turning every granule into "absent".
 Transient failures are retried a few times; what remains is reported as one message naming the problem.
+
+The template found is recorded for the run (:func:`record_choice`); the day jobs and reports read it back
+(:func:`run_template`, :func:`recorded_choice`).
 """
 
 from __future__ import annotations
 
-import posixpath
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import requests
 import tenacity
 
+from .. import atomic
 from ..config import timeouts_from
+from ..gportal import catalogue
+from ..gportal.backoff import exponential_backoff
+from ..gportal.remote_layout import LayoutNotFound, RemoteLayoutChoice, find_remote_layout
+from ..gportal.sftp import (
+    AuthenticationRefused,
+    FatalTransferError,
+    GPortalSFTP,
+    NetworkUnreachable,
+    TransientTransferError,
+)
+from ..gportal.source import Source, Timeouts
 from ..plan import day_mission
-from . import catalogue, remote_layout
-from .backoff import exponential_backoff
-from .sftp import AuthenticationRefused, FatalTransferError, GPortalSFTP, NetworkUnreachable, TransientTransferError
-from .source import Source, Timeouts
 
 PREFLIGHT_ATTEMPTS = 3
 #: A refused login is tried twice: once more in case the server refused it sporadically, no more, so wrong
@@ -37,94 +48,6 @@ class PreflightError(RuntimeError):
     def __init__(self, message: str, *, fatal: bool):
         super().__init__(message)
         self.fatal = fatal
-
-
-@dataclass(frozen=True)
-class RemoteLayoutChoice:
-    """The remote path template a run uses, and how the preflight settled on it."""
-
-    template: str
-    how: str  # "configured" (remote_path_template), "mapped" (the catalogue's file name) or "discovered"
-    probe_granule: str
-    mapped_path: str  # where the catalogue's file name maps to
-    path: str  # where the probe granule is under ``template``
-    requests: int  # SFTP requests the check took
-    note: str = ""
-
-    def summary(self) -> str:
-        where = {
-            "configured": "as configured in remote_path_template",
-            "mapped": "where the catalogue's file names say",
-            "discovered": (
-                f"found by looking, in {self.requests} SFTP requests (the catalogue's file names map to "
-                f"{self.mapped_path}, which does not exist)"
-            ),
-        }[self.how]
-        text = f"granules are at {self.template}: {where}; e.g. {self.path}"
-        return f"{text}. {self.note}" if self.note else text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "template": self.template,
-            "how": self.how,
-            "probe_granule": self.probe_granule,
-            "mapped_path": self.mapped_path,
-            "path": self.path,
-            "requests": self.requests,
-            "note": self.note,
-        }
-
-
-class LayoutNotFound(PreflightError):
-    """No plausible layout holds a catalogued granule: the path mapping (or the service) is not what we know."""
-
-    def __init__(self, message: str):
-        super().__init__(message, fatal=True)
-
-
-def find_remote_layout(session: GPortalSFTP, mapped_path: str, configured: str | None = None) -> RemoteLayoutChoice:
-    """Where the granule the catalogue maps to ``mapped_path`` is: the configured template (checked, never
-    second-guessed), else the mapped path, else the one plausible layout that holds it. Raises
-    :class:`LayoutNotFound` with what was tried and what the nearest existing folder holds."""
-    location = remote_layout.locate(mapped_path)
-    mapped = remote_layout.template_of(mapped_path)
-    templates = [configured] if configured else remote_layout.candidate_templates(mapped)
-    found = remote_layout.discover(location, templates, exists=session.exists, list_names=session.list_names)
-    how = "configured" if configured else "mapped"
-    if found.template is not None:
-        if not configured and found.template != mapped:
-            how = "discovered"
-        note = ""
-        if len(found.found) > 1:
-            note = f"{len(found.found)} layouts hold it; the first tried is used"
-        return RemoteLayoutChoice(
-            found.template, how, location.file_name, mapped_path, location.render(found.template), found.requests, note
-        )
-    first_folder = posixpath.dirname(found.tried[0][1])
-    if found.nearest_folder == first_folder:
-        # The folder is there, the file is not: a granule that is absent (or must be ordered first: files older
-        # than ~2.5 years may need a web request), not a wrong layout. The absence breaker watches the rest.
-        return RemoteLayoutChoice(
-            templates[0],
-            how,
-            location.file_name,
-            mapped_path,
-            location.render(templates[0]),
-            found.requests,
-            note=(
-                "The probe granule itself is not on the server although its folder is (it may have to be "
-                "ordered on the G-Portal web site first)"
-            ),
-        )
-    key = "remote_path_template"
-    if configured:
-        raise LayoutNotFound(
-            f"the configured {key} {configured!r} does not hold {location.file_name} "
-            f"({found.tried[0][1]}); the nearest existing folder, {found.nearest_folder or '/'}, holds: "
-            f"{', '.join(found.nearest_names[: remote_layout.MAX_NAMES_SHOWN]) or 'nothing'}. Fix {key} or remove it "
-            "to let the workflow look for the layout"
-        )
-    raise LayoutNotFound(found.failure_message(key))
 
 
 def check_service(cfg: Mapping[str, Any], source: Source, *, probe_days: Sequence[date]) -> RemoteLayoutChoice | None:
@@ -164,6 +87,8 @@ def check_service(cfg: Mapping[str, Any], source: Source, *, probe_days: Sequenc
             return None
         try:
             return retrying(lambda: find_remote_layout(session(), probe, cfg.get("remote_path_template")))
+        except LayoutNotFound as exc:
+            raise PreflightError(str(exc), fatal=True) from exc
         except TransientTransferError as exc:
             raise PreflightError(_unusable(source, exc), fatal=False) from exc
     finally:
@@ -219,3 +144,28 @@ def probe_days(days: Sequence[date], today: date) -> list[date]:
     without ordering), then its first day."""
     last = min(days[-1], today)
     return list(dict.fromkeys([last, days[0]]))
+
+
+# -- the run's record of where granules are -------------------------------------------------------------------
+def record_choice(path: Path, choice: RemoteLayoutChoice | None) -> None:
+    """Write the preflight's choice for the run's jobs (``None``: nothing was probed; keep what an earlier run
+    found, or the mapping)."""
+    if choice is not None:
+        atomic.write_json(path, choice.to_json())
+
+
+def recorded_choice(path: Path) -> dict[str, Any] | None:
+    """The choice recorded by the run's preflight, or ``None``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("template"), str) else None
+
+
+def run_template(path: Path, configured: str | None) -> str | None:
+    """The template granule jobs use: the configured one, else the preflight's, else ``None`` (the mapping)."""
+    if configured:
+        return configured
+    recorded = recorded_choice(path)
+    return recorded["template"] if recorded else None
