@@ -284,7 +284,7 @@ def find_remote_layout(session: SftpLookups, mapped_path: str, configured: str |
         raise LayoutNotFound(
             f"the configured {key} {configured!r} does not hold {location.file_name} "
             f"({found.tried[0][1]}); the nearest existing folder, {found.nearest_folder or '/'}, holds: "
-            f"{', '.join(found.nearest_names[: MAX_NAMES_SHOWN]) or 'nothing'}. Fix {key} or remove it "
+            f"{', '.join(found.nearest_names[:MAX_NAMES_SHOWN]) or 'nothing'}. Fix {key} or remove it "
             "to let the workflow look for the layout"
         )
     raise LayoutNotFound(found.failure_message(key))
