@@ -364,8 +364,8 @@ def work_floor(cfg: dict[str, Any]) -> tuple[float, int]:
     """Seconds of stat + download + extract + write for the run's granules, in one session in this process."""
     from amsr2flow import config as settings
     from amsr2flow.formats.swath import extract_swath, write_swath
-    from amsr2flow.gportal.sftp import GPortalSFTP
     from amsr2flow.plan import RunPlan
+    from amsr2flow.run.connection import connection_from
     from amsr2flow.run.preflight import run_template
     from amsr2flow.stages.granule import read_day_tasks
 
@@ -379,7 +379,7 @@ def work_floor(cfg: dict[str, Any]) -> tuple[float, int]:
     total = 0.0
     with (
         tempfile.TemporaryDirectory(prefix="bench_floor_") as tmp,
-        GPortalSFTP(settings.resolve_source(full), settings.timeouts_from(full), settings.link_from(full)) as session,
+        connection_from(full).session() as session,
     ):
         h5, npy = Path(tmp) / "granule.h5", Path(tmp) / "swath.npy"
         for task in tasks:

@@ -48,6 +48,7 @@ def main() -> int:
     from amsr2flow import config as settings
     from amsr2flow.gportal.sftp import GPortalSFTP
     from amsr2flow.gportal.source import Link, Timeouts
+    from amsr2flow.run.connection import source_from
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=200.0)
@@ -57,7 +58,7 @@ def main() -> int:
     proc, state = start_emulator(work / "emulator", "--latency-ms", str(args.latency_ms), scans=None)
     try:
         cfg = settings.validate(emulator_config(state, work), check_environment=False)
-        source = settings.resolve_source(cfg)
+        source = source_from(cfg)
         listing = day_listing(source, args.granules)
         timeouts = Timeouts(30, 60, 60, 120)
         rows = []

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_snakemake_overhead import WRAPPER, bench_config, write_manifests
 
 from amsr2flow import config as settings
-from amsr2flow import status
 from amsr2flow.plan import Layout
+from amsr2flow.run import progress
 
 REPO = Path(__file__).resolve().parents[1]
 AMSR2FLOW = Path(sys.executable).parent / "amsr2flow"
@@ -54,7 +54,7 @@ def build_run_state(cfg: dict, seed: int = 0) -> dict[str, int]:
                 swath.with_suffix(".json").touch()
                 counts["swaths"] += 1
                 if counts["marks"] < 2000 and rng.random() < 0.05:
-                    status.mark_finished(layout, gid, "archived", now - timedelta(seconds=rng.uniform(0, 3500)))
+                    progress.mark_finished(layout, gid, "archived", now - timedelta(seconds=rng.uniform(0, 3500)))
                     counts["marks"] += 1
             elif draw < 0.61:
                 entry = layout.ledger_entry(day, gid)

@@ -15,6 +15,7 @@ from amsr2flow import config as settings
 from amsr2flow.gportal.channel_buffer import ChunkQueuePipe
 from amsr2flow.gportal.sftp import GPortalSFTP
 from amsr2flow.gportal.source import Timeouts
+from amsr2flow.run.connection import source_from
 
 
 def test_reads_return_what_paramikos_pipe_returns_for_any_feeds_and_read_sizes() -> None:
@@ -86,7 +87,7 @@ def test_the_event_is_cleared_once_the_pipe_is_drained() -> None:
 def test_sessions_receive_through_it(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator")
     try:
-        source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
+        source = source_from(settings.validate(emulator_config(state, tmp_path), check_environment=False))
         with GPortalSFTP(source, Timeouts(10, 10, 10, 30)) as session:
             assert session.sftp is not None
             assert isinstance(session.sftp.get_channel().in_buffer, ChunkQueuePipe)

@@ -11,6 +11,7 @@ from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from workflow_helpers import emulator_config, run_workflow
 
 from amsr2flow import config as settings
+from amsr2flow.gportal.source import Source
 
 
 def test_defaults_fill_every_documented_key(tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_unquoted_yaml_dates_are_accepted() -> None:
 
 
 def test_source_repr_hides_secrets() -> None:
-    source = settings.Source("legacy", "u", "h", 1, "SHA256:x", "user", "hunter2-secret", None, "pass-secret")
+    source = Source("legacy", "u", "h", 1, "SHA256:x", "user", "hunter2-secret", None, "pass-secret")
     assert "hunter2" not in repr(source) and "pass-secret" not in repr(source)
 
 

@@ -14,28 +14,35 @@ from workflow_helpers import day_listing, emulator_config, run_workflow
 from amsr2flow import config as settings
 from amsr2flow.emulator import orbit
 from amsr2flow.formats import swath
+from amsr2flow.formats.swath import ExtractionSpec
+from amsr2flow.gportal.catalogue import manifest_to_csv_bytes
+from amsr2flow.gportal.sftp import Connection
 from amsr2flow.gportal.source import Timeouts
+from amsr2flow.plan import Layout
+from amsr2flow.run.connection import source_from
 from amsr2flow.stages import granule
 from amsr2flow.stages.catalogue import read_listing
 
 CHANNELS = ("36.5H",)
 
 
-def _collect(tasks, folder: Path, source, *, done_for=lambda task: None):  # type: ignore[no-untyped-def]
-    with granule.SharedSession(source, Timeouts(10, 10, 10, 30)) as sessions:
-        return granule.collect_day(
-            tasks,
-            outputs_for=lambda task: granule.SwathOutputs(folder / f"{task.granule_id}.npy", folder / "scratch", 243),
-            done_for=done_for,
-            ledger_path_for=lambda task: folder / "ledger" / f"{task.granule_id}.json",
-            sessions=sessions,
-            source=source,
-            timeouts=Timeouts(10, 10, 10, 30),
-            policy=granule.RetryPolicy(3, 0.01, 0.02),
-            channels=CHANNELS,
-            geolocation=False,
-            stop_flag=folder / "STOP",
-        )
+def _job(state: dict, folder: Path) -> granule.DayJob:
+    """The day job a script builds, over a results folder of the test's own, with quick retries."""
+    cfg = settings.validate(emulator_config(state, folder), check_environment=False)
+    return granule.DayJob(
+        layout=Layout(folder / "results", folder / "results" / ".scratch"),
+        spec=ExtractionSpec(CHANNELS),
+        connection=Connection(source_from(cfg), Timeouts(10, 10, 10, 30)),
+        policy=granule.RetryPolicy(3, 0.01, 0.02),
+    )
+
+
+def _tasks(job: granule.DayJob, count: int) -> list[granule.GranuleTask]:
+    """The first ``count`` granules of 2024-01-01 as the day job reads them: from a day manifest."""
+    manifest = job.layout.day_manifest(date(2024, 1, 1))
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_bytes(manifest_to_csv_bytes(day_listing(job.connection.source, count)))
+    return granule.read_day_tasks(manifest, "2024-01-01", None)
 
 
 def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: Path) -> None:
@@ -44,21 +51,10 @@ def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: 
     faults = {"granules": {reset: ["connection_reset"]}}
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(faults))
     try:
-        source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
-        tasks = [
-            granule.GranuleTask.from_row({**row, "day": "2024-01-01"}) for _, row in day_listing(source, 5).iterrows()
-        ]
-        (tmp_path / "out" / "scratch").mkdir(parents=True)
-        first = _collect(tasks, tmp_path / "out", source)
-        # everything done already: no session at all
-        again = _collect(
-            tasks,
-            tmp_path / "out",
-            source,
-            done_for=lambda task: granule.finished_outcome(
-                tmp_path / "out" / f"{task.granule_id}.npy", CHANNELS, False
-            ),
-        )
+        job = _job(state, tmp_path)
+        tasks = _tasks(job, 5)
+        first = granule.collect_day(tasks, job)
+        again = granule.collect_day(tasks, job)  # everything done already: no session at all
     finally:
         stop_emulator(proc)
     assert first.outcomes == dict.fromkeys((t.granule_id for t in tasks), "archived") and not first.failed
@@ -74,7 +70,7 @@ def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: 
         (t.granule_id for t in tasks if t.granule_id not in (reset, following)), 1
     )
     # the retried granule's history is in its ledger entry
-    assert json.loads((tmp_path / "out" / "ledger" / f"{reset}.json").read_text())["status"] == "resolved"
+    assert json.loads(job.layout.ledger_entry("2024-01-01", reset).read_text())["status"] == "resolved"
 
 
 def test_finished_outcome_counts_only_swaths_of_the_configured_channels(tmp_path: Path) -> None:
@@ -85,14 +81,14 @@ def test_finished_outcome_counts_only_swaths_of_the_configured_channels(tmp_path
         scale_factors=(0.01, 0.01),
     )
     npy = swath.write_swath(made, tmp_path / "a.npy")
-    assert granule.finished_outcome(npy, ("36.5H", "18.7V"), False) == "archived"
-    assert granule.finished_outcome(npy, ("36.5H",), False) is None  # channels changed: extract again
-    assert granule.finished_outcome(npy, ("36.5H", "18.7V"), True) is None  # positions asked for now
+    assert granule.finished_outcome(npy, ExtractionSpec(("36.5H", "18.7V"))) == "archived"
+    assert granule.finished_outcome(npy, ExtractionSpec(("36.5H",))) is None  # channels changed: extract again
+    assert granule.finished_outcome(npy, ExtractionSpec(("36.5H", "18.7V"), True)) is None  # positions asked for
     swath.sidecar_path(npy).unlink()
-    assert granule.finished_outcome(npy, ("36.5H", "18.7V"), False) is None  # half-written
+    assert granule.finished_outcome(npy, ExtractionSpec(("36.5H", "18.7V"))) is None  # half-written
     tomb = tmp_path / "b.npy"
     swath.write_tombstone(tomb, "G", "/x", reason_class="invalid", error="unreadable", n_pixels=243)
-    assert granule.finished_outcome(tomb, ("36.5H",), False) == "invalid"
+    assert granule.finished_outcome(tomb, ExtractionSpec(("36.5H",))) == "invalid"
 
 
 def test_a_failed_granule_fails_its_day_after_the_others_and_only_it_is_fetched_again(tmp_path: Path) -> None:

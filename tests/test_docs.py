@@ -45,3 +45,76 @@ def test_readme_is_a_front_door() -> None:
     assert len(readme.splitlines()) <= 330
     commands = re.findall(r"^make (\w+)", readme, flags=re.M)
     assert commands[:2] == ["demo", "test"]
+
+
+# -- one description of each configuration key, and of the dependencies -------------------------------------
+def _schema_keys() -> dict[str, dict]:
+    import yaml
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+
+    def leaves(node: dict, prefix: str = "") -> dict[str, dict]:
+        out = {}
+        for key, value in node.get("properties", {}).items():
+            if value.get("type") == "object" and "properties" in value:
+                out.update(leaves(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    return leaves(schema)
+
+
+def test_every_configuration_key_is_the_schemas_set_in_the_example_and_documented() -> None:
+    """The schema describes each key once; config/config.yaml sets every one to its default, and the key table of
+    docs/configuration.md names every one (and no other)."""
+    import yaml
+
+    keys = _schema_keys()
+
+    def flat(node: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in node.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    example = flat(yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8")))
+    assert set(example) == set(keys)
+    assert {k: v for k, v in example.items() if v != keys[k].get("default")}.keys() == {"start", "end"}
+    documented = set()
+    for row in (REPO / "docs" / "configuration.md").read_text(encoding="utf-8").splitlines():
+        if not row.startswith("| `"):
+            continue
+        names = re.findall(r"`([^`]+)`", row.split("|")[1])
+        section = names[0].rsplit(".", 1)[0] + "." if "." in names[0] else ""
+        documented |= {n if "." in n else section + n for n in names}
+    wildcard = {d[:-1] for d in documented if d.endswith(".*")}
+    documented = {d for d in documented if not d.endswith(".*") and d not in ("`",)}
+    in_table = {k for k in keys if k in documented or any(k.startswith(w) for w in wildcard)}
+    assert in_table == set(keys), f"undocumented keys: {sorted(set(keys) - in_table)}"
+    assert documented <= set(keys) | {"channels", "geolocation"}, sorted(documented - set(keys))
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    """``name``, ``specifier`` of a requirement, with conda's names for the same packages made PyPI's."""
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)$", text)
+    assert match is not None, text
+    name = {"matplotlib-base": "matplotlib", "dask-core": "dask"}.get(match[1].lower(), match[1].lower())
+    return name, match[3].replace(" ", "")
+
+
+@pytest.mark.parametrize("conda_file", ["environment.yml", "workflow/envs/amsr2flow.yaml"])
+def test_the_conda_files_hold_the_dependencies_of_pyproject(conda_file: str) -> None:
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = dict(_requirement(r) for r in pyproject["project"]["dependencies"])
+    conda = yaml.safe_load((REPO / conda_file).read_text(encoding="utf-8"))["dependencies"]
+    pip = next(d["pip"] for d in conda if isinstance(d, dict))
+    listed = [d for d in conda if isinstance(d, str) and d not in ("pip",) and not d.startswith("python")]
+    listed += [p for p in pip if not p.startswith("-e")]
+    if conda_file.startswith("workflow/"):
+        # a rule's script runs with the Snakemake that runs the workflow (it puts itself on the path)
+        wanted.pop("snakemake")
+    assert dict(_requirement(d) for d in listed) == wanted

@@ -16,6 +16,7 @@ from workflow_helpers import day_listing, emulator_config
 from amsr2flow import config as settings
 from amsr2flow.gportal.sftp import GPortalSFTP
 from amsr2flow.gportal.source import Link, Timeouts
+from amsr2flow.run.connection import source_from
 
 
 @pytest.mark.parametrize("latency_ms", [0, 60])
@@ -24,7 +25,7 @@ def test_a_download_requests_each_byte_once_and_keeps_the_window_full(tmp_path: 
     request at a time (16 % more bytes served on loopback, one round trip per 32 KiB over a long link)."""
     proc, state = start_emulator(tmp_path / "emulator", "--latency-ms", str(latency_ms))
     try:
-        source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
+        source = source_from(settings.validate(emulator_config(state, tmp_path), check_environment=False))
         rows = day_listing(source, 2)
         before = read_stats(state)["bytes_served"]  # 0: nothing was downloaded yet
         # a small window (64 KiB: two requests in flight) and a large one give the same bytes
@@ -45,7 +46,7 @@ def test_the_delay_line_costs_round_trips_not_bytes(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator", "--latency-ms", "150")
     try:
         assert state["latency_ms"] == 150
-        source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
+        source = source_from(settings.validate(emulator_config(state, tmp_path), check_environment=False))
         (row,) = (r for _, r in day_listing(source, 1).iterrows())
         started = time.monotonic()
         with GPortalSFTP(source, Timeouts(10, 10, 10, 30)) as session:
@@ -70,7 +71,7 @@ def test_the_next_file_read_started_ahead_gives_the_same_bytes_once(tmp_path: Pa
         tmp_path / "emulator", "--latency-ms", "20", "--faults", json.dumps({"granules": {absent: ["absent"]}})
     )
     try:
-        source = settings.resolve_source(settings.validate(emulator_config(state, tmp_path), check_environment=False))
+        source = source_from(settings.validate(emulator_config(state, tmp_path), check_environment=False))
         rows = [row for _, row in day_listing(source, 5).iterrows()]
         paths = [str(r["remote_path"]) for r in rows]
         with GPortalSFTP(source, Timeouts(10, 10, 10, 30)) as session:

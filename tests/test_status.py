@@ -19,6 +19,7 @@ from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config
 from amsr2flow import config as settings
 from amsr2flow import status
 from amsr2flow.plan import Layout
+from amsr2flow.run import progress
 from amsr2flow.runlock import RunLock
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)
@@ -59,10 +60,10 @@ def write_state(tmp_path: Path) -> tuple[dict, Layout, list[str]]:
     ):
         entry = {"granule_id": gid, "status": state, "reason_class": reason, "last_attempt_utc": when}
         (ledger / f"{gid}.json").write_text(json.dumps(entry | {"last_error": f"{reason} on the way"}))
-    status.mark_finished(layout, ids[0], "archived", NOW - timedelta(minutes=50))
-    status.mark_finished(layout, ids[1], "archived", NOW - timedelta(minutes=5))
-    status.mark_finished(layout, ids[3], "absent", NOW - timedelta(minutes=5))
-    status.mark_finished(layout, "GW1AM2_202401010000_000A_L1SGBTBR_2220220", "archived", NOW - timedelta(hours=2))
+    progress.mark_finished(layout, ids[0], "archived", NOW - timedelta(minutes=50))
+    progress.mark_finished(layout, ids[1], "archived", NOW - timedelta(minutes=5))
+    progress.mark_finished(layout, ids[3], "absent", NOW - timedelta(minutes=5))
+    progress.mark_finished(layout, "GW1AM2_202401010000_000A_L1SGBTBR_2220220", "archived", NOW - timedelta(hours=2))
     return cfg, layout, ids
 
 
@@ -91,11 +92,11 @@ def test_a_run_younger_than_the_window_is_rated_over_its_own_age(tmp_path: Path)
         holder = json.loads(lock.holder_path.read_text())
         started = datetime.fromisoformat(holder["started_utc"])
         now = started + timedelta(minutes=10)
-        layout_marks = status.progress_root(layout)
+        layout_marks = progress.progress_root(layout)
         for folder in layout_marks.iterdir():
             for item in folder.iterdir():
                 item.unlink()
-        status.mark_finished(layout, granule("2024-01-02", 1, "D"), "archived", started + timedelta(minutes=5))
+        progress.mark_finished(layout, granule("2024-01-02", 1, "D"), "archived", started + timedelta(minutes=5))
         current = status.collect_status(cfg, now)
         assert current.running and str(os.getpid()) in current.running
         assert current.rate_granules_per_hour == pytest.approx(6.0, abs=0.1)  # 1 in 10 minutes
@@ -119,9 +120,9 @@ def test_days_not_listed_yet_are_counted_from_their_manifests(tmp_path: Path) ->
 
 def test_old_progress_folders_are_pruned(tmp_path: Path) -> None:
     _, layout, _ = write_state(tmp_path)
-    status.prune_marks(layout, NOW, keep=timedelta(hours=1))
-    names = sorted(p.name for p in status.progress_root(layout).iterdir())
-    assert names == [(NOW - timedelta(minutes=50)).strftime(status.HOUR_FORMAT), NOW.strftime(status.HOUR_FORMAT)]
+    progress.prune_marks(layout, NOW, keep=timedelta(hours=1))
+    names = sorted(p.name for p in progress.progress_root(layout).iterdir())
+    assert names == [(NOW - timedelta(minutes=50)).strftime(progress.HOUR_FORMAT), NOW.strftime(progress.HOUR_FORMAT)]
 
 
 def test_the_command_refuses_a_bad_configuration_with_one_line(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ class Doctor:
         self.probe_day = probe_day
         self.cfg: dict[str, Any] = {}
         self.source: Any = None
+        self.connection: Any = None
         self.session: Any = None
         self.manifest: Any = None
         self.remote_path = ""
@@ -150,14 +151,16 @@ class Doctor:
 
     def check_credentials(self) -> str:
         from .. import config as settings
+        from ..run.connection import connection_from
 
         problems = settings.environment_problems(self.cfg)
         if problems:
             raise CheckFailed("; ".join(problems), "export the variables named, or fix credentials.* in the file")
         try:
-            self.source = settings.resolve_source(self.cfg)
+            self.connection = connection_from(self.cfg)  # every session below opens from it, as a run's do
         except settings.ConfigError as exc:
             raise CheckFailed(str(exc), "start the local G-Portal or fix emulator.state_file") from exc
+        self.source = self.connection.source
         how = "public key" if self.source.private_key_path else "password"
         return f"user {self.source.username!r}, {how} login"
 
@@ -173,10 +176,9 @@ class Doctor:
         return f"{self.source.private_key_path} loads ({key.get_name()})"
 
     def check_host_key(self) -> str:
-        from ..config import timeouts_from
-        from ..gportal.sftp import GPortalSFTP, HostKeyMismatch, TransferError
+        from ..gportal.sftp import HostKeyMismatch, TransferError
 
-        self.session = GPortalSFTP(self.source, timeouts_from(self.cfg))
+        self.session = self.connection.session()
         try:
             self.session.open_transport()
             seen = self.session.verify_host_key()

@@ -421,6 +421,50 @@ class Extraction:
         )
 
 
+#: Scan rows of a full granule with its overlap (real files: 2040-2044); sizes a swath before it exists.
+ESTIMATED_ROWS = 2100
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    """What to extract from each granule: the channels (the first one is ``temperature``), the positions, and
+    the extra variables (``formats.variables``)."""
+
+    channels: tuple[str, ...] = l1b.DEFAULT_CHANNELS
+    geolocation: bool = False
+    variables: tuple[str, ...] = ()
+
+    def extract(
+        self, h5_path: str | os.PathLike[str], *, sha256: str | None = None, source_size: int | None = None
+    ) -> Extraction:
+        return extract_granule(
+            h5_path,
+            self.channels,
+            self.geolocation,
+            extra_variables=self.variables,
+            sha256=sha256,
+            source_size=source_size,
+        )
+
+    def holds(self, meta: SwathMetadata) -> bool:
+        """Whether a swath already made has this layout (its channels and positions; a new variable set applies
+        to granules extracted from then on, so the variables do not count)."""
+        return meta.channels == tuple(self.channels) and meta.has_geolocation == self.geolocation
+
+    @property
+    def pixels(self) -> int:
+        """Columns of ``temperature`` (243, or 486 when the first channel is an 89 GHz one)."""
+        return l1b.channel_pixels(self.channels[0])
+
+    def estimated_bytes(self) -> int:
+        """About how large a full-size swath file is (uint16 per channel, float32 positions, float64 scan times,
+        the extra variables)."""
+        per_row = sum(2 * l1b.channel_pixels(c) for c in self.channels)
+        per_row += 2 * 4 * l1b.LOW_FREQ_PIXELS if self.geolocation else 0
+        per_row += 8 + variables.size_per_scan(self.variables)
+        return ESTIMATED_ROWS * per_row + 4096
+
+
 def extract_swath(
     h5_path: str | os.PathLike[str],
     channels: Sequence[str] = l1b.DEFAULT_CHANNELS,

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -624,3 +624,17 @@ class _StallWatchdog:
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Everything a session needs: where (``source``), how long to wait (``timeouts``) and how much to keep in
+    flight (``link``). Built once per job; every session of the run (jobs, preflight, doctor) opens from one."""
+
+    source: Source
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    link: Link = field(default_factory=Link)
+
+    def session(self) -> GPortalSFTP:
+        """A new session, not yet connected (``connect()`` logs in)."""
+        return GPortalSFTP(self.source, self.timeouts, self.link)

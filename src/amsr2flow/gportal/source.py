@@ -1,7 +1,7 @@
 """Where and how to reach one G-Portal generation, and how long to wait for it: plain values, no I/O.
 
-The configuration (``amsr2flow.config``) builds these from the user's file and environment; the client modules
-of this folder take them, so the client layer never reads the configuration itself.
+The run (``amsr2flow.run.connection``) builds these from the user's file and environment, once per job, as a
+``gportal.sftp.Connection``; the client modules of this folder take them and never read the configuration themselves.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> 
     """The notice about a changed variable set, one login (the preflight), and where granules are."""
     from ..stages import year as year_stage
     from . import preflight
+    from .connection import connection_from
 
     notice = year_stage.variables_notice(
         sorted(plan.layout.archives_dir().glob("*.npz")), settings.extra_variables(cfg)
@@ -106,7 +107,7 @@ def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> 
         print(f"amsr2flow: note: {notice}", file=stream)
     try:
         choice = preflight.check_service(
-            cfg, settings.resolve_source(cfg), probe_days=preflight.probe_days(plan.days, date.today())
+            cfg, connection_from(cfg), probe_days=preflight.probe_days(plan.days, date.today())
         )
     except (preflight.PreflightError, settings.ConfigError) as exc:
         raise RunRefused(str(exc)) from exc

@@ -22,18 +22,18 @@ import requests
 import tenacity
 
 from .. import atomic
-from ..config import timeouts_from
 from ..gportal import catalogue
 from ..gportal.backoff import exponential_backoff
 from ..gportal.remote_layout import LayoutNotFound, RemoteLayoutChoice, find_remote_layout
 from ..gportal.sftp import (
     AuthenticationRefused,
+    Connection,
     FatalTransferError,
     GPortalSFTP,
     NetworkUnreachable,
     TransientTransferError,
 )
-from ..gportal.source import Source, Timeouts
+from ..gportal.source import Source
 from ..plan import day_mission
 
 PREFLIGHT_ATTEMPTS = 3
@@ -50,7 +50,9 @@ class PreflightError(RuntimeError):
         self.fatal = fatal
 
 
-def check_service(cfg: Mapping[str, Any], source: Source, *, probe_days: Sequence[date]) -> RemoteLayoutChoice | None:
+def check_service(
+    cfg: Mapping[str, Any], connection: Connection, *, probe_days: Sequence[date]
+) -> RemoteLayoutChoice | None:
     """One SFTP login, one catalogued granule of the probe days, and where that granule is on the server.
 
     Raises :class:`PreflightError` when the service cannot be used; returns ``None`` when the probe days list no
@@ -62,12 +64,12 @@ def check_service(cfg: Mapping[str, Any], source: Source, *, probe_days: Sequenc
         wait=exponential_backoff(min(cfg["transfer"]["backoff_initial_s"], 5), 10),
         reraise=True,
     )
-    timeouts = timeouts_from(cfg)
+    source = connection.source
     sessions: list[GPortalSFTP] = []
 
     def session() -> GPortalSFTP:
         if not sessions or sessions[-1].sftp is None:
-            sessions.append(_login(source, timeouts))
+            sessions.append(_login(connection))
         return sessions[-1]
 
     try:
@@ -105,10 +107,10 @@ def _unusable(source: Source, exc: TransientTransferError) -> str:
     )
 
 
-def _login(source: Source, timeouts: Timeouts) -> GPortalSFTP:
+def _login(connection: Connection) -> GPortalSFTP:
     """An open, logged-in session; a refused login is tried once more (sporadic refusals happen)."""
     for refusals in range(LOGIN_REFUSALS_TOLERATED + 1):
-        session = GPortalSFTP(source, timeouts)
+        session = connection.session()
         try:
             session.connect()
             return session

@@ -14,8 +14,8 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ import tenacity
 
 from .. import atomic, joblog
 from .. import ledger as ledger_mod
-from ..formats import facts, l1b, swath
-from ..formats import variables as extra_variables
-from ..formats.swath import TOMBSTONE_STATUS, write_tombstone
+from ..formats import facts, swath
+from ..formats.swath import TOMBSTONE_STATUS, ExtractionSpec, write_tombstone
 from ..gportal import remote_layout
 from ..gportal.backoff import exponential_backoff
 from ..gportal.sftp import (
     AuthenticationRefused,
+    Connection,
     DiskFull,
     Download,
     FatalTransferError,
@@ -38,9 +38,11 @@ from ..gportal.sftp import (
     TransferError,
     TransientTransferError,
 )
-from ..gportal.source import Link, Source, Timeouts
 from ..ledger import update_ledger
+from ..plan import Layout
+from ..run import progress
 from ..run.breaker import CircuitBreaker
+from ..run.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +80,6 @@ class GranuleTask:
     remote_layout: str = ""  # the run's remote path template ("" = the catalogue's mapping)
     catalogue: facts.CatalogueRecord | None = None  # what the catalogue said of it (compared with the file)
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> GranuleTask:
-        return cls(
-            str(row["granule_id"]),
-            str(row["day"]),
-            str(row["remote_path"]),
-            int(row["size_bytes"]),
-            catalogue=facts.CatalogueRecord.from_row(row),
-        )
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -96,9 +88,67 @@ class RetryPolicy:
     backoff_max_s: float = 120.0
 
 
+@dataclass(frozen=True)
+class DayJob:
+    """What every granule of a job shares: where its outputs go (``layout``), what to extract, how to reach
+    G-Portal, how hard to try. Built once by the script (:meth:`from_config`); tests build the same value."""
+
+    layout: Layout
+    spec: ExtractionSpec
+    connection: Connection
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: CircuitBreaker | None = None
+    time_tolerance_s: float = facts.TIME_TOLERANCE_S
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], channels: Sequence[str], geolocation: bool) -> DayJob:
+        """The job of a validated configuration. ``channels`` and ``geolocation`` are the rule's parameters (its
+        rerun triggers); the extra variables come from the configuration: a new set must not re-download the
+        granules already extracted (it applies to granules extracted from now on; each swath records its own)."""
+        from .. import config as settings
+        from ..run.connection import connection_from
+
+        layout = Layout.from_config(cfg)
+        transfer = cfg["transfer"]
+        return cls(
+            layout=layout,
+            spec=ExtractionSpec(tuple(channels), bool(geolocation), settings.extra_variables(cfg)),
+            connection=connection_from(cfg),
+            policy=RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
+            breaker=CircuitBreaker(
+                layout.breaker_state(),
+                layout.stop_flag(),
+                transfer["circuit_breaker_failures"],
+                absent_threshold=transfer["absent_breaker_granules"],
+            ),
+            time_tolerance_s=cfg["catalogue"]["time_tolerance_s"],
+        )
+
+    @property
+    def stop_flag(self) -> Path:
+        return self.layout.stop_flag()
+
+    def swath_path(self, task: GranuleTask) -> Path:
+        return self.layout.swath(task.day, task.granule_id)
+
+    def ledger_path(self, task: GranuleTask) -> Path:
+        return self.layout.ledger_entry(task.day, task.granule_id)
+
+    def download_paths(self, task: GranuleTask) -> tuple[Path, Path]:
+        """Split transfers: the checked HDF5 and its record, waiting in the scratch folder for extraction."""
+        h5 = self.layout.download(task.day[:4], task.day, task.granule_id)
+        return h5, h5.with_suffix(".download.json")
+
+    def outputs(self, task: GranuleTask, *, download_only: bool = False) -> SwathOutputs | DownloadOutputs:
+        if download_only:
+            h5, record = self.download_paths(task)
+            return DownloadOutputs(h5_path=h5, record_path=record)
+        return SwathOutputs(self.swath_path(task), self.layout.scratch, self.spec)
+
+
 # -- one attempt -------------------------------------------------------------------------------------------
-def _session(source: Source, timeouts: Timeouts, link: Link | None = None) -> GPortalSFTP:
-    session = GPortalSFTP(source, timeouts, link)
+def _session(connection: Connection) -> GPortalSFTP:
+    session = connection.session()
     try:
         session.connect()
     except AuthenticationRefused as exc:
@@ -114,8 +164,8 @@ class SharedSession:
     new one, as a new job would. Use as a context manager; ``opened`` counts the sessions opened.
     """
 
-    def __init__(self, source: Source, timeouts: Timeouts, link: Link | None = None) -> None:
-        self.source, self.timeouts, self.link = source, timeouts, link
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
         self._current: GPortalSFTP | None = None
         self.opened = 0
         self.next_remote_path: str | None = None  # the granule after the current one (its read starts early)
@@ -124,7 +174,7 @@ class SharedSession:
     def get(self) -> GPortalSFTP:
         if self._current is None:
             self.opened += 1
-            self._current = _session(self.source, self.timeouts, self.link)
+            self._current = _session(self.connection)
         return self._current
 
     def discard(self) -> None:
@@ -156,14 +206,7 @@ class FetchResult:
 
 
 def _attempt(
-    task: GranuleTask,
-    *,
-    sessions: SharedSession,
-    destination: Path,
-    keep_download: bool,
-    channels: tuple[str, ...],
-    geolocation: bool,
-    variables: tuple[str, ...] = (),
+    task: GranuleTask, *, sessions: SharedSession, destination: Path, keep_download: bool, spec: ExtractionSpec
 ) -> FetchResult:
     """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
     kept = False
@@ -185,14 +228,7 @@ def _attempt(
             raise
         sessions.healthy = True
         try:
-            extracted = swath.extract_granule(
-                destination,
-                channels,
-                geolocation,
-                extra_variables=variables,
-                sha256=download.sha256,
-                source_size=download.size_bytes,
-            )
+            extracted = spec.extract(destination, sha256=download.sha256, source_size=download.size_bytes)
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
             raise CorruptGranule(f"{task.granule_id}: downloaded file is not a readable L1B granule: {exc}") from exc
         kept = keep_download
@@ -204,18 +240,6 @@ def _attempt(
                 destination.unlink()
 
 
-#: Scan rows of a full granule with its overlap (real files: 2040-2044); sizes a swath before it exists.
-ESTIMATED_ROWS = 2100
-
-
-def estimated_swath_bytes(channels: tuple[str, ...], geolocation: bool, variables: tuple[str, ...] = ()) -> int:
-    """About how large a full-size swath file of these channels is (uint16 per channel, float32 positions,
-    float64 scan times, the extra variables)."""
-    per_row = sum(2 * l1b.channel_pixels(c) for c in channels) + (2 * 4 * l1b.LOW_FREQ_PIXELS if geolocation else 0)
-    per_row += 8 + extra_variables.size_per_scan(variables)
-    return ESTIMATED_ROWS * per_row + 4096
-
-
 # -- what a granule job leaves behind ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SwathOutputs:
@@ -223,25 +247,17 @@ class SwathOutputs:
 
     npy_path: Path
     scratch_dir: Path
-    n_pixels: int
+    spec: ExtractionSpec
     keep_download = False
 
     @property
     def folder(self) -> Path:
         return self.npy_path.parent
 
-    def check_space(
-        self,
-        task: GranuleTask,
-        channels: tuple[str, ...],
-        geolocation: bool,
-        variables: tuple[str, ...] = (),
-        *,
-        granules: int = 1,
-    ) -> None:
+    def check_space(self, task: GranuleTask, *, granules: int = 1) -> None:
         """Raise NoSpace unless ``granules`` granules like ``task`` (download and swath) fit."""
         atomic.check_free(self.scratch_dir, granules * task.size_bytes, f"the download of {task.granule_id}")
-        needed = granules * estimated_swath_bytes(channels, geolocation, variables)
+        needed = granules * self.spec.estimated_bytes()
         atomic.check_free(self.folder, needed, f"the swath of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
@@ -257,7 +273,7 @@ class SwathOutputs:
             task.remote_path,
             reason_class=reason_class,
             error=error,
-            n_pixels=self.n_pixels,
+            n_pixels=self.spec.pixels,
         )
 
 
@@ -274,15 +290,7 @@ class DownloadOutputs:
     def folder(self) -> Path:
         return self.h5_path.parent
 
-    def check_space(
-        self,
-        task: GranuleTask,
-        channels: tuple[str, ...],
-        geolocation: bool,
-        variables: tuple[str, ...] = (),
-        *,
-        granules: int = 1,
-    ) -> None:
+    def check_space(self, task: GranuleTask, *, granules: int = 1) -> None:
         atomic.check_free(self.folder, granules * task.size_bytes, f"the download of {task.granule_id}")
 
     def download_path(self, task: GranuleTask) -> Path:
@@ -301,17 +309,10 @@ class DownloadOutputs:
         )
 
 
-def extract_download(
-    task: GranuleTask,
-    *,
-    h5_path: Path,
-    record_path: Path,
-    channels: tuple[str, ...],
-    geolocation: bool,
-    npy_path: Path,
-    variables: tuple[str, ...] = (),
-) -> str:
+def extract_download(task: GranuleTask, job: DayJob) -> str:
     """Second half of a split granule: the checked download becomes the swath (or the tombstone)."""
+    h5_path, record_path = job.download_paths(task)
+    npy_path = job.swath_path(task)
     record = json.loads(record_path.read_text(encoding="utf-8"))
     if record["status"] == TOMBSTONE_STATUS:
         write_tombstone(
@@ -320,17 +321,10 @@ def extract_download(
             task.remote_path,
             reason_class=record["reason_class"],
             error=record["reason"],
-            n_pixels=l1b.channel_pixels(channels[0]),
+            n_pixels=job.spec.pixels,
         )
         return record["reason_class"]
-    extracted = swath.extract_swath(
-        h5_path,
-        channels,
-        geolocation,
-        extra_variables=variables,
-        sha256=record["sha256"],
-        source_size=record["size_bytes"],
-    )
+    extracted = job.spec.extract(h5_path, sha256=record["sha256"], source_size=record["size_bytes"]).swath
     try:
         swath.write_swath(extracted, npy_path)
     except OSError as exc:
@@ -341,21 +335,7 @@ def extract_download(
 
 
 def collect_granule(
-    task: GranuleTask,
-    *,
-    source: Source,
-    timeouts: Timeouts,
-    policy: RetryPolicy,
-    channels: tuple[str, ...],
-    geolocation: bool,
-    outputs: SwathOutputs | DownloadOutputs,
-    ledger_path: Path,
-    stop_flag: Path,
-    breaker: CircuitBreaker | None = None,
-    variables: tuple[str, ...] = (),
-    link: Link | None = None,
-    sessions: SharedSession | None = None,
-    time_tolerance_s: float = facts.TIME_TOLERANCE_S,
+    task: GranuleTask, job: DayJob, *, outputs: SwathOutputs | DownloadOutputs, sessions: SharedSession | None = None
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
@@ -368,22 +348,9 @@ def collect_granule(
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
     if sessions is None:
-        with SharedSession(source, timeouts, link) as own:
-            return collect_granule(
-                task,
-                source=source,
-                timeouts=timeouts,
-                policy=policy,
-                channels=channels,
-                geolocation=geolocation,
-                outputs=outputs,
-                ledger_path=ledger_path,
-                stop_flag=stop_flag,
-                breaker=breaker,
-                variables=variables,
-                sessions=own,
-                time_tolerance_s=time_tolerance_s,
-            )
+        with SharedSession(job.connection) as own:
+            return collect_granule(task, job, outputs=outputs, sessions=own)
+    ledger_path, stop_flag, breaker, policy = job.ledger_path(task), job.stop_flag, job.breaker, job.policy
     attempts = 0
     last_failure: TransientTransferError | None = None
 
@@ -392,7 +359,7 @@ def collect_granule(
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
         try:
-            outputs.check_space(task, channels, geolocation, variables)  # before downloading what could not be kept
+            outputs.check_space(task)  # before downloading what could not be kept
         except atomic.NoSpace as exc:
             raise DiskFull(str(exc)) from exc
         attempts += 1
@@ -402,9 +369,7 @@ def collect_granule(
                 sessions=sessions,
                 destination=outputs.download_path(task),
                 keep_download=outputs.keep_download,
-                channels=channels,
-                geolocation=geolocation,
-                variables=variables,
+                spec=job.spec,
             )
         except TransientTransferError as exc:
             last_failure = exc
@@ -433,16 +398,23 @@ def collect_granule(
         if breaker is not None and breaker.record_absent(f"{task.granule_id}: {exc}"):
             # Too many absent in a row: a suspicion about the whole run, not a verdict on this granule.
             update_ledger(
-                ledger_path, task, status="failed", reason_class="suspect_absent", error=str(exc), attempts=attempts
+                ledger_path,
+                task,
+                status="failed",
+                reason_class=Reason.SUSPECT_ABSENT,
+                error=str(exc),
+                attempts=attempts,
             )
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}") from exc
-        update_ledger(ledger_path, task, status="absent", reason_class="absent", error=str(exc), attempts=attempts)
-        outputs.permanent(task, "absent", str(exc))
+        update_ledger(ledger_path, task, status="absent", reason_class=Reason.ABSENT, error=str(exc), attempts=attempts)
+        outputs.permanent(task, Reason.ABSENT, str(exc))
         return "absent"
     except CorruptGranule as exc:
         log.error("%s: still unreadable after %d downloads: %s", task.granule_id, attempts, exc)
-        update_ledger(ledger_path, task, status="invalid", reason_class="invalid", error=str(exc), attempts=attempts)
-        outputs.permanent(task, "invalid", str(exc))
+        update_ledger(
+            ledger_path, task, status="invalid", reason_class=Reason.INVALID, error=str(exc), attempts=attempts
+        )
+        outputs.permanent(task, Reason.INVALID, str(exc))
         return "invalid"
     except TransientTransferError as exc:
         update_ledger(ledger_path, task, status="failed", reason_class=exc.kind, error=str(exc), attempts=attempts)
@@ -454,7 +426,9 @@ def collect_granule(
         raise
     except RunStopped as exc:
         # Not this granule's fault: recorded so the report says why it is missing; retried next run.
-        update_ledger(ledger_path, task, status="failed", reason_class="stopped", error=str(exc), attempts=attempts)
+        update_ledger(
+            ledger_path, task, status="failed", reason_class=Reason.STOPPED, error=str(exc), attempts=attempts
+        )
         raise
     try:
         outputs.success(task, result)
@@ -464,7 +438,7 @@ def collect_granule(
         full = DiskFull(str(atomic.no_space(outputs.folder, f"the swath of {task.granule_id}", exc)))
         _record_fatal(full, task, ledger_path, stop_flag, attempts)
         raise full from exc
-    disagreements = result.disagreements(task, time_tolerance_s)
+    disagreements = result.disagreements(task, job.time_tolerance_s)
     for disagreement in disagreements:
         log.error("%s: %s", task.granule_id, disagreement.message)
     if disagreements:
@@ -474,7 +448,7 @@ def collect_granule(
             ledger_path,
             task,
             status="disagrees",
-            reason_class="disagreement",
+            reason_class=Reason.DISAGREEMENT,
             error="; ".join(d.message for d in disagreements),
             attempts=attempts,
             disagreements=[d.to_json() for d in disagreements],
@@ -549,7 +523,7 @@ def read_day_tasks(manifest_path: Path, day: str, template: str | None) -> list[
     ]
 
 
-def finished_outcome(npy_path: Path, channels: tuple[str, ...], geolocation: bool) -> str | None:
+def finished_outcome(npy_path: Path, spec: ExtractionSpec) -> str | None:
     """The outcome an earlier job left for a granule, or None when its swath must be made (again).
 
     A swath counts when both files exist (its sidecar is written last) and it holds the configured channels
@@ -568,103 +542,83 @@ def finished_outcome(npy_path: Path, channels: tuple[str, ...], geolocation: boo
         meta = swath.SwathMetadata.from_json_dict(side)
     except (swath.SwathError, KeyError, TypeError, ValueError):
         return None
-    if meta.channels != tuple(channels) or meta.has_geolocation != geolocation:
-        return None
-    return "archived"
+    return "archived" if spec.holds(meta) else None
 
 
-def collect_day(
-    tasks: list[GranuleTask],
-    *,
-    outputs_for: Callable[[GranuleTask], SwathOutputs | DownloadOutputs],
-    done_for: Callable[[GranuleTask], str | None],
-    ledger_path_for: Callable[[GranuleTask], Path],
-    sessions: SharedSession,
-    on_done: Callable[[GranuleTask, str], None] = lambda task, outcome: None,
-    **collect: Any,
-) -> DayResult:
+def collect_day(tasks: list[GranuleTask], job: DayJob, *, download_only: bool = False) -> DayResult:
     """Collect a day's granules one after another over one shared session (:func:`collect_granule` each).
 
-    A granule whose transient failures outlive its attempts does not stop the day: the others are still
-    collected, and the day is incomplete. After a fatal error the run's stop flag is set, so each remaining
-    granule is recorded as stopped at once, without a connection. ``collect`` are collect_granule's source,
-    timeouts, policy, channels, geolocation, variables, stop_flag and breaker.
+    Granules an earlier, killed job finished are kept as they are. A granule whose transient failures outlive
+    its attempts does not stop the day: the others are still collected, and the day is incomplete. After a
+    fatal error the run's stop flag is set, so each remaining granule is recorded as stopped at once, without a
+    connection. ``download_only``: split transfers' first half (checked downloads, extracted by
+    :func:`extract_day` elsewhere).
     """
     outcomes: dict[str, str] = {}
     failed: dict[str, str] = {}
-    done = {task.granule_id: done_for(task) for task in tasks}
+    done = {task.granule_id: _done_before(task, job, download_only) for task in tasks}
     todo = [task for task in tasks if done[task.granule_id] is None]
     reused, stopped = len(tasks) - len(todo), ""
     for task in tasks:
         if done[task.granule_id] is not None:
             outcomes[task.granule_id] = str(done[task.granule_id])
-    for position, task in enumerate(todo):
-        # While this granule is written and extracted, the next one's bytes are already on their way; not
-        # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
-        outputs = outputs_for(task)
-        following = todo[position + 1] if position + 1 < len(todo) else None
-        ahead = following is not None and _has_room(outputs, task, collect)
-        sessions.next_remote_path = following.remote_path if following is not None and ahead else None
-        joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
-        try:
-            outcome = collect_granule(
-                task, outputs=outputs, ledger_path=ledger_path_for(task), sessions=sessions, **collect
-            )
-        except (GranuleFailed, RunStopped, FatalTransferError) as exc:
-            log.error("%s: %s", task.granule_id, exc)
-            failed[task.granule_id] = str(exc)
-            if not stopped and not isinstance(exc, GranuleFailed):
-                stopped = str(exc)
-            continue
-        outcomes[task.granule_id] = outcome
-        on_done(task, outcome)
+    with SharedSession(job.connection) as sessions:
+        for position, task in enumerate(todo):
+            # While this granule is written and extracted, the next one's bytes are already on their way; not
+            # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
+            outputs = job.outputs(task, download_only=download_only)
+            following = todo[position + 1] if position + 1 < len(todo) else None
+            ahead = following is not None and _has_room(outputs, task)
+            sessions.next_remote_path = following.remote_path if following is not None and ahead else None
+            joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
+            try:
+                outcome = collect_granule(task, job, outputs=outputs, sessions=sessions)
+            except (GranuleFailed, RunStopped, FatalTransferError) as exc:
+                log.error("%s: %s", task.granule_id, exc)
+                failed[task.granule_id] = str(exc)
+                if not stopped and not isinstance(exc, GranuleFailed):
+                    stopped = str(exc)
+                continue
+            outcomes[task.granule_id] = outcome
+            if not download_only:  # split transfers mark the granule once it is extracted
+                progress.mark_finished(job.layout, task.granule_id, outcome)
     if reused:
         log.info("%d of %d granules were done by an earlier job", reused, len(tasks))
     return DayResult(outcomes, failed, reused, sessions.opened, stopped)
 
 
-def _has_room(outputs: SwathOutputs | DownloadOutputs, task: GranuleTask, collect: Mapping[str, Any]) -> bool:
+def _done_before(task: GranuleTask, job: DayJob, download_only: bool) -> str | None:
+    """The outcome an earlier job left for ``task`` (its swath or tombstone; with split transfers, also its
+    checked download), or None."""
+    outcome = finished_outcome(job.swath_path(task), job.spec)
+    if outcome is None and download_only:
+        outcome = downloaded_outcome(*job.download_paths(task))
+    return outcome
+
+
+def _has_room(outputs: SwathOutputs | DownloadOutputs, task: GranuleTask) -> bool:
     """Whether two granules like ``task`` fit: the bytes read ahead must be bytes that can be kept."""
     try:
-        outputs.check_space(task, collect["channels"], collect["geolocation"], collect.get("variables", ()), granules=2)
+        outputs.check_space(task, granules=2)
     except atomic.NoSpace:
         return False
     return True
 
 
-def extract_day(
-    tasks: list[GranuleTask],
-    *,
-    download_for: Callable[[GranuleTask], tuple[Path, Path]],
-    npy_for: Callable[[GranuleTask], Path],
-    channels: tuple[str, ...],
-    geolocation: bool,
-    variables: tuple[str, ...] = (),
-    on_done: Callable[[GranuleTask, str], None] = lambda task, outcome: None,
-) -> DayResult:
+def extract_day(tasks: list[GranuleTask], job: DayJob) -> DayResult:
     """Split transfers, on a compute node: turn the day's checked downloads into swaths, deleting each HDF5
     once its swath exists. Granules whose swath an earlier job finished are kept as they are."""
     outcomes: dict[str, str] = {}
     reused = 0
     for task in tasks:
-        npy = npy_for(task)
-        done = finished_outcome(npy, channels, geolocation)
+        done = finished_outcome(job.swath_path(task), job.spec)
         if done is None:
-            h5_path, record_path = download_for(task)
-            done = extract_download(
-                task,
-                h5_path=h5_path,
-                record_path=record_path,
-                channels=channels,
-                geolocation=geolocation,
-                npy_path=npy,
-                variables=variables,
-            )
-            on_done(task, done)
+            done = extract_download(task, job)
+            progress.mark_finished(job.layout, task.granule_id, done)
         else:
             reused += 1
         outcomes[task.granule_id] = done
-        for leftover in download_for(task):
+        for leftover in job.download_paths(task):
             leftover.unlink(missing_ok=True)
     return DayResult(outcomes, {}, reused, 0)
 
@@ -689,16 +643,7 @@ class Recheck:
     paths: dict[str, str]  # where each granule that arrived is on the server
 
 
-def recheck_absent(
-    entries: Mapping[str, Mapping[str, Any]],
-    *,
-    source: Source,
-    timeouts: Timeouts,
-    template: str | None,
-    ledger_path_for: Callable[[str, str], Path],
-    swath_path_for: Callable[[str, str], Path],
-    day_record_for: Callable[[str], Path] | None = None,
-) -> Recheck:
+def recheck_absent(entries: Mapping[str, Mapping[str, Any]], job: DayJob, template: str | None) -> Recheck:
     """Look (one ``stat`` each, in one session, no download) for granules recorded as absent.
 
     A granule that is on the server again loses its tombstone and its day's record, so its day job runs again
@@ -706,21 +651,19 @@ def recheck_absent(
     it is, apart from the time of the look.
     """
     arrived, paths = [], {}
-    with _session(source, timeouts) as session:
+    with _session(job.connection) as session:
         for granule_id, entry in sorted(entries.items()):
-            path = remote_layout.apply_template(str(entry["remote_path"]), template)
-            found = session.exists(path)
-            log.info("%s: %s", granule_id, f"back on the server at {path}" if found else "still absent")
-            ledger_mod.record_recheck(ledger_path_for(str(entry["day"]), granule_id), found=found, remote_path=path)
+            day = str(entry["day"])
+            remote_path = remote_layout.apply_template(str(entry["remote_path"]), template)
+            found = session.exists(remote_path)
+            log.info("%s: %s", granule_id, f"back on the server at {remote_path}" if found else "still absent")
+            ledger_mod.record_recheck(job.layout.ledger_entry(day, granule_id), found=found, remote_path=remote_path)
             if found:
                 arrived.append(granule_id)
-                paths[granule_id] = path
-                npy = swath_path_for(str(entry["day"]), granule_id)
-                stale = [npy, swath.sidecar_path(npy)]
-                if day_record_for is not None:
-                    stale.append(day_record_for(str(entry["day"])))
-                for path in stale:
-                    path.unlink(missing_ok=True)
+                paths[granule_id] = remote_path
+                npy = job.layout.swath(day, granule_id)
+                for stale in (npy, swath.sidecar_path(npy), job.layout.day_record(day)):
+                    stale.unlink(missing_ok=True)
     return Recheck(tuple(sorted(entries)), tuple(arrived), paths)
 
 
@@ -728,41 +671,25 @@ def fetch_reappeared(
     recheck: Recheck,
     entries: Mapping[str, Mapping[str, Any]],
     catalogue: Mapping[str, facts.CatalogueRecord],
-    *,
+    job: DayJob,
     template: str | None,
-    swath_path_for: Callable[[str, str], Path],
-    ledger_path_for: Callable[[str, str], Path],
-    scratch_dir: Path,
-    stop_flag: Path,
-    **collect: Any,
 ) -> list[Path]:
     """Fetch the granules a recheck found again, as swath files (for a sealed year, which has no granule jobs).
 
-    ``collect`` are :func:`collect_granule`'s source, timeouts, policy, channels and geolocation. A granule
-    that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
+    A granule that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
     """
     fetched = []
-    # One session for all of them, as in a day job.
-    with SharedSession(collect["source"], collect["timeouts"], collect.get("link")) as sessions:
+    with SharedSession(job.connection) as sessions:  # one session for all of them, as in a day job
         for granule_id in recheck.arrived:
             day = str(entries[granule_id]["day"])
-            npy = swath_path_for(day, granule_id)
             record = catalogue[granule_id]
             task = GranuleTask(granule_id, day, recheck.paths[granule_id], record.size_bytes, template or "", record)
-            ledger_path = ledger_path_for(day, granule_id)
             try:
-                outcome = collect_granule(
-                    task,
-                    outputs=SwathOutputs(npy, scratch_dir, l1b.channel_pixels(collect["channels"][0])),
-                    ledger_path=ledger_path,
-                    stop_flag=stop_flag,
-                    sessions=sessions,
-                    **collect,
-                )
+                outcome = collect_granule(task, job, outputs=job.outputs(task), sessions=sessions)
             except (GranuleFailed, RunStopped, TransferError) as exc:
                 log.warning("%s: back on the server but not fetched (%s); looked for again next run", granule_id, exc)
-                ledger_mod.record_recheck(ledger_path, found=True, remote_path=task.remote_path)
+                ledger_mod.record_recheck(job.ledger_path(task), found=True, remote_path=task.remote_path)
                 continue
             if outcome == "archived":
-                fetched.append(npy)
+                fetched.append(job.swath_path(task))
     return fetched

@@ -24,49 +24,13 @@ from ..formats import facts
 from ..formats.archive import sensor_of_archive
 from ..ledger import read_ledger
 from ..plan import RunPlan
-
-REASONS = {
-    "absent": "in the catalogue but not on the SFTP server",
-    "suspect_absent": "not on the SFTP server, like the granules before it: the run stopped (paths look wrong)",
-    "invalid": "downloaded file unreadable after every attempt",
-    "transient": "network or server failures outlived the attempts (retried next run)",
-    "network": "G-Portal could not be reached from this machine (retried next run)",
-    "stall": "transfers stalled on every attempt (retried next run)",
-    "truncated": "transfers ended early on every attempt (retried next run)",
-    "corrupt": "downloads were corrupt on every attempt (retried next run)",
-    "auth": "logins refused on every attempt although the preflight login worked (retried next run)",
-    "key": "the private key could not be used",
-    "host_key": "host key did not match the pinned fingerprint",
-    "disk_full": "the disk filled up",
-    "stopped": "not tried: the run was stopped (fatal error or G-Portal down); retried next run",
-    "unaccounted": "neither archived nor in the failure ledger (a silent loss: please report it)",
-    "not_attempted": "not attempted: the run stopped before its turn (fetched by the next run)",
-    "job_failed": "its job ended without recording a reason; its log says why (retried next run)",
-    "reappeared": "back on the SFTP server after being absent; fetched by this run or the next",
-    "disagreement": "archived, but the catalogue, its file name and its file disagree on a fact (both values named)",
-}
+from ..run.reasons import ACCEPTABLE, RETRY_NEXT_RUN, Reason, remedy_of, text_of
 
 #: The directions a listing and an index know, as the report names them.
 DIRECTION_NAMES = {"A": "ascending", "D": "descending"}
 #: Disagreements the run report lists (the year reports list all; the count is always whole).
 RUN_DISAGREEMENTS_LISTED = 1000
 
-#: What the user can do about each reason (the report's "what to do" column).
-REMEDIES = {
-    "absent": (
-        "looked for again by later runs (catalogue.recheck_absent_after_hours); if G-Portal wants older files "
-        "ordered first (the 2.5-year rule), order them on the G-Portal web site, then rerun"
-    ),
-    "suspect_absent": "run `amsr2flow doctor`, check remote_path_template or order the files on G-Portal, then rerun",
-    "invalid": "rerun later; if it stays unreadable, report the granule to G-Portal",
-    "network": "run where the internet is reachable (on a cluster: transfer_jobs: local), then rerun",
-    "key": "fix the key or its passphrase variable (`amsr2flow doctor` checks it), then rerun",
-    "host_key": "verify JAXA's new fingerprint, set host_key_sha256, then rerun",
-    "disk_full": "free space on the output or scratch disk, then rerun",
-    "job_failed": "read its day's job log (logs/granules/YYYY/YYYY-MM-DD.log), then rerun",
-    "unaccounted": "rerun; please report it",
-}
-RETRY_NEXT_RUN = "rerun the same command"
 MISSING_ROWS_IN_MARKDOWN = 500
 
 
@@ -116,9 +80,9 @@ def year_report(
                 "granule_id": row.granule_id,
                 "day": row.day,
                 "orbit_direction": row.orbit_direction,
-                "reason_class": reason or "unaccounted",
-                "reason": REASONS.get(reason or "unaccounted", reason or ""),
-                "what_to_do": REMEDIES.get(reason or "unaccounted", RETRY_NEXT_RUN),
+                "reason_class": str(reason or Reason.UNACCOUNTED),
+                "reason": text_of(reason or Reason.UNACCOUNTED),
+                "what_to_do": remedy_of(reason or Reason.UNACCOUNTED),
                 "last_error": (entry or {}).get("last_error", ""),
                 "attempts": int((entry or {}).get("attempts", 0)),
                 "retryable": bool((entry or {}).get("retryable", False)),
@@ -165,7 +129,7 @@ def year_report(
         "expected_granules": expected_n,
         "archived_granules": archived_n,
         "missing_granules": len(missing),
-        "silent_losses": reasons.get("unaccounted", 0),
+        "silent_losses": reasons.get(Reason.UNACCOUNTED, 0),
         "success_rate_percent": _rate(archived_n, expected_n),
         "missing_by_reason": dict(sorted(reasons.items())),
         "orbit_direction": orbit,
@@ -310,7 +274,7 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
     if missing:
         lines.append(
             f"amsr2flow: {missing} not archived: "
-            + "; ".join(f"{n} {k} ({REASONS.get(k, k)})" for k, n in sorted(by_reason.items()))
+            + "; ".join(f"{n} {k} ({text_of(k)})" for k, n in sorted(by_reason.items()))
         )
     if damaged:
         lines.append(f"amsr2flow: {damaged} damaged swath(s) in the archives; see the report")
@@ -326,7 +290,7 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
     unaccepted = {k: n for k, n in by_reason.items() if k not in accept_missing}
     if unaccepted or damaged or disagreeing or count_problems:
         hint = "; rerun the same command to retry what can be retried"
-        accepted = sorted(set(by_reason) & {"absent", "invalid"})
+        accepted = sorted(set(by_reason) & set(ACCEPTABLE))
         if accepted:
             hint += f"; to accept {', '.join(accepted)} granules, set accept_missing in the configuration"
         lines.append(f"amsr2flow: exit status {EXIT_INCOMPLETE}: not everything catalogued is archived{hint}")
@@ -485,10 +449,10 @@ def granule_table(
             status, reason_class, sha = "archived", "", str(record["source_sha256"])
             where, part = archive_name, part_of.get(row.granule_id, "")
             error = "; ".join(disagreeing.get(row.granule_id, []))
-            reason_class = "disagreement" if error else ""
+            reason_class = Reason.DISAGREEMENT if error else ""
         else:
-            status = str(entry.get("status") or "unaccounted")
-            reason_class = str(entry.get("reason_class") or "unaccounted")
+            status = str(entry.get("status") or Reason.UNACCOUNTED)
+            reason_class = str(entry.get("reason_class") or Reason.UNACCOUNTED)
             size, sha, where, part = int(row.size_bytes or 0), "", "", ""
         rows.append(
             {
@@ -497,7 +461,7 @@ def granule_table(
                 "orbit_direction": row.orbit_direction,
                 "status": status,
                 "reason_class": reason_class,
-                "reason": REASONS.get(reason_class, reason_class) if reason_class else "",
+                "reason": text_of(reason_class) if reason_class else "",
                 "attempts": int(entry.get("attempts", 0)),
                 "size_bytes": size,
                 "sha256": sha,
@@ -602,7 +566,7 @@ def interim_report(plan: RunPlan, *, start: str, end: str) -> dict[str, Any] | N
             # name was not reached (the run stopped first, or the job was killed before its turn).
             logs = [layout.day_job_log(year, day, downloads=downloads) for downloads in (False, True)]
             reached = any(joblog.was_reached(_log_text(p, day_logs), granule_id) for p in logs)
-            return "job_failed" if reached else "not_attempted"
+            return Reason.JOB_FAILED if reached else Reason.NOT_ATTEMPTED
 
         if archive.is_file():
             with Archive(archive) as arch:

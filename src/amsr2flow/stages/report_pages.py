@@ -17,8 +17,9 @@ from typing import Any
 
 from ..formats.facts import ordered
 from ..plan import RunPlan
+from ..run.reasons import RETRY_NEXT_RUN, text_of
 from .figures import direction_name
-from .report import REASONS, RETRY_NEXT_RUN, format_rate, report_title
+from .report import format_rate, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
 MISSING_ROWS_SHOWN = 300
@@ -136,7 +137,7 @@ def missing_html(missing: Sequence[Mapping[str, Any]], csv_name: str | None) -> 
     if not missing:
         return ["<p>Every catalogued granule is archived.</p>"]
     by_reason = Counter(m["reason_class"] for m in missing)
-    out = ["<p>" + "; ".join(f"{n} {_e(k)}: {_e(REASONS.get(k, k))}" for k, n in sorted(by_reason.items())) + ".</p>"]
+    out = ["<p>" + "; ".join(f"{n} {_e(k)}: {_e(text_of(k))}" for k, n in sorted(by_reason.items())) + ".</p>"]
     rows = [
         [
             f"<code>{_e(m['granule_id'])}</code>",
