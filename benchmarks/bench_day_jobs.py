@@ -372,7 +372,7 @@ def work_floor(cfg: dict[str, Any]) -> tuple[float, int]:
     full = settings.validate(cfg, check_environment=False)
     plan = RunPlan.from_config(full)
     layout = plan.layout
-    template = run_template(layout.remote_layout_file(), full.get("remote_path_template"))
+    template = run_template(layout.template_choice_file(), full.get("remote_path_template"))
     tasks = [t for d in plan.days for t in read_day_tasks(layout.day_manifest(d), d.isoformat(), template)]
     channels, geolocation = tuple(full["channels"]), bool(full["geolocation"])
     variables = settings.extra_variables(full)

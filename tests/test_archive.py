@@ -283,7 +283,7 @@ def test_info_and_partition_commands(archive_path: Path, tmp_path: Path, capsys:
 def test_member_compression_is_a_choice_np_load_reads(tmp_path: Path, compression: str) -> None:
     from amsr2flow.formats import archive as archive_format
     from amsr2flow.formats.verify import verify_archive
-    from amsr2flow.stages.year import add_to_archive
+    from amsr2flow.stages.archives import add_to_archive
 
     swaths = [synthetic_swath(i, geolocation=True) for i in range(5)]
     plain = write_archive(tmp_path / "deflate.npz", swaths)

@@ -21,7 +21,7 @@ from workflow_helpers import emulator_config, run_workflow
 
 from amsr2flow import atomic
 from amsr2flow.formats.swath import read_swath
-from amsr2flow.stages import year
+from amsr2flow.stages import archives
 
 
 @contextlib.contextmanager
@@ -89,7 +89,7 @@ def test_an_archive_that_would_not_fit_is_not_started(tmp_path: Path) -> None:
     with small_disk(tmp_path / "archives", "1200k") as disk:
         target = disk / "AMSR2_temp_only_20200101_000000_to_20200102_000000.npz"
         with pytest.raises(atomic.NoSpace) as caught:
-            year.build_year_archive(
+            archives.build_year_archive(
                 paths, target, first_day=date(2020, 1, 1), day_after_last=date(2020, 1, 2), config_digest="x"
             )
         assert str(disk) in str(caught.value) and "MB" in str(caught.value)

@@ -81,7 +81,7 @@ def test_known_field_at_cell_centres_lands_in_its_own_cells(tmp_path: Path) -> N
         MIDNIGHT + 3600,
     )
     with archive.Archive(_archive(tmp_path, [swath])) as arch:
-        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+        observations = grid.day_observations(arch, date(2024, 1, 2), ["36.5H"])
     result = grid.bucket_average("nsidc_north_25km", observations["A"], ["36.5H"])
     expected = np.full(definition.shape, np.nan, np.float32)
     hit_rows, hit_cols = rows[chosen][:n], cols[chosen][:n]
@@ -105,7 +105,7 @@ def test_the_pole_falls_where_nsidc_puts_it(tmp_path: Path, name: str, pole: flo
     raw[0, 1::4] = 26000
     swath = _swath("GW1AM2_202401020100_001D_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT + 60)
     with archive.Archive(_archive(tmp_path, [swath])) as arch:
-        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+        observations = grid.day_observations(arch, date(2024, 1, 2), ["36.5H"])
     result = grid.bucket_average(name, observations["D"], ["36.5H"])
     row, col = corner
     assert np.argwhere(np.isfinite(result["36.5H"])).tolist() == [
@@ -129,7 +129,7 @@ def test_a_day_takes_its_own_scans_without_the_overlap(tmp_path: Path) -> None:
     late = _swath("GW1AM2_202401012350_001A_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT - 600, overlap=10)
     with archive.Archive(_archive(tmp_path, [late])) as arch:
         assert grid.day_positions(arch.table, date(2024, 1, 2)) == [0]
-        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+        observations = grid.day_observations(arch, date(2024, 1, 2), ["36.5H"])
     seconds = observations["A"].seconds
     after_midnight = np.sum(np.arange(rows) * 1.5 - 600 >= 0)
     assert seconds.min() >= 0 and seconds.size == (after_midnight - 10) * 243  # the last 10 rows are overlap
@@ -224,7 +224,7 @@ def test_swaths_without_scan_times_take_their_times_from_the_first_real_scan(tmp
         overlap_scans=overlap,
     )  # as archived before scan times were kept
     with archive.Archive(_archive(tmp_path, [old])) as arch:
-        observations = grid.collect_day(arch, date(2024, 1, 2), ["36.5H"])
+        observations = grid.day_observations(arch, date(2024, 1, 2), ["36.5H"])
     first_real = 3600 + 1.5 * overlap  # the scan start is the first non-overlap row's time
     assert observations["A"].seconds.min() == pytest.approx(first_real, abs=1e-3)
 

@@ -92,7 +92,7 @@ def test_the_product_never_imports_the_local_gportal() -> None:
     [
         ("catalogue", "catalogue.smk"),
         ("granule", "granules.smk"),
-        ("year", "archives.smk"),
+        ("archives", "archives.smk"),
         ("report", "report.smk"),
         ("grid", "grids.smk"),
     ],

@@ -14,7 +14,7 @@ import yaml
 from amsr2flow.emulator import orbit, synth
 from amsr2flow.formats import archive, variables, verify
 from amsr2flow.formats.swath import extract_swath, read_swath, write_swath
-from amsr2flow.stages.year import variables_notice
+from amsr2flow.stages.archives import variables_notice
 
 ALL = tuple(variables.EXTRA_VARIABLES)
 ROOT = Path(__file__).resolve().parents[1]

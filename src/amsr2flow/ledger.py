@@ -59,7 +59,7 @@ def update_ledger(
         granule_id=task.granule_id,
         day=task.day,
         remote_path=task.remote_path,
-        remote_layout=getattr(task, "remote_layout", ""),
+        remote_layout=getattr(task, "template", ""),  # the key's old name: entries of earlier runs use it
         status=status,
         reason_class=reason_class,
         last_error=error,

@@ -206,7 +206,7 @@ class Layout:
         """Split transfers: the download job's record of a day, beside the day's checked downloads."""
         return self.scratch / str(year) / f"{day}.json"
 
-    def download(self, year: Part, day: str, granule_id: str) -> Path:
+    def checked_download(self, year: Part, day: str, granule_id: str) -> Path:
         """A checked download waiting for its extraction job (split transfers only)."""
         return self.scratch / str(year) / day / f"{granule_id}.h5"
 
@@ -277,8 +277,8 @@ class Layout:
     def breaker_state(self) -> Path:
         return self.state_dir() / "breaker.json"
 
-    def remote_layout_file(self) -> Path:
-        """Where granules are on SFTP for this run, as the preflight found it."""
+    def template_choice_file(self) -> Path:
+        """Where granules are on SFTP for this run: the path template the preflight chose (run.preflight)."""
         return self.state_dir() / "remote_layout.json"
 
     def run_status(self, run_tag: str) -> Path:

@@ -22,5 +22,5 @@ build_year_listing(
     source=source,
     layout=layout,
     listing_path=Path(snakemake.output.listing),
-    remote_layout=run_template(layout.remote_layout_file(), cfg.get("remote_path_template")),
+    template=run_template(layout.template_choice_file(), cfg.get("remote_path_template")),
 )

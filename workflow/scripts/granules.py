@@ -10,16 +10,13 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging, stop_run
-from amsr2flow.run.preflight import run_template
 from amsr2flow.stages import granule
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 day = snakemake.wildcards.day
 job = granule.DayJob.from_config(cfg, snakemake.params.channels, snakemake.params.geolocation)
-# Where the granules are on SFTP: the catalogue's mapping, under the layout the run's preflight settled on.
-template = run_template(job.layout.remote_layout_file(), cfg.get("remote_path_template"))
-tasks = granule.read_day_tasks(Path(snakemake.input.manifest), day, template)
+tasks = granule.read_day_tasks(Path(snakemake.input.manifest), day, job.template)
 
 
 def finish(result, record_path):

@@ -19,7 +19,7 @@ run = report.run_report(
     years,
     start=snakemake.params.start,
     end=snakemake.params.end,
-    remote_layout=recorded_choice(Layout.from_config(snakemake.config).remote_layout_file()),
+    layout_choice=recorded_choice(Layout.from_config(snakemake.config).template_choice_file()),
 )
 html_path = Path(snakemake.output.html)
 periods = snakemake.params.periods

@@ -96,13 +96,11 @@ def leftover_downloads(plan: RunPlan) -> list[Path]:
 
 def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> None:
     """The notice about a changed variable set, one login (the preflight), and where granules are."""
-    from ..stages import year as year_stage
+    from ..stages import archives
     from . import preflight
     from .connection import connection_from
 
-    notice = year_stage.variables_notice(
-        sorted(plan.layout.archives_dir().glob("*.npz")), settings.extra_variables(cfg)
-    )
+    notice = archives.variables_notice(sorted(plan.layout.archives_dir().glob("*.npz")), settings.extra_variables(cfg))
     if notice:
         print(f"amsr2flow: note: {notice}", file=stream)
     try:
@@ -112,7 +110,7 @@ def check_the_service(plan: RunPlan, cfg: Mapping[str, Any], stream: TextIO) -> 
     except (preflight.PreflightError, settings.ConfigError) as exc:
         raise RunRefused(str(exc)) from exc
     # Granule jobs and reports read the layout chosen here, for the whole run.
-    preflight.record_choice(plan.layout.remote_layout_file(), choice)
+    preflight.record_choice(plan.layout.template_choice_file(), choice)
     if choice is not None:
         print(f"amsr2flow: {choice.summary()}", file=stream)
 

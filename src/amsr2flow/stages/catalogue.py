@@ -64,7 +64,7 @@ def fetch_day_manifest(
     source: Source,
     layout: Layout,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    remote_layout: str | None = None,
+    template: str | None = None,
 ) -> Path:
     """Fetch one day's manifest (with bounded retries of transient catalogue failures) and write it."""
     transfer = cfg["transfer"]
@@ -102,7 +102,7 @@ def fetch_day_manifest(
         "generation": source.generation,
         "catalogue_url": source.catalogue_url,
         # where this run's granule jobs look for the files (the remote_path column is the catalogue's mapping)
-        "remote_layout": remote_layout or "the catalogue's file names",
+        "remote_layout": template or "the catalogue's file names",
     }
     atomic.write_json(layout.day_manifest_info(day), info)
     log.info("%s: %d granules (%s)", day, len(result.manifest), "updated" if changed else "unchanged")
@@ -117,7 +117,7 @@ def build_year_listing(
     layout: Layout,
     listing_path: Path,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    remote_layout: str | None = None,
+    template: str | None = None,
 ) -> pd.DataFrame:
     """Make sure every day has a manifest (fetching only those not final), then write the year's listing."""
     settle = cfg["catalogue"]["settle_days"]
@@ -127,9 +127,7 @@ def build_year_listing(
         # list() propagates the first failure; a failed day never leaves an empty manifest behind.
         list(
             pool.map(
-                lambda d: fetch_day_manifest(
-                    d, cfg=cfg, source=source, layout=layout, now=now, remote_layout=remote_layout
-                ),
+                lambda d: fetch_day_manifest(d, cfg=cfg, source=source, layout=layout, now=now, template=template),
                 to_fetch,
             )
         )

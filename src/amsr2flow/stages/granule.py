@@ -77,7 +77,7 @@ class GranuleTask:
     day: str
     remote_path: str
     size_bytes: int
-    remote_layout: str = ""  # the run's remote path template ("" = the catalogue's mapping)
+    template: str = ""  # the run's remote path template that made remote_path ("" = the catalogue's mapping)
     catalogue: facts.CatalogueRecord | None = None  # what the catalogue said of it (compared with the file)
 
 
@@ -99,6 +99,7 @@ class DayJob:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: CircuitBreaker | None = None
     time_tolerance_s: float = facts.TIME_TOLERANCE_S
+    template: str | None = None  # where granules are on SFTP (None: where the catalogue's file names map)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], channels: Sequence[str], geolocation: bool) -> DayJob:
@@ -107,6 +108,7 @@ class DayJob:
         granules already extracted (it applies to granules extracted from now on; each swath records its own)."""
         from .. import config as settings
         from ..run.connection import connection_from
+        from ..run.preflight import run_template
 
         layout = Layout.from_config(cfg)
         transfer = cfg["transfer"]
@@ -122,6 +124,8 @@ class DayJob:
                 absent_threshold=transfer["absent_breaker_granules"],
             ),
             time_tolerance_s=cfg["catalogue"]["time_tolerance_s"],
+            # the configured template, else the one the run's preflight found and recorded
+            template=run_template(layout.template_choice_file(), cfg.get("remote_path_template")),
         )
 
     @property
@@ -136,7 +140,7 @@ class DayJob:
 
     def download_paths(self, task: GranuleTask) -> tuple[Path, Path]:
         """Split transfers: the checked HDF5 and its record, waiting in the scratch folder for extraction."""
-        h5 = self.layout.download(task.day[:4], task.day, task.granule_id)
+        h5 = self.layout.checked_download(task.day[:4], task.day, task.granule_id)
         return h5, h5.with_suffix(".download.json")
 
     def outputs(self, task: GranuleTask, *, download_only: bool = False) -> SwathOutputs | DownloadOutputs:
@@ -206,27 +210,27 @@ class FetchResult:
 
 
 def _attempt(
-    task: GranuleTask, *, sessions: SharedSession, destination: Path, keep_download: bool, spec: ExtractionSpec
+    task: GranuleTask, *, shared: SharedSession, destination: Path, keep_download: bool, spec: ExtractionSpec
 ) -> FetchResult:
     """Download to ``destination``, check sizes, and extract (which proves the file readable)."""
     kept = False
     try:
         try:
-            session = sessions.get()
+            session = shared.get()
             stat_size = session.remote_size(task.remote_path)
             if stat_size != task.size_bytes:
                 raise TransientTransferError(
                     f"{task.remote_path}: SFTP stat says {stat_size} bytes, the catalogue {task.size_bytes}"
                 )
-            then = sessions.next_remote_path if sessions.healthy else None  # one request at a time after a failure
+            then = shared.next_remote_path if shared.healthy else None  # one request at a time after a failure
             download = session.download(task.remote_path, destination, stat_size, then=then)
         except GranuleAbsent:
             raise  # an answer, not a failure: the session is sound
         except BaseException:
-            sessions.discard()
-            sessions.healthy = False
+            shared.discard()
+            shared.healthy = False
             raise
-        sessions.healthy = True
+        shared.healthy = True
         try:
             extracted = spec.extract(destination, sha256=download.sha256, source_size=download.size_bytes)
         except (swath.SwathError, OSError, KeyError, ValueError) as exc:
@@ -335,11 +339,11 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
 
 
 def collect_granule(
-    task: GranuleTask, job: DayJob, *, outputs: SwathOutputs | DownloadOutputs, sessions: SharedSession | None = None
+    task: GranuleTask, job: DayJob, *, outputs: SwathOutputs | DownloadOutputs, shared: SharedSession | None = None
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
-    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``sessions`` is the job's shared SFTP session
+    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``shared`` is the job's SFTP session
     (see :func:`collect_day`); without it the granule opens and closes its own. The granule's facts are
     compared across the catalogue, its file name and contents (:mod:`formats.facts`): a disagreement is logged
     and kept in its ledger entry (status ``disagrees``, every source's value), which the year report lists.
@@ -347,9 +351,9 @@ def collect_granule(
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
-    if sessions is None:
+    if shared is None:
         with SharedSession(job.connection) as own:
-            return collect_granule(task, job, outputs=outputs, sessions=own)
+            return collect_granule(task, job, outputs=outputs, shared=own)
     ledger_path, stop_flag, breaker, policy = job.ledger_path(task), job.stop_flag, job.breaker, job.policy
     attempts = 0
     last_failure: TransientTransferError | None = None
@@ -366,7 +370,7 @@ def collect_granule(
         try:
             result = _attempt(
                 task,
-                sessions=sessions,
+                shared=shared,
                 destination=outputs.download_path(task),
                 keep_download=outputs.keep_download,
                 spec=job.spec,
@@ -516,7 +520,7 @@ def read_day_tasks(manifest_path: Path, day: str, template: str | None) -> list[
             day=day,
             remote_path=remote_layout.apply_template(row["remote_path"], template),
             size_bytes=int(row["size_bytes"]),
-            remote_layout=template or "",
+            template=template or "",
             catalogue=facts.CatalogueRecord.from_row(row),
         )
         for row in rows
@@ -562,17 +566,17 @@ def collect_day(tasks: list[GranuleTask], job: DayJob, *, download_only: bool = 
     for task in tasks:
         if done[task.granule_id] is not None:
             outcomes[task.granule_id] = str(done[task.granule_id])
-    with SharedSession(job.connection) as sessions:
+    with SharedSession(job.connection) as shared:
         for position, task in enumerate(todo):
             # While this granule is written and extracted, the next one's bytes are already on their way; not
             # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
             outputs = job.outputs(task, download_only=download_only)
             following = todo[position + 1] if position + 1 < len(todo) else None
             ahead = following is not None and _has_room(outputs, task)
-            sessions.next_remote_path = following.remote_path if following is not None and ahead else None
+            shared.next_remote_path = following.remote_path if following is not None and ahead else None
             joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
             try:
-                outcome = collect_granule(task, job, outputs=outputs, sessions=sessions)
+                outcome = collect_granule(task, job, outputs=outputs, shared=shared)
             except (GranuleFailed, RunStopped, FatalTransferError) as exc:
                 log.error("%s: %s", task.granule_id, exc)
                 failed[task.granule_id] = str(exc)
@@ -584,7 +588,7 @@ def collect_day(tasks: list[GranuleTask], job: DayJob, *, download_only: bool = 
                 progress.mark_finished(job.layout, task.granule_id, outcome)
     if reused:
         log.info("%d of %d granules were done by an earlier job", reused, len(tasks))
-    return DayResult(outcomes, failed, reused, sessions.opened, stopped)
+    return DayResult(outcomes, failed, reused, shared.opened, stopped)
 
 
 def _done_before(task: GranuleTask, job: DayJob, download_only: bool) -> str | None:
@@ -643,7 +647,7 @@ class Recheck:
     paths: dict[str, str]  # where each granule that arrived is on the server
 
 
-def recheck_absent(entries: Mapping[str, Mapping[str, Any]], job: DayJob, template: str | None) -> Recheck:
+def recheck_absent(entries: Mapping[str, Mapping[str, Any]], job: DayJob) -> Recheck:
     """Look (one ``stat`` each, in one session, no download) for granules recorded as absent.
 
     A granule that is on the server again loses its tombstone and its day's record, so its day job runs again
@@ -654,7 +658,7 @@ def recheck_absent(entries: Mapping[str, Mapping[str, Any]], job: DayJob, templa
     with _session(job.connection) as session:
         for granule_id, entry in sorted(entries.items()):
             day = str(entry["day"])
-            remote_path = remote_layout.apply_template(str(entry["remote_path"]), template)
+            remote_path = remote_layout.apply_template(str(entry["remote_path"]), job.template)
             found = session.exists(remote_path)
             log.info("%s: %s", granule_id, f"back on the server at {remote_path}" if found else "still absent")
             ledger_mod.record_recheck(job.layout.ledger_entry(day, granule_id), found=found, remote_path=remote_path)
@@ -672,20 +676,20 @@ def fetch_reappeared(
     entries: Mapping[str, Mapping[str, Any]],
     catalogue: Mapping[str, facts.CatalogueRecord],
     job: DayJob,
-    template: str | None,
 ) -> list[Path]:
     """Fetch the granules a recheck found again, as swath files (for a sealed year, which has no granule jobs).
 
     A granule that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
     """
     fetched = []
-    with SharedSession(job.connection) as sessions:  # one session for all of them, as in a day job
+    with SharedSession(job.connection) as shared:  # one session for all of them, as in a day job
         for granule_id in recheck.arrived:
             day = str(entries[granule_id]["day"])
             record = catalogue[granule_id]
-            task = GranuleTask(granule_id, day, recheck.paths[granule_id], record.size_bytes, template or "", record)
+            path = recheck.paths[granule_id]
+            task = GranuleTask(granule_id, day, path, record.size_bytes, job.template or "", record)
             try:
-                outcome = collect_granule(task, job, outputs=job.outputs(task), sessions=sessions)
+                outcome = collect_granule(task, job, outputs=job.outputs(task), shared=shared)
             except (GranuleFailed, RunStopped, TransferError) as exc:
                 log.warning("%s: back on the server but not fetched (%s); looked for again next run", granule_id, exc)
                 ledger_mod.record_recheck(job.ledger_path(task), found=True, remote_path=task.remote_path)

@@ -162,7 +162,7 @@ def require_positions(arch: Any) -> None:
         raise GridError(f"{arch.path.name} has no positions; daily grids need `geolocation: true`")
 
 
-def collect_day(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayObservations]:
+def day_observations(arch: Any, day: date, channels: Sequence[str]) -> dict[str, DayObservations]:
     """The day's observations per pass, read from an open archive (only the swaths of that day)."""
     require_positions(arch)
     table = arch.table
@@ -476,7 +476,7 @@ def build_year_grids(
             stale = [g for g in grids if (recorded[g] or {}).get("source_digest") != digest]
             kept += len(grids) - len(stale)
             if stale:
-                observations = collect_day(arch, day, channels)
+                observations = day_observations(arch, day, channels)
                 used = sorted(gid for p in PASSES for gid in observations[p].granule_ids)
                 if not used:
                     raise nothing_observed(day, observations[PASSES[0]].unused)

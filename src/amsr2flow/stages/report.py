@@ -210,7 +210,7 @@ def run_report(
     *,
     start: str,
     end: str,
-    remote_layout: Mapping[str, Any] | None = None,
+    layout_choice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     expected = sum(r["expected_granules"] for r in year_reports)
     archived = sum(r["archived_granules"] for r in year_reports)
@@ -249,7 +249,7 @@ def run_report(
             for r in year_reports
         ],
         "missing": [m for r in year_reports for m in r["missing"]],
-        "remote_layout": dict(remote_layout) if remote_layout else None,
+        "remote_layout": dict(layout_choice) if layout_choice else None,
     }
 
 

@@ -1,4 +1,4 @@
-"""The year stage: build a year's archive from its swaths and split it into parts.
+"""The archive stage (rules in archives.smk): build a year's archive from its swaths and split it into parts.
 
 Tombstones (granules that could not be archived) are skipped here: the report lists them from the ledger.
 """
