@@ -71,3 +71,11 @@ def test_paths_and_the_rules_wildcard_patterns_are_one_definition(tmp_path: Path
     assert layout.day_job_log(2024, "2024-01-02") == root / "logs" / "granules" / "2024" / "2024-01-02.log"
     assert layout.day_job_log("{year}", "{day}", downloads=True).parts[-3:] == ("downloads", "{year}", "{day}.log")
     assert layout.scratch == root / ".scratch"
+
+
+def test_map_days_follow_report_map_days_within_each_year(tmp_path: Path) -> None:
+    assert plan(tmp_path, start="2023-12-30", end="2024-01-02").map_days(2024) == ["2024-01-01"]
+    listed = plan(tmp_path, start="2023-12-30", end="2024-01-05", report={"map_days": ["2024-01-03", "2023-12-31"]})
+    assert listed.map_days(2024) == ["2024-01-03"] and listed.map_days(2023) == ["2023-12-31"]
+    assert plan(tmp_path, start="2024-01-01", end="2024-01-02", report={"map_days": "none"}).map_days(2024) == []
+    assert plan(tmp_path, start="2024-01-01", end="2024-01-02", report={"figures": False}).map_days(2024) == []

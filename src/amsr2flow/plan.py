@@ -114,6 +114,7 @@ class RunPlan:
     years: dict[int, YearPlan] = field(repr=False)
     geolocation: bool = False
     keep_swaths: bool = False
+    map_days_choice: str | tuple[str, ...] = "none"  # report.map_days, "none" without figures
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RunPlan:
@@ -122,6 +123,7 @@ class RunPlan:
             years=plan_years(cfg),
             geolocation=bool(cfg.get("geolocation", False)),
             keep_swaths=bool(cfg.get("keep_swaths", False)),
+            map_days_choice=_map_days_choice(cfg.get("report", {})),
         )
 
     def __getitem__(self, year: int) -> YearPlan:
@@ -150,9 +152,25 @@ class RunPlan:
         """A complete year whose archive exists: archived for good (no rule remakes it)."""
         return self.years[year].complete and self.archive(year).is_file()
 
+    def map_days(self, year: int) -> list[str]:
+        """The days of ``year`` drawn as map pages (``report.map_days``: its first day, none, or those listed)."""
+        first, after = self.years[year].first_day.isoformat(), self.years[year].day_after_last.isoformat()
+        if self.map_days_choice == "none":
+            return []
+        if self.map_days_choice == "first":
+            return [first]
+        return sorted(d for d in self.map_days_choice if first <= d < after)
+
     def swaths_are_temporary(self, year: int) -> bool:
         """A complete year keeps no swaths once archived, unless ``keep_swaths``."""
         return self.years[year].complete and not self.keep_swaths
+
+
+def _map_days_choice(report: Mapping[str, Any]) -> str | tuple[str, ...]:
+    choice = report.get("map_days", "first")
+    if not report.get("figures", True):
+        return "none"
+    return choice if isinstance(choice, str) else tuple(choice)
 
 
 # -- the results tree -------------------------------------------------------------------------------------

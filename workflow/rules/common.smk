@@ -116,22 +116,8 @@ def year_figure_dirs(year):
     return [path(LAYOUT.figures_dir(year, YEARS[year].period))]
 
 
-def map_days(year):
-    """The days of `year` drawn as map pages (report.map_days)."""
-    first, after = (
-        YEARS[year].first_day.isoformat(),
-        YEARS[year].day_after_last.isoformat(),
-    )
-    choice = config["report"]["map_days"]
-    if not config["report"]["figures"] or choice == "none":
-        return []
-    if choice == "first":
-        return [first]
-    return sorted(d for d in choice if first <= d < after)
-
-
 def year_map_pages(year):
-    return [path(LAYOUT.map_page(year, day)) for day in map_days(year)]
+    return [path(LAYOUT.map_page(year, day)) for day in PLAN.map_days(year)]
 
 
 NETWORK_RULES = {
