@@ -12,7 +12,7 @@ import pytest
 from amsr2flow import config as settings
 from amsr2flow.plan import RunPlan
 from amsr2flow.run import lifecycle
-from amsr2flow.runlock import RunLock
+from amsr2flow.run.lock import RunLock
 
 
 def _plan(tmp_path: Path, **cfg: object) -> tuple[RunPlan, dict]:

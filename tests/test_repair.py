@@ -155,7 +155,7 @@ def test_the_start_of_a_run_finds_contradicted_archives_once_per_version(defecti
 
 
 def test_repair_waits_for_a_run_that_uses_the_folder(defective: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from amsr2flow.runlock import RunLock
+    from amsr2flow.run.lock import RunLock
 
     lock = RunLock(defective / ".state")
     lock.acquire(defective)

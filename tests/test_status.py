@@ -20,7 +20,7 @@ from amsr2flow import config as settings
 from amsr2flow import status
 from amsr2flow.plan import Layout
 from amsr2flow.run import progress
-from amsr2flow.runlock import RunLock
+from amsr2flow.run.lock import RunLock
 
 NOW = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)
 AMSR2FLOW = Path(sys.executable).parent / "amsr2flow"

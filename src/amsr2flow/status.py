@@ -197,7 +197,7 @@ def _last_errors(ledgers: Iterable[Mapping[str, Mapping[str, Any]]], limit: int 
 def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunStatus:
     """The status of the run that ``cfg`` (a validated configuration) describes."""
     from .ledger import read_ledger
-    from .runlock import RunLock
+    from .run.lock import RunLock
 
     now = now or datetime.now(timezone.utc)
     plan = RunPlan.from_config(cfg)

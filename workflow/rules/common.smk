@@ -11,7 +11,7 @@ from amsr2flow.formats import repair
 from amsr2flow.ledger import due_for_recheck
 from amsr2flow.plan import RunPlan
 from amsr2flow.run import lifecycle
-from amsr2flow.runlock import RunLock
+from amsr2flow.run.lock import RunLock
 from amsr2flow.stages.catalogue import read_listing
 
 try:

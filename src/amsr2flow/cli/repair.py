@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import atomic
 from ..formats.archive import ArchiveError
 from ..formats.repair import files_to_repair, is_archive, repair_archive, repair_sidecar
-from ..runlock import RunLock
+from ..run.lock import RunLock
 
 #: How far above a given file its results folder (the one holding ``.state``) may be: archives/X.npz,
 #: parts/YYYY/X.npz, swaths/YYYY/YYYY-MM-DD/X.json.

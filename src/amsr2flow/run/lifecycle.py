@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from .. import atomic
 from .. import config as settings
 from ..plan import RunPlan
-from ..runlock import RunLock, RunLockError
+from .lock import RunLock, RunLockError
 
 
 class RunRefused(RuntimeError):

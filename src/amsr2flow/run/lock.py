@@ -25,7 +25,7 @@ from pathlib import Path
 
 import filelock
 
-from . import atomic
+from .. import atomic
 
 LOCK_NAME = "run.lock"
 HOLDER_NAME = "run.lock.json"
