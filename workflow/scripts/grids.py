@@ -5,6 +5,7 @@ from pathlib import Path
 
 from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging, stop_run
+from amsr2flow.plan import days_between
 from amsr2flow.stages import grid
 
 log = setup_logging(snakemake.log[0])
@@ -12,7 +13,7 @@ first, after = (date.fromisoformat(d) for d in snakemake.params.days)
 try:
     record = grid.build_year_grids(
         archive_path=Path(snakemake.input.archive),
-        days=grid.days_of((first, after)),
+        days=days_between(first, after),
         grids=list(snakemake.params.grids),
         channels=list(snakemake.params.channels),
         out_dir=Path(snakemake.params.out_dir),

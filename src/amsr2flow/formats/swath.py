@@ -469,20 +469,14 @@ def extract_swath(
     h5_path: str | os.PathLike[str],
     channels: Sequence[str] = l1b.DEFAULT_CHANNELS,
     geolocation: bool = False,
-    *,
-    extra_variables: Sequence[str] = (),
-    sha256: str | None = None,
-    source_size: int | None = None,
+    **options: Any,
 ) -> Swath:
     """Read one L1B granule into a ``Swath``; raises a ``SwathError`` subclass naming any bad dataset.
 
-    ``extra_variables`` names variables of :mod:`formats.variables` to keep as well. ``sha256``/``source_size``
-    may be passed when already known (e.g. from the download) to avoid reading the
-    file twice; otherwise they are computed here.
+    ``options`` are :func:`extract_granule`'s: ``extra_variables`` (variables of :mod:`formats.variables` to keep
+    as well), ``sha256``/``source_size`` when already known (e.g. from the download; otherwise computed here).
     """
-    return extract_granule(
-        h5_path, channels, geolocation, extra_variables=extra_variables, sha256=sha256, source_size=source_size
-    ).swath
+    return extract_granule(h5_path, channels, geolocation, **options).swath
 
 
 def extract_granule(

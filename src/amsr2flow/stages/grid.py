@@ -432,11 +432,6 @@ def nothing_observed(day: date, unused: dict[str, int]) -> GridError:
     )
 
 
-def days_of(period: tuple[date, date]) -> list[date]:
-    first, after = period
-    return [first + timedelta(days=n) for n in range((after - first).days)]
-
-
 def build_year_grids(
     archive_path: Path,
     days: Iterable[date],

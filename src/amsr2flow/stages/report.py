@@ -22,6 +22,7 @@ import pandas as pd
 from .. import __version__, joblog
 from ..formats import facts
 from ..formats.archive import sensor_of_archive
+from ..formats.l1b import utc_iso_ms
 from ..ledger import read_ledger
 from ..plan import RunPlan
 from ..run.reasons import ACCEPTABLE, RETRY_NEXT_RUN, Reason, remedy_of, text_of
@@ -198,11 +199,9 @@ def catalogue_disagreements(
 
 def _iso(stamp: Any) -> str:
     """An index time (a pandas Timestamp, NaT when unknown, or already text) as the ISO text the facts compare."""
-    if stamp is None or (isinstance(stamp, float) and stamp != stamp) or pd.isna(stamp):
-        return ""
     if isinstance(stamp, str):
         return stamp
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return "" if stamp is None or pd.isna(stamp) else utc_iso_ms(stamp.timestamp())  # the one rule for times
 
 
 def run_report(
