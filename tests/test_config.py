@@ -21,7 +21,7 @@ def test_defaults_fill_every_documented_key(tmp_path: Path) -> None:
     assert cfg["part_size"] == 500
     assert cfg["geolocation"] is False
     assert cfg["gportal"]["sftp_port"] == 22
-    assert cfg["gportal"]["host_key_sha256"].startswith("SHA256:pYLmuMNF")
+    assert cfg["gportal"]["host_keys"] == ["ssh-rsa SHA256:pYLmuMNFi9tQYRAZLXERRuyOszorS0qJQEE/u4Co+xM"]
     assert cfg["transfer"]["stall_timeout_s"] == 120
 
 
@@ -35,7 +35,7 @@ def test_unquoted_yaml_dates_are_accepted() -> None:
 
 
 def test_source_repr_hides_secrets() -> None:
-    source = Source("legacy", "u", "h", 1, "SHA256:x", "user", "hunter2-secret", None, "pass-secret")
+    source = Source("legacy", "u", "h", 1, (), "user", "hunter2-secret", None, "pass-secret")
     assert "hunter2" not in repr(source) and "pass-secret" not in repr(source)
 
 
@@ -88,7 +88,14 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ("zero attempts", {"transfer": {"attempts": 0}}, "transfer.attempts"),
     ("geolocation not boolean", {"geolocation": "yes"}, "geolocation"),
     ("bad host key fingerprint", {"gportal": {"host_key_sha256": "MD5:aa:bb"}}, "gportal.host_key_sha256"),
-    ("legacy service without pinned host key", {"source": "gportal-legacy"}, "gportal_legacy.host_key_sha256"),
+    ("legacy service without pinned host key", {"source": "gportal-legacy"}, "gportal_legacy.host_keys"),
+    ("host key pin without a fingerprint", {"gportal": {"host_keys": ["ssh-rsa AAAAB3Nza"]}}, "gportal.host_keys[0]"),
+    (
+        "host key pin of an unknown type",
+        {"gportal": {"host_keys": ["ssh-dss SHA256:" + "A" * 43]}},
+        "gportal.host_keys[0]: 'ssh-dss SHA256",
+    ),
+    ("no host key pinned", {"gportal": {"host_keys": []}}, "gportal.host_keys"),
     ("password in the config file", {"credentials": {"password": "hunter2"}}, "credentials.password"),
     ("missing credentials for the real service", {"source": "gportal"}, "credentials.username_env"),
     (

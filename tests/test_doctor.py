@@ -53,6 +53,7 @@ def test_doctor_passes_on_a_good_setup_and_downloads_one_granule(tmp_path: Path)
     proc, state = start_emulator(tmp_path / "emulator", "--start", "2024-01-01", "--end", "2024-01-02")
     try:
         cfg = emulator_config(state, tmp_path)
+        cfg["transfer"].update(sftp_request_kib=64, ssh_window_mib=8)  # the download uses what a run would
         result = _doctor(tmp_path, cfg, "--download")
         stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)
     finally:
@@ -61,7 +62,8 @@ def test_doctor_passes_on_a_good_setup_and_downloads_one_granule(tmp_path: Path)
     assert _lines(result) == dict.fromkeys((*CHECKS, "download and extraction", "catalogue = file name = file"), "PASS")
     assert "catalogue, file name, scan times, file attributes, latitudes agree" in result.stdout
     assert "2024-01-01: 29 granules" in result.stdout
-    assert "(= catalogue = stat)" in result.stdout and "extracts" in result.stdout
+    assert "(= catalogue = stat; reads of 64 KiB, window 8 MiB, packets 32 KiB)" in result.stdout
+    assert "extracts" in result.stdout
     assert stats["files_served"] == 1 and stats["sftp_sessions"] == 1
     assert result.stderr == ""
 
@@ -91,7 +93,7 @@ def test_doctor_adapts_to_a_tree_without_day_level(tmp_path: Path) -> None:
 
 
 def _real_service(state: dict, tmp_path: Path, key: str, pin: str | None = None) -> dict:
-    cfg = real_service_config(state, tmp_path, host_key_sha256=pin or state["host_key_sha256"])
+    cfg = real_service_config(state, tmp_path, host_keys=[pin] if pin else state["host_keys"])
     cfg["credentials"] = {"private_key_path": key, "passphrase_env": "AMSR2FLOW_TEST_PASSPHRASE"}
     return cfg
 

@@ -230,10 +230,10 @@ def test_changed_host_key_is_refused_before_credentials_are_sent(
     monkeypatch.setenv("GPORTAL_USERNAME", strict_emulator["username"])
     other = fingerprint_sha256(paramiko.RSAKey.generate(1024))
     cfg = real_service_config(strict_emulator, tmp_path)
-    cfg["gportal"]["host_key_sha256"] = other
+    cfg["gportal"]["host_keys"] = [f"RSA {other}"]
     cfg["credentials"] = {"private_key_path": strict_emulator["private_key_path"]}
     run = run_workflow(tmp_path, cfg, timeout=120)
-    stats = _assert_fast_clear_stop(run, strict_emulator, "not the pinned", max_connections=1)
+    stats = _assert_fast_clear_stop(run, strict_emulator, "not a pinned one", max_connections=1)
     assert stats["failed_logins"] == 0 and stats["sftp_sessions"] == 0
     assert strict_emulator["host_key_sha256"] in run.stdout and other in run.stdout
 

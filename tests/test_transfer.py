@@ -47,7 +47,7 @@ def silent_tcp_server() -> Iterator[int]:
 
 
 def test_silent_ssh_server_times_out_on_the_banner(silent_tcp_server: int) -> None:
-    source = Source("current", "", "127.0.0.1", silent_tcp_server, "SHA256:x", "u", None, None, None)
+    source = Source("current", "", "127.0.0.1", silent_tcp_server, (), "u", None, None, None)
     started = time.monotonic()
     with pytest.raises(TransientTransferError, match="handshake"):
         GPortalSFTP(source, Timeouts(connect_s=2, banner_s=1, auth_s=1, stall_s=5)).connect()
@@ -58,7 +58,7 @@ def test_unreachable_port_fails_fast() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens once the probe closes
-    source = Source("current", "", "127.0.0.1", port, "SHA256:x", "u", None, None, None)
+    source = Source("current", "", "127.0.0.1", port, (), "u", None, None, None)
     with pytest.raises(TransientTransferError, match="cannot connect"):
         GPortalSFTP(source, Timeouts(connect_s=2)).connect()
 

@@ -42,12 +42,12 @@ def emulator_config(state: dict[str, Any], workdir: Path, **overrides: Any) -> d
 
 def real_service_config(state: dict[str, Any], workdir: Path, *, legacy: bool = False, **host: Any) -> dict[str, Any]:
     """The real-service code path (environment credentials, pinned key) pointed at the local G-Portal;
-    ``host`` overrides keys of the service section (e.g. ``sftp_host``, ``host_key_sha256``)."""
+    ``host`` overrides keys of the service section (e.g. ``sftp_host``, ``host_keys``)."""
     section_values = {
         "catalogue_url": state["legacy_catalogue_url" if legacy else "catalogue_url"],
         "sftp_host": state["sftp_host"],
         "sftp_port": state["sftp_port"],
-        "host_key_sha256": state["host_key_sha256"],
+        "host_keys": state["host_keys"],
         **host,
     }
     source, section = ("gportal-legacy", "gportal_legacy") if legacy else ("gportal", "gportal")

@@ -200,10 +200,27 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             check_template(cfg["remote_path_template"])
         except RemoteLayoutError as exc:
             problems.append(f"remote_path_template: {exc}")
-    if cfg["source"] == "gportal-legacy" and not cfg["gportal_legacy"].get("host_key_sha256"):
+    problems += host_key_problems(cfg)
+    return problems
+
+
+def host_key_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """Pins that cannot be read, and the legacy service without one."""
+    from .gportal.host_keys import HOW_TO_READ, PinError, parse_pin
+
+    problems = []
+    for section in ("gportal", "gportal_legacy"):
+        for position, text in enumerate(cfg[section].get("host_keys") or ()):
+            try:
+                parse_pin(text)
+            except PinError as exc:
+                problems.append(f"{section}.host_keys[{position}]: {exc}")
+    legacy = cfg["gportal_legacy"]
+    if cfg["source"] == "gportal-legacy" and not (legacy.get("host_keys") or legacy.get("host_key_sha256")):
         problems.append(
-            "gportal_legacy.host_key_sha256: required for source gportal-legacy (unknown hosts are refused); "
-            "set it to the fingerprint JAXA publishes, e.g. from `ssh-keyscan -p 2051 ftp.gportal.jaxa.jp`"
+            "gportal_legacy.host_keys: required for source gportal-legacy (unknown hosts are refused); "
+            f"pin the key JAXA publishes, as `{HOW_TO_READ.replace('PORT HOST', '2051 ftp.gportal.jaxa.jp')}` "
+            "prints it: ['ssh-rsa SHA256:...']"
         )
     return problems
 

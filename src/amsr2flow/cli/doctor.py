@@ -176,6 +176,7 @@ class Doctor:
         return f"{self.source.private_key_path} loads ({key.get_name()})"
 
     def check_host_key(self) -> str:
+        from ..gportal.host_keys import HOW_TO_READ
         from ..gportal.sftp import HostKeyMismatch, TransferError
 
         self.session = self.connection.session()
@@ -183,10 +184,12 @@ class Doctor:
             self.session.open_transport()
             seen = self.session.verify_host_key()
         except HostKeyMismatch as exc:
-            raise CheckFailed(str(exc), "verify JAXA's published fingerprint, then set host_key_sha256") from exc
+            raise CheckFailed(
+                str(exc), f"read its keys with `{HOW_TO_READ}`, check them with JAXA, then set host_keys"
+            ) from exc
         except TransferError as exc:
             raise CheckFailed(str(exc), "check the host name and port, and that this machine can reach them") from exc
-        return f"{self.source.sftp_host}:{self.source.sftp_port} presents {seen} (the pinned key)"
+        return f"{self.source.sftp_host}:{self.source.sftp_port} presents {seen} (a pinned key)"
 
     def check_login(self) -> str:
         from ..gportal.sftp import TransferError
@@ -285,8 +288,21 @@ class Doctor:
         meta = self.extraction.swath.metadata
         return (
             f"{Path(self.remote_path).name}: {download.size_bytes} bytes in {download.seconds:.1f} s "
-            f"(= catalogue = stat), {meta.shape[0]} scans, {meta.scan_start_utc} to {meta.scan_end_utc}, extracts"
+            f"(= catalogue = stat; {self._link_text()}), {meta.shape[0]} scans, {meta.scan_start_utc} to "
+            f"{meta.scan_end_utc}, extracts"
         )
+
+    def _link_text(self) -> str:
+        """The session's link as a run's would use it: the configured window and packet, the read size as
+        configured and as the server allows it."""
+        link, session = self.connection.link, self.session
+        asked = f"reads of {session.request_bytes >> 10} KiB"
+        if session.request_bytes != link.request_bytes:
+            limit = (
+                f"the server answers {session.server_read_limit}" if session.server_read_limit else "it answered less"
+            )
+            asked += f" (transfer.sftp_request_kib {link.request_bytes >> 10}; {limit})"
+        return f"{asked}, window {link.window_bytes >> 20} MiB, packets {link.max_packet_bytes >> 10} KiB"
 
     def check_facts(self) -> str:
         from ..formats import facts

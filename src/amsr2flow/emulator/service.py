@@ -174,6 +174,7 @@ class Emulator:
             "sftp_banner": SERVER_BANNER,
             "host_key_type": self.host_key.get_name(),
             "host_key_sha256": sha256_fingerprint(self.host_key),
+            "host_keys": [f"{self.host_key.get_name()} {sha256_fingerprint(self.host_key)}"],
             "known_hosts_path": str(c.data_dir / "known_hosts"),
             "username": c.username,
             "password": self.password,

@@ -7,6 +7,9 @@ is extracted) every read moves megabytes: measured on loopback, 13 s of a 29-gra
 that memmove. paramiko has no setting for it (paramiko#2688 is the same pattern in ``BufferedFile``), so a
 channel gets this drop-in replacement before its subsystem starts: the received pieces stay as they arrived,
 in a queue, and a read joins or slices only the bytes it returns.
+
+The client opened on that channel also keeps the extensions the server announces (paramiko drops them), so
+that a session can ask the server how much it answers per read (``limits@openssh.com``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 
 import paramiko
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
+from paramiko.sftp import CMD_INIT, CMD_VERSION, SFTPError
 
 
 class ChunkQueuePipe(BufferedPipe):
@@ -104,9 +108,36 @@ class ChunkQueuePipe(BufferedPipe):
             return self._queued
 
 
-def open_sftp_client(transport: paramiko.Transport, window_size: int, max_packet_size: int) -> paramiko.SFTPClient:
+class ExtensionsSFTPClient(paramiko.SFTPClient):
+    """paramiko's SFTP client, keeping the extensions the server announces in its version packet.
+
+    paramiko reads the server's version packet and drops the extension pairs that follow the version number;
+    ``limits@openssh.com`` among them says how many bytes the server answers per read. This is the same
+    exchange (SFTP version 3, draft-ietf-secsh-filexfer-02 section 4) with the pairs kept in
+    ``server_extensions`` (name -> data)."""
+
+    server_extensions: dict[str, bytes]
+
+    def _send_version(self) -> int:
+        request = paramiko.Message()
+        request.add_int(3)
+        self._send_packet(CMD_INIT, request)
+        kind, data = self._read_packet()
+        if kind != CMD_VERSION:
+            raise SFTPError("Incompatible sftp protocol")
+        answer = paramiko.Message(data)
+        version = answer.get_int()
+        extensions: dict[str, bytes] = {}
+        while answer.get_remainder():
+            name = answer.get_string().decode("utf-8", "replace")
+            extensions[name] = answer.get_string()
+        self.server_extensions = extensions
+        return version
+
+
+def open_sftp_client(transport: paramiko.Transport, window_size: int, max_packet_size: int) -> ExtensionsSFTPClient:
     """``SFTPClient.from_transport`` with the channel's receive buffer replaced before any answer arrives."""
     channel = transport.open_session(window_size=window_size, max_packet_size=max_packet_size)
     channel.in_buffer = ChunkQueuePipe()
     channel.invoke_subsystem("sftp")
-    return paramiko.SFTPClient(channel)
+    return ExtensionsSFTPClient(channel)

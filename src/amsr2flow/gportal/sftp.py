@@ -28,12 +28,23 @@ from pathlib import Path
 
 import paramiko
 
-from .channel_buffer import open_sftp_client
+from . import host_keys
+from .channel_buffer import ExtensionsSFTPClient, open_sftp_client
+from .host_keys import fingerprint_sha256
 from .source import Link, Source, Timeouts
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Connection", "GPortalSFTP", "fingerprint_sha256"]
+
 CHUNK_BYTES = 1 << 20
+#: SSH_DISCONNECT_BY_APPLICATION (RFC 4253 section 11.1): the session ends because its work is done.
+DISCONNECT_BY_APPLICATION = 11
+#: How long a closing session waits for the server to close its end after our disconnect message.
+CLOSE_WAIT_S = 2.0
+#: A short answer teaches the session the server's read size only when it is at least this long: shorter
+#: answers are taken as the server's momentary choice, not its limit.
+SMALLEST_LEARNED_READ = 4096
 
 
 # -- error classes: what each failure means for the run ---------------------------------------------------------
@@ -93,12 +104,6 @@ class Download:
     size_bytes: int
     sha256: str
     seconds: float
-
-
-def fingerprint_sha256(key: paramiko.PKey) -> str:
-    """OpenSSH-style fingerprint: ``SHA256:`` + unpadded base64 of the SHA-256 of the key blob."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 class KeyProblem(FatalTransferError):
@@ -164,6 +169,35 @@ def _connect_error(host: str, port: int, timeout: float, exc: OSError) -> Transi
     return TransientTransferError(f"cannot connect to {host}:{port} within {timeout:g} s: {exc}")
 
 
+class _Transport(paramiko.Transport):
+    """paramiko's transport, keeping the host-key algorithms the server offers (paramiko reads them from the
+    server's key-exchange message and drops them), so that a refusal can name them."""
+
+    offered_host_key_algorithms: tuple[str, ...] = ()
+
+    def _really_parse_kex_init(self, m: paramiko.Message, ignore_first_byte: bool = False) -> dict:
+        parsed = super()._really_parse_kex_init(m, ignore_first_byte)
+        if not ignore_first_byte and not self.server_mode:  # the server's message, not a copy of our own
+            self.offered_host_key_algorithms = tuple(parsed.get("server_key_algo_list", ()))
+        return parsed
+
+
+def cause_of(exc: BaseException, transport: paramiko.Transport | None = None) -> str:
+    """What broke, in words, also when paramiko's own text is empty (``Server connection dropped: ``): the
+    socket error the transport saw, or that the server closed the connection without an SSH disconnect."""
+    text = str(exc).strip()
+    if text and not text.endswith(":"):
+        return text
+    saved = getattr(transport, "saved_exception", None) if transport is not None else None
+    if saved is not None and saved is not exc and str(saved).strip():
+        detail = f"{type(saved).__name__}: {str(saved).strip()}"
+    elif isinstance(exc, EOFError) or "dropped" in text:
+        detail = "the server closed the connection without an SSH disconnect message"
+    else:
+        detail = type(exc).__name__
+    return f"{text} {detail}" if text else detail
+
+
 class GPortalSFTP:
     """One authenticated SFTP session with G-Portal (or the local G-Portal). Use as a context manager."""
 
@@ -171,9 +205,13 @@ class GPortalSFTP:
         self.source = source
         self.timeouts = timeouts
         self.link = link or Link()
-        self.transport: paramiko.Transport | None = None
-        self.sftp: paramiko.SFTPClient | None = None
+        self.transport: _Transport | None = None
+        self.sftp: ExtensionsSFTPClient | None = None
         self._ahead: RemoteRead | None = None  # the next file's read, started before it is asked for
+        # Bytes per read request: the configured size, within what the server says it answers (read from
+        # limits@openssh.com when it is offered) or, failing that, what it answered when it answered short.
+        self.request_bytes = self.link.request_bytes
+        self.server_read_limit: int | None = None
 
     def __enter__(self) -> GPortalSFTP:
         if self.sftp is None:
@@ -202,28 +240,56 @@ class GPortalSFTP:
             sock = socket.create_connection((src.sftp_host, src.sftp_port), timeout=t.connect_s)
         except OSError as exc:
             raise _connect_error(src.sftp_host, src.sftp_port, t.connect_s, exc) from exc
-        transport = paramiko.Transport(sock)
+        transport = _Transport(sock)
         transport.banner_timeout = t.banner_s
         transport.auth_timeout = t.auth_s
         transport.handshake_timeout = t.banner_s + t.auth_s
+        options = transport.get_security_options()
+        wanted = host_keys.negotiable(src.host_keys, options.key_types)
+        if wanted:
+            options.key_types = wanted  # the server shows the key of a pinned type, not the one paramiko prefers
         self.transport = transport
         try:
             transport.start_client(timeout=t.banner_s + t.auth_s)
+        except paramiko.ssh_exception.IncompatiblePeer as exc:
+            offered = transport.offered_host_key_algorithms
+            self.close()
+            if "host key" in str(exc) and offered:
+                raise HostKeyMismatch(
+                    f"{src.sftp_host}:{src.sftp_port} offers host keys of the algorithms {', '.join(offered)}, "
+                    f"none of the pinned types ({host_keys.pins_text(src.host_keys)}); no credentials were sent. "
+                    f"Read its keys with `{host_keys.HOW_TO_READ}`, check them against the fingerprints JAXA "
+                    "publishes, and pin the right one in host_keys"
+                ) from exc
+            raise TransientTransferError(
+                f"SSH handshake with {src.sftp_host}:{src.sftp_port} failed: {cause_of(exc, transport)}"
+            ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
-            raise TransientTransferError(f"SSH handshake with {src.sftp_host}:{src.sftp_port} failed: {exc}") from exc
+            raise TransientTransferError(
+                f"SSH handshake with {src.sftp_host}:{src.sftp_port} failed: {cause_of(exc, transport)}"
+            ) from exc
 
     def verify_host_key(self) -> str:
-        """The server's key fingerprint, if it is the pinned one; no credential has been sent yet."""
+        """The server's key (``RSA SHA256:...``), if it is a pinned one; no credential has been sent yet."""
         src = self.source
         assert self.transport is not None
-        seen = fingerprint_sha256(self.transport.get_remote_server_key())
-        if seen != src.host_key_sha256:
+        key = self.transport.get_remote_server_key()
+        seen = host_keys.describe(key)
+        if not host_keys.matches(key, src.host_keys):
             self.close()
+            untyped = [pin for pin in src.host_keys if pin.key_type is None]
+            hint = (
+                f" A pin that names no key type ({host_keys.pins_text(untyped)}) cannot steer the handshake: if it "
+                f"is this server's key of another type, write it with its type (e.g. 'RSA {untyped[0].fingerprint}')."
+                if untyped
+                else ""
+            )
             raise HostKeyMismatch(
-                f"host key of {src.sftp_host}:{src.sftp_port} is {seen}, not the pinned {src.host_key_sha256}; "
-                "no credentials were sent. If JAXA changed its key, verify the new fingerprint and set "
-                "host_key_sha256 in the config"
+                f"host key of {src.sftp_host}:{src.sftp_port} is {seen}, not a pinned one "
+                f"({host_keys.pins_text(src.host_keys)}); no credentials were sent.{hint} If JAXA changed its key, "
+                f"read the new one with `{host_keys.HOW_TO_READ}`, check it against the fingerprint JAXA publishes "
+                "and add it to host_keys"
             )
         return seen
 
@@ -233,11 +299,32 @@ class GPortalSFTP:
         try:
             client = open_sftp_client(self.transport, self.link.window_bytes, self.link.max_packet_bytes)
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            cause = cause_of(exc, self.transport)
             self.close()
-            raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {exc}") from exc
+            raise TransientTransferError(f"SFTP subsystem refused on {src.sftp_host}: {cause}") from exc
         assert client is not None
         client.get_channel().settimeout(self.timeouts.stall_s)
         self.sftp = client
+        self.server_read_limit = self._read_limit(client)
+        if self.server_read_limit:
+            self.request_bytes = min(self.link.request_bytes, self.server_read_limit)
+
+    def _read_limit(self, client: ExtensionsSFTPClient) -> int | None:
+        """The most bytes the server answers per read, when it says (``limits@openssh.com``: OpenSSH answers
+        at most 261,120 bytes, less than a 256 KiB request); None when it does not."""
+        if "limits@openssh.com" not in client.server_extensions:
+            return None
+        try:
+            kind, answer = client._request(paramiko.sftp.CMD_EXTENDED, "limits@openssh.com")
+            if kind != paramiko.sftp.CMD_EXTENDED_REPLY:
+                return None
+            max_packet, max_read = answer.get_int64(), answer.get_int64()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            log.debug("limits@openssh.com not answered: %s", exc)
+            return None
+        if max_read:
+            return int(max_read)
+        return int(max_packet) - 1024 if max_packet > 1024 else None  # room for the answer's header
 
     def authenticate(self, key: paramiko.PKey | None = None) -> None:
         src = self.source
@@ -265,10 +352,14 @@ class GPortalSFTP:
                 + ("that this key is registered with your G-Portal account" if src.private_key_path else "password")
             ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            cause = cause_of(exc, transport)
             self.close()
-            raise TransientTransferError(f"connection to {src.sftp_host} dropped during login: {exc}") from exc
+            raise TransientTransferError(f"connection to {src.sftp_host} dropped during login: {cause}") from exc
 
     def close(self) -> None:
+        """End the session as SSH asks: the SFTP channel closed, a disconnect message, the server's end closed
+        before ours. Closing the socket at once would leave the server a TCP reset (a closed socket with
+        unread answers in its buffer resets), which its logs count as a dropped connection."""
         self._ahead = None
         if self.sftp is not None:
             try:
@@ -276,9 +367,19 @@ class GPortalSFTP:
             except Exception:
                 log.debug("closing SFTP client failed", exc_info=True)
             self.sftp = None
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        transport, self.transport = self.transport, None
+        if transport is None:
+            return
+        if transport.is_active():
+            with contextlib.suppress(Exception):  # a broken connection cannot say goodbye: closed below
+                message = paramiko.Message()
+                message.add_byte(paramiko.common.cMSG_DISCONNECT)
+                message.add_int(DISCONNECT_BY_APPLICATION)
+                message.add_string("session finished")
+                message.add_string("")
+                transport._send_user_message(message)
+                transport.join(CLOSE_WAIT_S)  # the transport's thread ends when the server closes its end
+        transport.close()
 
     # -- operations ----------------------------------------------------------------------------------------
     def remote_size(self, remote_path: str) -> int:
@@ -293,9 +394,9 @@ class GPortalSFTP:
         except OSError as exc:
             if getattr(exc, "errno", None) == errno.ENOENT:
                 raise GranuleAbsent(f"{remote_path} is in the catalogue but not on the SFTP server") from exc
-            raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
+            raise TransientTransferError(f"stat {remote_path} failed: {cause_of(exc, self.transport)}") from exc
         except (paramiko.SSHException, EOFError, TimeoutError) as exc:
-            raise TransientTransferError(f"stat {remote_path} failed: {exc}") from exc
+            raise TransientTransferError(f"stat {remote_path} failed: {cause_of(exc, self.transport)}") from exc
 
     def exists(self, remote_path: str) -> bool:
         """Whether ``remote_path`` names something on the server (a cheap ``stat``, no download)."""
@@ -315,9 +416,9 @@ class GPortalSFTP:
         except OSError as exc:
             if getattr(exc, "errno", None) in (errno.ENOENT, errno.EACCES):
                 return None
-            raise TransientTransferError(f"listing {folder} failed: {exc}") from exc
+            raise TransientTransferError(f"listing {folder} failed: {cause_of(exc, self.transport)}") from exc
         except (paramiko.SSHException, EOFError, TimeoutError) as exc:
-            raise TransientTransferError(f"listing {folder} failed: {exc}") from exc
+            raise TransientTransferError(f"listing {folder} failed: {cause_of(exc, self.transport)}") from exc
 
     def _started(self, remote_path: str) -> RemoteRead | None:
         """The read of ``remote_path`` started ahead, if that is the one (another one is dropped)."""
@@ -335,9 +436,26 @@ class GPortalSFTP:
         assert self.sftp is not None
         if self._ahead is not None:
             self._ahead.close()
-        self._ahead = RemoteRead(
-            self.sftp, remote_path, self.link.requests_in_flight, self.link.request_bytes, stat=True
-        )
+        self._ahead = self._new_read(remote_path, stat=True)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Read requests outstanding: as many as fill the SSH window at this session's request size."""
+        return max(1, self.link.window_bytes // self.request_bytes)
+
+    def _new_read(self, remote_path: str, *, stat: bool) -> RemoteRead:
+        assert self.sftp is not None
+        return RemoteRead(self.sftp, remote_path, self.requests_in_flight, self.request_bytes, stat=stat)
+
+    def _learn(self, read: RemoteRead) -> None:
+        """Adopt the request size a read learned from a short answer, for the files that follow."""
+        if read.request_bytes < self.request_bytes:
+            log.info(
+                "%s answers reads of at most %d bytes; asking for that much from now on",
+                self.source.sftp_host,
+                read.request_bytes,
+            )
+            self.request_bytes = read.request_bytes
 
     def _read_ahead(self) -> None:
         """Put the first window of reads of the file opened ahead in flight: its bytes come while the caller
@@ -369,9 +487,7 @@ class GPortalSFTP:
                 read.close()  # started for another size (the caller checks the stat first: never, in practice)
                 read = None
             if read is None:
-                read = RemoteRead(
-                    self.sftp, remote_path, self.link.requests_in_flight, self.link.request_bytes, stat=False
-                )
+                read = self._new_read(remote_path, stat=False)
             if read.handle is None:
                 read.start(expected_size)  # raises the open's refusal of a read started ahead, too
             if then is not None:
@@ -388,8 +504,9 @@ class GPortalSFTP:
                     received += len(block)
                     if self._ahead is not None:
                         # and keep the window full with it as this file's last answers come in
-                        self._ahead.fill(self.link.requests_in_flight - len(read.pending))
+                        self._ahead.fill(self.requests_in_flight - len(read.pending))
                 read.close()
+                self._learn(read)
                 if received == expected_size:
                     self._read_ahead()  # its bytes arrive while this file is written and extracted
                 local.flush()
@@ -405,12 +522,16 @@ class GPortalSFTP:
                 ) from exc
             if watchdog.fired:
                 raise StallError(f"{remote_path}: no data for {self.timeouts.stall_s:g} s; transfer aborted") from exc
-            raise TransientTransferError(f"{remote_path}: transfer broke after {received} bytes: {exc}") from exc
+            raise TransientTransferError(
+                f"{remote_path}: transfer broke after {received} bytes: {cause_of(exc, self.transport)}"
+            ) from exc
         except (paramiko.SSHException, EOFError) as exc:
             _remove(partial)
             if watchdog.fired:
                 raise StallError(f"{remote_path}: no data for {self.timeouts.stall_s:g} s; transfer aborted") from exc
-            raise TransientTransferError(f"{remote_path}: transfer broke after {received} bytes: {exc}") from exc
+            raise TransientTransferError(
+                f"{remote_path}: transfer broke after {received} bytes: {cause_of(exc, self.transport)}"
+            ) from exc
         except BaseException:
             _remove(partial)
             raise
@@ -535,16 +656,38 @@ class RemoteRead:
         limit = self.in_flight if limit is None else limit
         while self.next_offset < self.size and len(self.pending) < limit:
             length = min(self.request_bytes, self.size - self.next_offset)
-            number = self.client._async_request(
-                self.answers, paramiko.sftp.CMD_READ, self.handle, paramiko.sftp.int64(self.next_offset), length
-            )
-            self.pending.append((number, self.next_offset, length))
+            self._ask(self.next_offset, length)
             self.next_offset += length
 
-    def blocks(self) -> Iterator[bytes]:
-        """The file's bytes in order (a short file ends early: the caller reports the truncation)."""
+    def _ask(self, offset: int, length: int) -> None:
+        """One read request, behind those in flight (answers are taken in the order asked)."""
         assert self.handle is not None
-        while self.pending:
+        number = self.client._async_request(
+            self.answers, paramiko.sftp.CMD_READ, self.handle, paramiko.sftp.int64(offset), length
+        )
+        self.pending.append((number, offset, length))
+
+    def blocks(self) -> Iterator[bytes]:
+        """The file's bytes in order (a short file ends early: the caller reports the truncation).
+
+        Any server may answer a read with fewer bytes than asked, at any size (OpenSSH answers at most
+        261,120 bytes, less than a 256 KiB request). The rest of a short answer is asked for at once, behind
+        the requests in flight, like any request: the window stays full and no round trip is spent waiting
+        for it. Answers after the gap wait in ``arrived`` (at most a window's worth) until it is filled. A
+        short answer in the middle of the file also teaches the read the server's size: later requests ask
+        for that much (:attr:`request_bytes`), so that one answer each suffices.
+        """
+        assert self.handle is not None and self.size is not None
+        arrived: dict[int, bytes] = {}
+        delivered = 0
+        end_of_file: int | None = None  # where the server said the file ends, when before ``size``
+        while True:
+            while delivered in arrived:
+                block = arrived.pop(delivered)
+                delivered += len(block)
+                yield block
+            if (end_of_file is not None and delivered >= end_of_file) or not self.pending:
+                return
             number, offset, length = self.pending.popleft()
             kind, msg = self._answer(number)
             if kind == paramiko.sftp.CMD_STATUS:
@@ -552,27 +695,23 @@ class RemoteRead:
                 if code != paramiko.sftp.SFTP_EOF:
                     text = msg.get_text() if msg.get_remainder() else ""
                     raise OSError(f"SFTP read refused (status {code}{': ' + text if text else ''})")
-                return  # the server says end of file before the size: the caller reports the truncation
+                end_of_file = offset if end_of_file is None else min(end_of_file, offset)
+                continue
             block = msg.get_string()
-            while 0 < len(block) < length:  # a short answer (allowed): ask for the rest of this block at once
-                rest = self.client._async_request(
-                    self.answers,
-                    paramiko.sftp.CMD_READ,
-                    self.handle,
-                    paramiko.sftp.int64(offset + len(block)),
-                    length - len(block),
-                )
-                kind, msg = self._answer(rest)
-                if kind == paramiko.sftp.CMD_STATUS:
-                    break
-                more = msg.get_string()
-                if not more:
-                    break
-                block += more
+            if len(block) > length:
+                raise OSError(f"SFTP read answered {len(block)} bytes for a request of {length}")
             if not block:
-                return
+                end_of_file = offset if end_of_file is None else min(end_of_file, offset)
+                continue
+            arrived[offset] = block
+            if len(block) < length:
+                self._ask(offset + len(block), length - len(block))
+                if SMALLEST_LEARNED_READ <= len(block) < self.request_bytes:
+                    # the same window in flight, in requests the server answers whole
+                    window = self.in_flight * self.request_bytes
+                    self.request_bytes = len(block)
+                    self.in_flight = max(1, window // self.request_bytes)
             self._request_more()
-            yield block
 
     def close(self) -> None:
         """Close the handle without waiting for the answer (nor for reads still outstanding, when dropped)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .host_keys import HostKeyPin
+
 
 @dataclass(frozen=True)
 class Source:
@@ -17,7 +19,7 @@ class Source:
     catalogue_url: str
     sftp_host: str
     sftp_port: int
-    host_key_sha256: str
+    host_keys: tuple[HostKeyPin, ...]  # the pinned host keys (gportal.host_keys): any one of them is accepted
     username: str
     password: str | None
     private_key_path: str | None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..gportal import host_keys
 from ..gportal.sftp import Connection
 from ..gportal.source import Link, Source, Timeouts
 
@@ -56,7 +57,7 @@ def source_from(cfg: Mapping[str, Any], environ: Mapping[str, str] | None = None
             catalogue_url=state["catalogue_url"] if generation == "current" else state["legacy_catalogue_url"],
             sftp_host=state["sftp_host"],
             sftp_port=int(state["sftp_port"]),
-            host_key_sha256=state["host_key_sha256"],
+            host_keys=host_keys.parse_pins(state.get("host_keys") or [state["host_key_sha256"]]),
             username=state["username"],
             # The current generation is public-key only, as on the real service.
             password=state["password"] if generation == "legacy" else None,
@@ -73,9 +74,20 @@ def source_from(cfg: Mapping[str, Any], environ: Mapping[str, str] | None = None
         catalogue_url=section["catalogue_url"],
         sftp_host=section["sftp_host"],
         sftp_port=int(section["sftp_port"]),
-        host_key_sha256=section["host_key_sha256"],
+        host_keys=pins_of(section),
         username=env.get(creds["username_env"], ""),
         password=None if use_key else env.get(creds["password_env"]),
         private_key_path=key_file if use_key else None,
         passphrase=env.get(creds["passphrase_env"]) or None,
     )
+
+
+def pins_of(section: Mapping[str, Any]) -> tuple[host_keys.HostKeyPin, ...]:
+    """The pinned host keys of a service section: ``host_keys``, or the older ``host_key_sha256`` (a pin that
+    names no type), which takes its type from ``host_keys`` when both pin the same fingerprint."""
+    typed = host_keys.parse_pins(section.get("host_keys") or ())
+    old = section.get("host_key_sha256")
+    if not old:
+        return typed
+    same = tuple(pin for pin in typed if pin.fingerprint == old)
+    return same or (host_keys.parse_pin(old),)

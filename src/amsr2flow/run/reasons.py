@@ -80,7 +80,10 @@ REMEDIES: dict[Reason, str] = {
     Reason.INVALID: "rerun later; if it stays unreadable, report the granule to G-Portal",
     Reason.NETWORK: "run where the internet is reachable (on a cluster: transfer_jobs: local), then rerun",
     Reason.KEY: "fix the key or its passphrase variable (`amsr2flow doctor` checks it), then rerun",
-    Reason.HOST_KEY: "verify JAXA's new fingerprint, set host_key_sha256, then rerun",
+    Reason.HOST_KEY: (
+        "read the server's keys (ssh-keyscan -p PORT HOST | ssh-keygen -lf -), check the new one with JAXA, "
+        "add it to host_keys, then rerun"
+    ),
     Reason.DISK_FULL: "free space on the output or scratch disk, then rerun",
     Reason.JOB_FAILED: "read its day's job log (logs/granules/YYYY/YYYY-MM-DD.log), then rerun",
     Reason.UNACCOUNTED: "rerun; please report it",
