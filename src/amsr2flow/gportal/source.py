@@ -49,8 +49,4 @@ class Link:
 
     window_bytes: int = 16 << 20
     max_packet_bytes: int = 32768  # SSH packet size (paramiko's and OpenSSH's default)
-    request_bytes: int = 32768  # bytes per SFTP read request: the size every server serves whole
-
-    @property
-    def requests_in_flight(self) -> int:
-        return max(1, self.window_bytes // self.request_bytes)
+    request_bytes: int = 32768  # bytes per SFTP read request asked for (a session asks at most what the server answers)
