@@ -5,10 +5,11 @@ Run as users run it (the console script) against a local G-Portal over real sock
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import h5py
@@ -23,7 +24,16 @@ from amsr2flow.emulator import orbit, synth
 
 pytestmark = pytest.mark.timeout(180)
 
-CHECKS = ("configuration", "credentials", "private key", "SFTP host key", "login", "catalogue", "remote layout")
+CHECKS = (
+    "configuration",
+    "credentials",
+    "private key",
+    "SFTP host key",
+    "login",
+    "catalogue",
+    "remote layout",
+    "granules on the server",
+)
 
 
 def _doctor(tmp_path: Path, cfg: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,11 +50,11 @@ def _doctor(tmp_path: Path, cfg: dict, *args: str, env: dict | None = None) -> s
 
 
 def _lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    """check name -> its status word, from the PASS/FAIL/SKIP lines."""
+    """check name -> its status word, from the PASS/WARN/FAIL/SKIP lines."""
     out = {}
     for line in result.stdout.splitlines():
         status, _, rest = line.partition("  ")
-        if status in ("PASS", "FAIL", "SKIP"):
+        if status in ("PASS", "WARN", "FAIL", "SKIP"):
             out[rest.split(":", 1)[0].strip()] = status
     return out
 
@@ -165,3 +175,90 @@ def test_doctor_names_a_granule_whose_catalogue_name_and_contents_disagree(tmp_p
         f"file attribute {opposite[0]}" in result.stdout
     )
     assert "report the granule to G-Portal" in result.stdout
+
+
+# -- a service that lists granules it does not serve ----------------------------------------------------------
+def _recent_days_config(state: dict, tmp_path: Path, days: int = 12) -> dict:
+    today = datetime.now(timezone.utc).date()
+    start, end = today - timedelta(days=days), today - timedelta(days=1)
+    return emulator_config(state, tmp_path, start=start.isoformat(), end=end.isoformat())
+
+
+def test_doctor_fails_a_service_that_serves_none_of_what_it_lists(tmp_path: Path) -> None:
+    """Every granule is catalogued and none is on the server: a run would archive nothing, so doctor must not
+    say that all passed (it did: the layout check alone saw the probe granule's folder and passed)."""
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", '{"rates": {"absent": 1.0}}')
+    try:
+        result = _doctor(tmp_path, _recent_days_config(state, tmp_path))
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 1, result.stdout
+    lines = _lines(result)
+    assert lines["remote layout"] == "PASS" and lines["granules on the server"] == "FAIL"
+    assert "none of 5 catalogued granules sampled over the run's days is on the server" in result.stdout
+    for meaning in ("remote_path_template", "ordered on the G-Portal web site", "no access"):
+        assert meaning in result.stdout
+    assert "All checks passed" not in result.stdout and "1 check(s) failed" in result.stdout
+
+
+def test_doctor_warns_when_older_granules_must_be_ordered_first(tmp_path: Path) -> None:
+    """The 2.5-year rule, shortened: granules observed more than 6 days ago are offline until ordered."""
+    proc, state = start_emulator(tmp_path / "emulator", "--order-after-days", "6")
+    try:
+        result = _doctor(tmp_path, _recent_days_config(state, tmp_path))
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 0, result.stdout
+    assert _lines(result)["granules on the server"] == "WARN"
+    warned = next(line for line in result.stdout.splitlines() if line.startswith("WARN"))
+    absent = int(warned.split("granules on the server: ")[1].split(" of ")[0])
+    assert 1 <= absent < 5, warned  # the sampled days older than 6 days, not the recent ones
+    assert "ordered on the G-Portal web site" in result.stdout
+    assert "All checks passed" not in result.stdout
+    assert "No check failed, with 1 warning(s) to read first (granules on the server)" in result.stdout
+
+
+def test_doctor_download_of_an_absent_granule_says_to_order_it_not_to_retry(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator", "--start", "2024-01-01", "--end", "2024-01-01")
+    try:
+        from workflow_helpers import day_listing
+
+        from amsr2flow import config as settings
+        from amsr2flow.run.connection import source_from
+
+        cfg = settings.validate(emulator_config(state, tmp_path), check_environment=False)
+        probe = day_listing(source_from(cfg), 40).iloc[-1]["granule_id"]  # the granule doctor downloads
+    finally:
+        stop_emulator(proc)
+    spec = json.dumps({"granules": {probe: ["absent"]}})
+    proc, state = start_emulator(
+        tmp_path / "emulator", "--start", "2024-01-01", "--end", "2024-01-01", "--faults", spec
+    )
+    try:
+        result = _doctor(tmp_path, emulator_config(state, tmp_path), "--download")
+    finally:
+        stop_emulator(proc)
+    assert result.returncode == 1
+    assert _lines(result)["download and extraction"] == "FAIL"
+    assert "order it on the G-Portal web site" in result.stdout
+    assert "overloaded" not in result.stdout
+
+
+def test_doctor_with_the_local_gportal_stopped_says_to_start_it(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator")
+    stop_emulator(proc)  # its state file is left behind or removed: either way nothing answers
+    result = _doctor(tmp_path, emulator_config(state, tmp_path))
+    assert result.returncode == 1
+    assert "start the local G-Portal" in result.stdout or "is the local G-Portal running?" in result.stdout
+    assert "export the variables named" not in result.stdout
+
+
+def test_doctor_names_a_mistyped_key_in_one_sentence(tmp_path: Path) -> None:
+    proc, state = start_emulator(tmp_path / "emulator")
+    try:
+        result = _doctor(tmp_path, {**emulator_config(state, tmp_path), "chanels": ["36.5H"]})
+    finally:
+        stop_emulator(proc)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  configuration"))
+    assert "configuration: chanels: unknown key; known keys here are" in line, line
+    assert ":;" not in line

@@ -1,8 +1,9 @@
 """``amsr2flow doctor --configfile FILE [--download]``: the first command to run against a (new) G-Portal.
 
-It checks, in order, everything a run depends on and prints one line per check with PASS or FAIL and, for a
-failure, what to do. A check that needs an earlier one to pass is reported as SKIP. It reads the same
-configuration file a run uses, never prints a secret, and exits 0 only when every check passed.
+It checks, in order, everything a run depends on and prints one line per check with PASS, WARN or FAIL and,
+for a warning or a failure, what to do. A check that needs an earlier one to pass is reported as SKIP. It reads
+the same configuration file a run uses, never prints a secret, and exits 0 only when no check failed (the
+summary names the warnings).
 
 1. the configuration file (schema and semantics, as at the start of a run);
 2. credentials present (environment variables named by the configuration, key file);
@@ -11,9 +12,11 @@ configuration file a run uses, never prints a secret, and exits 0 only when ever
 5. login;
 6. the catalogue answers for a probe day with a plausible count and records of the expected form;
 7. the mapped remote path of one granule exists (with layout discovery);
-8. with ``--download``: one granule downloads, its size equals the catalogue's and the SFTP ``stat``'s, it
+8. granules sampled over the run's days are on the server (one ``stat`` each): none is a failure (a wrong
+   layout, granules to be ordered first, or an account without access), some absent a warning;
+9. with ``--download``: one granule downloads, its size equals the catalogue's and the SFTP ``stat``'s, it
    opens as L1B with the datasets, dtypes and attributes extraction relies on, and it extracts;
-9. with ``--download``: the catalogue's record, the file's name and the file's contents agree on its facts
+10. with ``--download``: the catalogue's record, the file's name and the file's contents agree on its facts
    (orbit direction, begin and end time, id, size: ``formats.facts``), as every day job checks every granule.
 """
 
@@ -30,12 +33,19 @@ from typing import Any
 
 #: AMSR2 L1B granules per UTC day: 29-30 from the orbit; a day outside this range is suspicious.
 PLAUSIBLE_DAILY_GRANULES = range(25, 36)
+#: Days whose granules are looked for on the server, spread over the run (one catalogue page and one stat each).
+SAMPLED_DAYS = 5
+ABSENT_MEANINGS = (
+    "the remote layout is not the one the catalogue's names map to (set remote_path_template), the granules "
+    "must be ordered on the G-Portal web site first (files older than about 2.5 years), or this account has "
+    "no access to the product"
+)
 
 
 @dataclass
 class Check:
     name: str
-    status: str = "SKIP"  # PASS, FAIL or SKIP
+    status: str = "SKIP"  # PASS, WARN, FAIL or SKIP
     detail: str = ""
     fix: str = ""
 
@@ -43,12 +53,21 @@ class Check:
         text = f"{self.status:<4}  {self.name}"
         if self.detail:
             text += f": {self.detail}"
-        if self.status == "FAIL" and self.fix:
+        if self.status in ("FAIL", "WARN") and self.fix:
             text += f"\n      -> {self.fix}"
         return text
 
 
 class CheckFailed(Exception):
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fix = fix
+
+
+class CheckWarned(Exception):
+    """The check passed with something to know before a long run (the checks after it still run)."""
+
     def __init__(self, detail: str, fix: str = "") -> None:
         super().__init__(detail)
         self.detail = detail
@@ -67,11 +86,16 @@ def run(args: argparse.Namespace) -> int:
     checks = Doctor(args.configfile, download=args.download, probe_day=args.probe_day).run(print_line=print)
     failed = [c for c in checks if c.status == "FAIL"]
     skipped = [c for c in checks if c.status == "SKIP"]
+    warned = [c.name for c in checks if c.status == "WARN"]
     if failed:
         print(f"\n{len(failed)} check(s) failed; fix the first one and run `amsr2flow doctor` again.")
         return 1
+    caveat = f", with {len(warned)} warning(s) to read first ({', '.join(warned)})" if warned else ""
     if skipped:
-        print(f"\nAll checks run passed ({len(skipped)} skipped).")
+        print(f"\nNo check failed{caveat} ({len(skipped)} skipped).")
+        return 0
+    if warned:
+        print(f"\nNo check failed{caveat}; then `snakemake --cores 4 --configfile ...` can start.")
         return 0
     print("\nAll checks passed: `snakemake --cores 4 --configfile ...` can start.")
     return 0
@@ -90,6 +114,8 @@ class Doctor:
         self.remote_path = ""
         self.size_bytes = 0
         self.extraction: Any = None
+        self.layout: Any = None
+        self.listings: dict[date, Any] = {}  # catalogue answers by day, each asked once
 
     def steps(self) -> list[tuple[str, Callable[[], str]]]:
         steps: list[tuple[str, Callable[[], str]]] = [
@@ -100,6 +126,7 @@ class Doctor:
             ("login", self.check_login),
             ("catalogue", self.check_catalogue),
             ("remote layout", self.check_layout),
+            ("granules on the server", self.check_granules_present),
         ]
         if self.download:
             steps.append(("download and extraction", self.check_download))
@@ -119,6 +146,8 @@ class Doctor:
                     try:
                         check.detail = step()
                         check.status = "PASS"
+                    except CheckWarned as exc:
+                        check.status, check.detail, check.fix = "WARN", exc.detail, exc.fix
                     except CheckFailed as exc:
                         check.status, check.detail, check.fix = "FAIL", exc.detail, exc.fix
                         blocked = True
@@ -145,7 +174,8 @@ class Doctor:
         try:
             self.cfg = settings.validate(raw, check_environment=False)
         except settings.ConfigError as exc:
-            raise CheckFailed(str(exc).replace("\n  ", "; "), "fix the keys named; docs/configuration.md") from exc
+            problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+            raise CheckFailed("; ".join(problems), "fix the keys named; docs/configuration.md") from exc
         cfg = self.cfg
         return f"{self.config_path} ({cfg['source']}, {cfg['dataset']}, {cfg['start']} to {cfg['end']})"
 
@@ -155,7 +185,12 @@ class Doctor:
 
         problems = settings.environment_problems(self.cfg)
         if problems:
-            raise CheckFailed("; ".join(problems), "export the variables named, or fix credentials.* in the file")
+            fix = (
+                "start the local G-Portal (`amsr2flow emulator --state FILE`) or fix emulator.state_file"
+                if self.cfg["source"] == "emulator"
+                else "export the variables named, or fix credentials.* in the file"
+            )
+            raise CheckFailed("; ".join(problems), fix)
         try:
             self.connection = connection_from(self.cfg)  # every session below opens from it, as a run's do
         except settings.ConfigError as exc:
@@ -188,7 +223,12 @@ class Doctor:
                 str(exc), f"read its keys with `{HOW_TO_READ}`, check them with JAXA, then set host_keys"
             ) from exc
         except TransferError as exc:
-            raise CheckFailed(str(exc), "check the host name and port, and that this machine can reach them") from exc
+            fix = (
+                "is the local G-Portal running? Start it again (`amsr2flow emulator --state FILE`)"
+                if self.cfg["source"] == "emulator"
+                else "check the host name and port, and that this machine can reach them"
+            )
+            raise CheckFailed(str(exc), fix) from exc
         return f"{self.source.sftp_host}:{self.source.sftp_port} presents {seen} (a pinned key)"
 
     def check_login(self) -> str:
@@ -211,15 +251,15 @@ class Doctor:
         last = min(days[-1], today - timedelta(days=1))
         return list(dict.fromkeys([last, days[0]]))
 
-    def check_catalogue(self) -> str:
+    def _listing(self, day: date) -> Any:
+        """The catalogue's answer for ``day`` (asked once)."""
         from ..gportal import catalogue
         from ..plan import day_mission, missions
 
-        errors = []
-        for day in self._probe_days():
+        if day not in self.listings:
             mission = day_mission(self.cfg, day) or missions(self.cfg)[-1]
             try:
-                result = catalogue.search_day(
+                self.listings[day] = catalogue.search_day(
                     day,
                     dataset_id=mission.dataset_id,
                     catalogue_url=self.source.catalogue_url,
@@ -231,6 +271,15 @@ class Doctor:
                 raise CheckFailed(
                     str(exc), "check catalogue_url; if it is right, G-Portal may be down: retry later"
                 ) from exc
+        return self.listings[day]
+
+    def check_catalogue(self) -> str:
+        from ..plan import day_mission, missions
+
+        errors = []
+        for day in self._probe_days():
+            mission = day_mission(self.cfg, day) or missions(self.cfg)[-1]
+            result = self._listing(day)
             count = len(result.manifest)
             if count == 0:
                 errors.append(f"{day}: 0 granules")
@@ -261,11 +310,58 @@ class Doctor:
         except LayoutNotFound as exc:
             raise CheckFailed(str(exc), "set remote_path_template in the configuration") from exc
         self.remote_path = layout.path
+        self.layout = layout
         return layout.summary()
+
+    def _sampled_days(self) -> list[date]:
+        """Up to :data:`SAMPLED_DAYS` days spread evenly over the run's days until yesterday (files of today may
+        not be processed yet), first and last included."""
+        from ..plan import RunPlan
+
+        yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+        days = [day for day in RunPlan.from_config(self.cfg).days if day <= yesterday] or self._probe_days()
+        if len(days) <= SAMPLED_DAYS:
+            return days
+        step = (len(days) - 1) / (SAMPLED_DAYS - 1)
+        return sorted({days[round(i * step)] for i in range(SAMPLED_DAYS)})
+
+    def check_granules_present(self) -> str:
+        """One granule of each sampled day (the middle of its listing) looked for where the run will look."""
+        from ..gportal.remote_layout import apply_template
+        from ..gportal.sftp import TransferError
+
+        present: list[str] = []
+        absent: list[str] = []
+        for day in self._sampled_days():
+            manifest = self._listing(day).manifest
+            if len(manifest) == 0:
+                continue
+            row = manifest.iloc[len(manifest) // 2]
+            path = apply_template(str(row["remote_path"]), self.layout.template)
+            try:
+                (present if self.session.exists(path) else absent).append(path)
+            except TransferError as exc:
+                raise CheckFailed(str(exc), "retry later; if it persists, G-Portal may be overloaded") from exc
+        sampled = len(present) + len(absent)
+        if sampled and not present:
+            raise CheckFailed(
+                f"none of {sampled} catalogued granules sampled over the run's days is on the server "
+                f"(e.g. {absent[-1]})",
+                f"a run would archive nothing: {ABSENT_MEANINGS}",
+            )
+        if absent:
+            raise CheckWarned(
+                f"{len(absent)} of {sampled} catalogued granules sampled over the run's days are not on the server "
+                f"(e.g. {absent[0]}); a run lists such granules as absent and looks for them again later",
+                f"if more than a few are missing: {ABSENT_MEANINGS}",
+            )
+        if not sampled:
+            return "the sampled days list no granules"
+        return f"{sampled} of {sampled} catalogued granules sampled over the run's days are there"
 
     def check_download(self) -> str:
         from ..formats import l1b, swath
-        from ..gportal.sftp import TransferError
+        from ..gportal.sftp import GranuleAbsent, TransferError
 
         try:
             stat_size = self.session.remote_size(self.remote_path)
@@ -283,6 +379,12 @@ class Doctor:
                     )
                 except swath.SwathError as exc:
                     raise CheckFailed(str(exc), "the file is not the L1B layout extraction relies on") from exc
+        except GranuleAbsent as exc:
+            raise CheckFailed(
+                str(exc),
+                "order it on the G-Portal web site (granules older than about 2.5 years may need that), or check "
+                "the layout (remote_path_template); or try another day with --probe-day",
+            ) from exc
         except TransferError as exc:
             raise CheckFailed(str(exc), "retry later; if it persists, G-Portal may be overloaded") from exc
         meta = self.extraction.swath.metadata
