@@ -17,7 +17,7 @@ import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator, wait_for, wait_for_stats
 from workflow_helpers import SNAKEFILE, SNAKEMAKE, emulator_config, real_service_config, run_workflow
 
-from amsr2flow.gportal.sftp import fingerprint_sha256
+from amsr2flow.gportal.host_keys import fingerprint_sha256
 from amsr2flow.stages.catalogue import read_listing
 
 pytestmark = pytest.mark.slow

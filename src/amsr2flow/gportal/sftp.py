@@ -30,12 +30,9 @@ import paramiko
 
 from . import host_keys
 from .channel_buffer import ExtensionsSFTPClient, open_sftp_client
-from .host_keys import fingerprint_sha256
 from .source import Link, Source, Timeouts
 
 log = logging.getLogger(__name__)
-
-__all__ = ["Connection", "GPortalSFTP", "fingerprint_sha256"]
 
 CHUNK_BYTES = 1 << 20
 #: SSH_DISCONNECT_BY_APPLICATION (RFC 4253 section 11.1): the session ends because its work is done.
