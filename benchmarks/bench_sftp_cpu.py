@@ -21,12 +21,14 @@ and request sizes, the window, and client changes prototyped here and applied on
 AES-GCM first in the cipher preference, TCP_NODELAY, batched read requests, a receive buffer in paramiko's
 packetizer. Then asyncssh and libssh2 (ssh2-python, when importable) as other data paths.
 
-What it showed (see the report of issue 22): on loopback the product's defaults are trapped by the server, not
-by paramiko alone: with aes128-ctr + hmac-sha2-256 our receive path falls behind sshd, whose CPU per byte then
-grows ~10x (sshd + sftp-server 1.7-2.8 s per 100 MB, memmove and page faults) and takes the second core.
-AES-GCM first (offered by every AWS Transfer Family security policy) plus TCP_NODELAY lifts the session to
-~0.5-0.85 of OpenSSH's rate at ~1.3-1.8x its CPU per byte; with batched requests and the receive buffer
-~0.7-0.9 at ~1.1-1.5x; at 100 ms every variant of ours is ~7x OpenSSH's (its 2 MiB window).
+What it showed (two full runs, others 1-1.3 cores busy; see issue 22): on loopback the product's defaults are
+trapped by the server as much as by paramiko: with aes128-ctr + hmac-sha2-256 our receive path falls behind
+sshd, whose CPU per byte then grows ~10x (sshd + sftp-server 1.85 s per 100 MB against 0.2 for OpenSSH's client;
+perf: memmove and page faults) and takes the second core: 0.13-0.16 of OpenSSH's rate, 0.51-0.57 s CPU per
+100 MB against its 0.25. AES-GCM first (offered by every AWS Transfer Family security policy) + TCP_NODELAY +
+batched read requests: 0.80-1.00 of OpenSSH's rate at 0.30-0.32 s per 100 MB; at 100 ms these (with the
+receive buffer) and the defaults are ~7x OpenSSH's sftp (its 2 MiB window). The receive buffer saved nothing
+measurable on top; 255 KiB requests save more (0.27) but depend on what a server answers per read.
 """
 
 from __future__ import annotations
