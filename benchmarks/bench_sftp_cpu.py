@@ -16,19 +16,20 @@ against the served file's SHA-256. Rows run interleaved, ``--rounds`` times; the
 the rest of the machine used meanwhile ("others", in cores): this machine is shared, read rows with a high
 "others" with care.
 
-Rows: paramiko's ciphers and MACs (AES-GCM is the only AEAD paramiko 3.5 has; no chacha20-poly1305), packet
-and request sizes, the window, and client changes prototyped here and applied only in the child (``PATCHES``):
-AES-GCM first in the cipher preference, TCP_NODELAY, batched read requests, a receive buffer in paramiko's
-packetizer. Then asyncssh and libssh2 (ssh2-python, when importable) as other data paths.
+Rows: the client as it was before issue 22 (``BEFORE``: paramiko's cipher order, AES-CTR first with an HMAC per
+packet; Nagle's algorithm on; one write per 32 KiB read request) and as it is (AES-GCM first, TCP_NODELAY, read
+requests written in batches), then one change at a time, sizes, the window, a receive buffer in paramiko's
+packetizer (measured, not adopted), and asyncssh and libssh2 (ssh2-python, when importable) as other data paths.
+The "before" and the receive buffer are patches applied in the child only (``PATCHES``).
 
-What it showed (two full runs, others 1-1.3 cores busy; see issue 22): on loopback the product's defaults are
-trapped by the server as much as by paramiko: with aes128-ctr + hmac-sha2-256 our receive path falls behind
-sshd, whose CPU per byte then grows ~10x (sshd + sftp-server 1.85 s per 100 MB against 0.2 for OpenSSH's client;
-perf: memmove and page faults) and takes the second core: 0.13-0.16 of OpenSSH's rate, 0.51-0.57 s CPU per
-100 MB against its 0.25. AES-GCM first (offered by every AWS Transfer Family security policy) + TCP_NODELAY +
-batched read requests: 0.80-1.00 of OpenSSH's rate at 0.30-0.32 s per 100 MB; at 100 ms these (with the
-receive buffer) and the defaults are ~7x OpenSSH's sftp (its 2 MiB window). The receive buffer saved nothing
-measurable on top; 255 KiB requests save more (0.27) but depend on what a server answers per read.
+What it showed when the three changes were prototyped (two full runs, 1-1.3 cores of the machine busy with
+other work; see issue 22): with the old client, on loopback, our receive path fell behind sshd, whose CPU per
+byte then grew ~10x (sshd + sftp-server 1.85 s per 100 MB against 0.2 for OpenSSH's client; perf: memmove and
+page faults) and took the second core: 0.13-0.16 of OpenSSH's rate at 0.51-0.57 s CPU per 100 MB against its
+0.25. With the three: 0.80-1.00 of OpenSSH's rate at 0.30-0.32 s; at 100 ms ~7x OpenSSH's sftp (its 2 MiB
+window). The receive buffer saved nothing measurable on top; etm MACs nothing; bigger packets little (OpenSSH's
+sshd sends ~32 KiB packets whatever the client allows); asyncssh about our CPU after the changes but half our
+rate at 100 ms; libssh2 no gain. docs/performance.md has the adopted product's numbers.
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ def _result(before: tuple[float, float, float, dict[str, float]], nbytes: int, e
 def child_ours(spec: dict, out: Path) -> dict:
     import paramiko
 
+    from amsr2flow.gportal.host_keys import parse_pins
     from amsr2flow.gportal.sftp import GPortalSFTP
     from amsr2flow.gportal.source import Link, Source, Timeouts
 
@@ -226,7 +228,7 @@ def child_ours(spec: dict, out: Path) -> dict:
         catalogue_url="http://127.0.0.1:9/unused",
         sftp_host="127.0.0.1",
         sftp_port=spec["port"],
-        host_key_sha256=spec["fingerprint"],
+        host_keys=parse_pins([spec["fingerprint"]]),
         username=spec["user"],
         password=None,
         private_key_path=spec["key"],
@@ -326,50 +328,63 @@ def child_ssh2(spec: dict, out: Path) -> dict:
     return _result(before, nbytes, {"cipher": cipher, "mac": mac})
 
 
-# -- client changes prototyped here (applied in the child only; src/ is not touched) ----------------------------
-REQUEST_BATCH = 16
+# -- the client as it was before issue 22, and a change not adopted (applied in the child only) -----------------
+def patch_ctr_first() -> None:
+    """paramiko's own cipher order (AES-CTR first, with an HMAC per packet), as before AES-GCM came first."""
+    from amsr2flow.gportal import sftp
+
+    sftp.AEAD_CIPHERS = ()  # type: ignore[misc]
 
 
-def patch_batched_requests() -> None:
-    """``RemoteRead._request_more`` that sends its read requests in batches, one channel write (one SSH packet,
-    one ``send``) per batch, instead of one SSH packet and one ``send`` per 32 KiB request: while a file streams,
-    a request goes out only when ``REQUEST_BATCH`` answers have been taken (at most that many fewer in flight)."""
-    import struct
+def patch_nagle() -> None:
+    """The session's socket without TCP_NODELAY: small request packets wait for the previous segment's
+    acknowledgement (Nagle's algorithm), as before."""
+    from amsr2flow.gportal import sftp
 
+    class NagleSocket(socket.socket):
+        def setsockopt(self, level: int, option: int, value: object) -> None:  # type: ignore[override]
+            if (level, option) != (socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                super().setsockopt(level, option, value)  # type: ignore[call-overload]
+
+    def create_connection(address: tuple[str, int], timeout: float | None = None) -> socket.socket:
+        sock = NagleSocket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return sock
+
+    sftp.socket.create_connection = create_connection  # type: ignore[assignment]
+
+
+def patch_one_write_per_request() -> None:
+    """Each read request built and written by paramiko's ``_async_request`` on its own (one SSH packet and one
+    ``send`` per 32 KiB request), as before requests went out in batches."""
     import paramiko
 
     from amsr2flow.gportal.sftp import RemoteRead
 
-    def _request_more(self: RemoteRead, limit: int | None = None) -> None:
-        assert self.handle is not None and self.size is not None
-        limit = self.in_flight if limit is None else limit
-        room = limit - len(self.pending)
-        left = self.size - self.next_offset
-        if room <= 0 or left <= 0:
-            return
-        if room < min(REQUEST_BATCH, max(1, limit // 4)) and left > room * self.request_bytes:
-            return  # wait until a batch is worth a packet
-        client, handle = self.client, self.handle
-        head = struct.pack(">I", len(handle)) + handle
-        parts = []
-        with client._lock:
-            while self.next_offset < self.size and len(self.pending) < limit:
-                length = min(self.request_bytes, self.size - self.next_offset)
-                number = client.request_number
-                client.request_number += 1
-                client._expecting[number] = self.answers
-                body = struct.pack(">I", number) + head + struct.pack(">QI", self.next_offset, length)
-                parts.append(struct.pack(">IB", len(body) + 1, paramiko.sftp.CMD_READ) + body)
-                self.pending.append((number, self.next_offset, length))
-                self.next_offset += length
-        client.sock.sendall(b"".join(parts))
+    def _ask(self: RemoteRead, ranges: list[tuple[int, int]]) -> None:
+        for offset, length in ranges:
+            number = self.client._async_request(
+                self.answers, paramiko.sftp.CMD_READ, self.handle, paramiko.sftp.int64(offset), length
+            )
+            self.pending.append((number, offset, length))
 
+    def _request_more(self: RemoteRead, limit: int | None = None) -> None:
+        limit = self.in_flight if limit is None else limit
+        while self.next_offset < self.size and len(self.pending) < limit:
+            length = min(self.request_bytes, self.size - self.next_offset)
+            self._ask([(self.next_offset, length)])
+            self.next_offset += length
+
+    RemoteRead._ask = _ask  # type: ignore[method-assign]
     RemoteRead._request_more = _request_more  # type: ignore[method-assign]
 
 
 def patch_receive_buffer() -> None:
     """``Packetizer.read_all`` reading the socket in 256 KiB pieces into a buffer that packets are cut from, instead
-    of one ``recv`` per packet part grown by ``out += x``: fewer system calls and copies per SSH packet."""
+    of one ``recv`` per packet part grown by ``out += x``: fewer system calls and copies per SSH packet (measured,
+    not adopted: no gain on top of the others, and it patches paramiko's name-mangled packetizer state)."""
+
     import errno
 
     from paramiko import packet
@@ -421,37 +436,11 @@ def patch_receive_buffer() -> None:
     packet.Packetizer.read_all = read_all  # type: ignore[method-assign]
 
 
-def patch_gcm_first() -> None:
-    """The change recommended for the product: AES-GCM first in paramiko's cipher preference (the rest after,
-    for servers without it), on the client's own Transport."""
-    import paramiko
-
-    gcm = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-    paramiko.Transport._preferred_ciphers = gcm + tuple(
-        c for c in paramiko.Transport._preferred_ciphers if c not in gcm
-    )
-
-
-def patch_nodelay() -> None:
-    """TCP_NODELAY on the session's socket: a read request is sent at once, not held back by Nagle's algorithm
-    until the previous small segment is acknowledged (which a server with nothing to send delays ~40 ms)."""
-    from amsr2flow.gportal import sftp
-
-    connect = socket.create_connection
-
-    def create_connection(*args: object, **kwargs: object) -> socket.socket:
-        sock = connect(*args, **kwargs)  # type: ignore[arg-type]
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    sftp.socket.create_connection = create_connection  # type: ignore[assignment]
-
-
 PATCHES = {
-    "nodelay": patch_nodelay,
-    "batched_requests": patch_batched_requests,
+    "ctr_first": patch_ctr_first,
+    "nagle": patch_nagle,
+    "one_write_per_request": patch_one_write_per_request,
     "receive_buffer": patch_receive_buffer,
-    "gcm_first": patch_gcm_first,
 }
 
 
@@ -625,28 +614,24 @@ def run_openssh(server: Server, port: int, files: list[tuple[str, int]], out: Pa
 
 
 # -- the rows ---------------------------------------------------------------------------------------------------
-GCM128, GCM256, CHACHA = "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"
-ETM = "hmac-sha2-256-etm@openssh.com"
+GCM128, GCM256 = "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"
 MAX_READ = 261120  # the most OpenSSH's sftp-server answers per read (SFTP_MAX_MSG_LENGTH - 1024)
-FAST = ["gcm_first", "nodelay", "batched_requests", "receive_buffer"]  # the prototyped changes together
+BEFORE = ["ctr_first", "nagle", "one_write_per_request"]  # the client before issue 22's three changes
 
 LOOPBACK_ROWS: list[tuple[str, str, dict]] = [
     ("OpenSSH sftp: defaults (-B 32768 -R 64)", "openssh", {}),
     ("OpenSSH sftp: -B 261120 -R 64", "openssh", {"args": ["-B", str(MAX_READ)]}),
-    ("ours: product defaults", "ours", {}),
-    ("ours: aes128-gcm", "ours", {"cipher": GCM128}),
-    ("ours: aes256-gcm", "ours", {"cipher": GCM256}),
-    ("ours: aes128-ctr + hmac-sha2-256-etm", "ours", {"mac": ETM}),
-    ("ours: window 2 MiB (64 requests)", "ours", {"window": 2 << 20}),
-    ("ours: packet 64 KiB + request 64 KiB", "ours", {"packet": 64 << 10, "request": 64 << 10}),
-    ("ours: packet 256 KiB + request 255 KiB", "ours", {"packet": 256 << 10, "request": MAX_READ}),
-    ("ours: TCP_NODELAY", "ours", {"patches": ["nodelay"]}),
-    ("ours: gcm + TCP_NODELAY", "ours", {"patches": ["gcm_first", "nodelay"]}),
-    ("ours: gcm + nodelay + batched requests", "ours", {"patches": ["gcm_first", "nodelay", "batched_requests"]}),
-    ("ours: gcm + nodelay + receive buffer", "ours", {"patches": ["gcm_first", "nodelay", "receive_buffer"]}),
-    ("ours: gcm + nodelay + batched + receive buffer", "ours", {"patches": FAST}),
-    ("ours: all four + request 255 KiB", "ours", {"patches": FAST, "packet": 256 << 10, "request": MAX_READ}),
-    ("ours: all four, rekeyed every 8 MB (a check)", "ours", {"patches": FAST, "rekey_bytes": 8 << 20}),
+    ("ours: before (ctr first, Nagle, a write per request)", "ours", {"patches": BEFORE}),
+    ("ours: product defaults (gcm, nodelay, batched)", "ours", {}),
+    ("ours: defaults, aes128-ctr only", "ours", {"cipher": "aes128-ctr"}),
+    ("ours: defaults, aes256-gcm only", "ours", {"cipher": GCM256}),
+    ("ours: defaults, Nagle", "ours", {"patches": ["nagle"]}),
+    ("ours: defaults, a write per request", "ours", {"patches": ["one_write_per_request"]}),
+    ("ours: defaults + receive buffer", "ours", {"patches": ["receive_buffer"]}),
+    ("ours: defaults, window 2 MiB", "ours", {"window": 2 << 20}),
+    ("ours: defaults, packet 64 KiB + request 64 KiB", "ours", {"packet": 64 << 10, "request": 64 << 10}),
+    ("ours: defaults, packet 256 KiB + request 256 KiB", "ours", {"packet": 256 << 10, "request": 256 << 10}),
+    ("ours: defaults, rekeyed every 8 MB (a check)", "ours", {"rekey_bytes": 8 << 20}),
     ("asyncssh: defaults (chacha20, 255 KiB x 16, 2 MiB)", "asyncssh", {"window": 2 << 20}),
     ("asyncssh: aes128-gcm, 255 KiB x 64, 16 MiB", "asyncssh", {"cipher": GCM128, "requests": 64}),
     ("asyncssh: aes128-gcm, 32 KiB x 512, 16 MiB", "asyncssh", {"cipher": GCM128, "request": 32768, "requests": 512}),
@@ -654,9 +639,9 @@ LOOPBACK_ROWS: list[tuple[str, str, dict]] = [
 ]
 DELAYED_ROWS: list[tuple[str, str, dict]] = [
     ("OpenSSH sftp: defaults (-B 32768 -R 64)", "openssh", {}),
-    ("ours: product defaults", "ours", {}),
-    ("ours: gcm + TCP_NODELAY", "ours", {"patches": ["gcm_first", "nodelay"]}),
-    ("ours: gcm + nodelay + batched + receive buffer", "ours", {"patches": FAST}),
+    ("ours: before (ctr first, Nagle, a write per request)", "ours", {"patches": BEFORE}),
+    ("ours: product defaults (gcm, nodelay, batched)", "ours", {}),
+    ("ours: defaults, packet 256 KiB + request 256 KiB", "ours", {"packet": 256 << 10, "request": 256 << 10}),
     ("asyncssh: aes128-gcm, 255 KiB x 64, 16 MiB", "asyncssh", {"cipher": GCM128, "requests": 64}),
 ]
 
