@@ -348,3 +348,20 @@ def quiet_scheduler_chatter() -> None:
     for handler in logging.getLogger("snakemake.logging").handlers:
         if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
             handler.addFilter(chatter)
+
+
+def show_the_plan_in_dry_runs(output_settings: Any) -> None:
+    """Let a dry run (``snakemake -n``) print its plan although the profiles set ``quiet: [rules, progress]``.
+
+    Snakemake files the "Job stats" table under ``progress`` and ends a dry run quiet about both before it says
+    anything, so the profiles' setting, meant for the ~10,600 per-job lines of a real run, hid the plan. In a
+    dry run this lifts ``progress`` from Snakemake's output settings (``workflow.output_settings``; its console
+    filters read the same set), so it prints what ``snakemake -n --quiet rules`` prints: the job counts per
+    rule, why they run, and that the catalogue checkpoint adds the day jobs. A real run keeps the setting.
+    """
+    quiet = getattr(output_settings, "quiet", None)
+    if not getattr(output_settings, "dryrun", False) or not isinstance(quiet, set):
+        return
+    from snakemake.settings.enums import Quietness
+
+    quiet.discard(Quietness.PROGRESS)
