@@ -130,7 +130,8 @@ def test_the_command_refuses_a_bad_configuration_with_one_line(tmp_path: Path) -
     bad.write_text("start: 2024-13-01\nend: 2024-01-02\n")
     result = subprocess.run([AMSR2FLOW, "status", "--configfile", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2
-    assert "impossible date" in result.stderr and "YYYY-MM-DD" in result.stderr and "Traceback" not in result.stderr
+    assert "start: '2024-13-01' is not a real calendar date; write it as YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 2  # the heading, the problem
     missing = subprocess.run(
         [AMSR2FLOW, "status", "--configfile", str(tmp_path / "nope.yaml")], capture_output=True, text=True
     )
