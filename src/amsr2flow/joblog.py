@@ -18,7 +18,22 @@ def setup_logging(log_path: str) -> logging.Logger:
     # paramiko logs each failed handshake as an ERROR with a traceback; our own message for it (with the
     # attempt number and what happens next) is the one a user needs.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    sys.excepthook = _interrupt_in_the_log
     return logging.getLogger("amsr2flow")
+
+
+#: A job's log line when Ctrl-C (the terminal signals every process of the run) or Snakemake stopping its jobs
+#: interrupts it; Snakemake names the job on the console already ("died with <Signals.SIGINT: 2>").
+INTERRUPTED = "interrupted (Ctrl-C, or Snakemake stopping the run); the next run continues from what is written"
+
+
+def _interrupt_in_the_log(kind: type[BaseException], value: BaseException, traceback: object) -> None:
+    """An interrupted job says so in its log, not with a traceback on the user's console (one per running job,
+    under Snakemake's own lines); it still ends by SIGINT, as Python does. Anything else is left as it was."""
+    if issubclass(kind, KeyboardInterrupt):
+        logging.getLogger("amsr2flow").warning("%s", INTERRUPTED)
+        return
+    sys.__excepthook__(kind, value, traceback)  # type: ignore[arg-type]
 
 
 def stop_run(log: logging.Logger, problem: BaseException, stop_flag: Path | None = None) -> None:
