@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import atomic
+from ..formats.l1b import direction_key, direction_name
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
 
 #: Bump when the look of a quick-look changes, so cached ones are redrawn.
@@ -35,20 +36,8 @@ HISTOGRAM_TOP_K = 360.0
 GEO_ABNORMAL = -9991.0  # positions at or below are fills (amsr2-l1b-format.md)
 DATELINE_JUMP_DEG = 60.0
 FIGURE_MANIFEST = "figures.json"
-DIRECTIONS = {"A": "ascending", "D": "descending"}
-UNKNOWN_DIRECTION = "unknown direction"  # what any other stored orbit type is called: never a guess
 COLOURS = {"A": "#d95f02", "D": "#1b9e77", "U": "#7f7f7f"}
 NO_DATA = "no valid data"
-
-
-def direction_name(orbit_type: str) -> str:
-    """``ascending``, ``descending``, or ``unknown direction`` for anything else (``U``, a damaged value)."""
-    return DIRECTIONS.get(str(orbit_type), UNKNOWN_DIRECTION)
-
-
-def direction_key(orbit_type: str) -> str:
-    """``A``, ``D``, or ``U`` for anything else."""
-    return str(orbit_type) if str(orbit_type) in DIRECTIONS else "U"
 
 
 def no_data_panel(ax: Any, what: str) -> None:

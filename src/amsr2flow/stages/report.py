@@ -22,13 +22,13 @@ import pandas as pd
 from .. import __version__, joblog
 from ..formats import facts
 from ..formats.archive import sensor_of_archive
-from ..formats.l1b import utc_iso_ms
+from ..formats.l1b import DIRECTIONS, utc_iso_ms
 from ..ledger import read_ledger
 from ..plan import RunPlan
 from ..run.reasons import ACCEPTABLE, RETRY_NEXT_RUN, Reason, remedy_of, text_of
 
 #: The directions a listing and an index know, as the report names them.
-DIRECTION_NAMES = {"A": "ascending", "D": "descending"}
+DIRECTION_NAMES = DIRECTIONS
 #: Disagreements the run report lists (the year reports list all; the count is always whole).
 RUN_DISAGREEMENTS_LISTED = 1000
 
