@@ -122,8 +122,15 @@ def test_convert_legacy_command(legacy_file: Path, tmp_path: Path, capsys: pytes
     assert not out.exists() or not any(out.iterdir())
     assert cli.main(["convert-legacy", str(legacy_file), "-o", str(out), "--trust-legacy-pickle"]) == 0
     assert cli.main(["verify", str(out / LEGACY_NAME)]) == 0
+    capsys.readouterr()
     assert cli.main(["verify", str(legacy_file)]) == 2  # untrusted legacy: refused, not "damaged"
+    # each command names its own flag (verify used to point at open_archive and convert-legacy)
+    assert f"`amsr2flow verify --trust-legacy-pickle {legacy_file}`" in capsys.readouterr().err
     assert cli.main(["verify", "--trust-legacy-pickle", str(legacy_file)]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(legacy_file)]) == 2
+    assert f"`amsr2flow info --trust-legacy-pickle {legacy_file}`" in capsys.readouterr().err
+    assert cli.main(["info", "--trust-legacy-pickle", str(legacy_file)]) == 0
 
 
 # -- hostile files --------------------------------------------------------------------------------------------
