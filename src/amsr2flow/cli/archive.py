@@ -93,7 +93,7 @@ def run_info(args: argparse.Namespace) -> int:
             continue
         provenance = summary.provenance
         print(f"{summary.path} ({size / 1e6:.1f} MB, {summary.format})")
-        print(f"  swaths:       {summary.swaths}  orbit types: {summary.orbit_types}")
+        print(f"  swaths:       {summary.swaths}  orbit types: {orbit_types_in_words(summary.orbit_types)}")
         print(f"  period:       {summary.period or '(none)'}")
         print(f"  scans:        {summary.first_scan_utc or '?'} .. {summary.last_scan_utc or '?'}")
         print(f"  channels:     {', '.join(summary.channels)}  coordinates: {'yes' if summary.geolocation else 'no'}")
@@ -101,6 +101,13 @@ def run_info(args: argparse.Namespace) -> int:
         for note in provenance.get("notes", []):
             print(f"  note:         {note}")
     return 0
+
+
+def orbit_types_in_words(counts: dict[str, int]) -> str:
+    """{'A': 44, 'D': 43, 'U': 1} as "44 ascending (A), 43 descending (D), 1 unknown direction (U)"."""
+    order = {"A": 0, "D": 1}
+    kinds = sorted(counts, key=lambda kind: (order.get(kind, 2), kind))
+    return ", ".join(f"{counts[kind]} {direction_name(kind)} ({kind})" for kind in kinds) or "none"
 
 
 def _swath_info(path: Path, found: SwathMetadata | dict, *, as_json: bool) -> None:
