@@ -11,7 +11,7 @@ import io
 import itertools
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +220,28 @@ def test_sample_takes_the_first_swaths_of_each_week_and_direction() -> None:
     assert figures.sample_positions(table, 1) == [0, 1, 3]
     assert figures.sample_positions(table, 2) == [0, 1, 2, 3]
     assert figures.sample_positions(table, 0) == []
+
+
+@pytest.mark.parametrize("n_days", [1, 3, 8, 14, 40, 366])
+def test_the_per_day_chart_has_a_tick_per_day_or_coarser_never_hours(n_days: int) -> None:
+    """A 3-day run's year page used to tick "12:00" between its days."""
+    import matplotlib.dates as mdates
+
+    days = [
+        {"day": str(date(2024, 1, 1) + timedelta(days=i)), "expected": 29,
+         "ascending": {"archived": 15}, "descending": {"archived": 14}}
+        for i in range(n_days)
+    ]  # fmt: skip
+    fig = figures.daily_counts_figure(days)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    ticks = [mdates.num2date(x) for x in ax.get_xticks()]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) >= 3 and all((t.hour, t.minute) == (0, 0) for t in ticks), labels
+    assert not any(":" in text for text in [*labels, ax.xaxis.get_major_formatter().format_data(ax.get_xticks()[0])])
+    if n_days <= 6:  # every day of a short run has its tick, named by its date
+        assert [t.date() for t in ticks] == [date(2024, 1, 1) + timedelta(days=i) for i in range(-1, n_days + 1)]
+        assert labels[1] == "01 Jan"
 
 
 def test_quads_across_the_date_line_are_left_out() -> None:

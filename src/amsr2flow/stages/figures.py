@@ -167,7 +167,18 @@ def draw_histograms(counts: Mapping[str, Mapping[str, np.ndarray]], n_swaths: in
 
 
 # -- per-day counts ----------------------------------------------------------------------------------------
+#: Below this many days on the axis a day gets its own tick (date ticks would fall on hours: "12:00").
+DAY_TICKS_UP_TO = 16
+
+
 def draw_daily_counts(days: Sequence[Mapping[str, Any]], path: Path) -> None:
+    fig = daily_counts_figure(days)
+    save_png(fig, path)
+    _pyplot().close(fig)
+
+
+def daily_counts_figure(days: Sequence[Mapping[str, Any]]) -> Any:
+    """Archived granules per day, ascending and descending stacked, against the catalogued count."""
     plt = _pyplot()
     import matplotlib.dates as mdates
 
@@ -192,16 +203,21 @@ def draw_daily_counts(days: Sequence[Mapping[str, Any]], path: Path) -> None:
     if short.any():
         ax.scatter(dates[short], expected[short] + 1, marker="v", color="#e7298a", s=14, label="not all archived")
     ax.set_xlim(dates[0] - np.timedelta64(1, "D"), dates[-1] + np.timedelta64(1, "D"))
-    locator = mdates.AutoDateLocator(maxticks=14)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    shown_days = len(days) + 2
+    if shown_days <= DAY_TICKS_UP_TO:
+        locator = mdates.DayLocator(interval=1 if shown_days <= 8 else 2)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # the page names the year
+    else:  # weeks, months or years; AutoDateLocator goes below a day only for spans of under 5 days
+        locator = mdates.AutoDateLocator(maxticks=14)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylabel("granules per day")
     ax.set_ylim(0, max(int(expected.max(initial=0)) + 4, 1))
     size = max(2, 400 / max(len(days), 1))
     ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, markerscale=8 / size)
     fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
+    return fig
 
 
 # -- quick-looks -------------------------------------------------------------------------------------------
