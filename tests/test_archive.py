@@ -12,6 +12,7 @@ import pytest
 
 import amsr2flow
 from amsr2flow import cli
+from amsr2flow.cli.archive import orbit_types_in_words
 from amsr2flow.formats.archive import (
     ArchiveError,
     ArchiveOrderError,
@@ -265,6 +266,11 @@ def test_info_and_partition_commands(archive_path: Path, tmp_path: Path, capsys:
     assert cli.main(["info", str(archive_path)]) == 0
     out = capsys.readouterr().out
     assert "swaths:       6" in out and "36.5H, 89.0AV" in out
+    with open_archive(archive_path) as archive:
+        kinds = archive.table["orbit_type"].tolist()
+    words = ", ".join(f"{kinds.count(k)} {name} ({k})" for k, name in (("A", "ascending"), ("D", "descending")))
+    assert f"orbit types: {words}\n" in out and "{" not in out  # words, not a Python dict
+    assert orbit_types_in_words({"U": 88, "A": 1}) == "1 ascending (A), 88 unknown direction (U)"  # was {'U': 88}
     assert cli.main(["partition", str(archive_path), "--out-dir", str(tmp_path / "parts"), "--size", "4"]) == 0
     parts = sorted((tmp_path / "parts").iterdir())
     assert [p.name for p in parts] == ["a_part_1of2.npz", "a_part_2of2.npz"]

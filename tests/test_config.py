@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from workflow_helpers import emulator_config, run_workflow
+from workflow_helpers import SNAKEFILE, emulator_config, run_workflow, snakemake
 
 from amsr2flow import config as settings
 from amsr2flow.gportal.source import Source
@@ -32,6 +33,18 @@ def test_unquoted_yaml_dates_are_accepted() -> None:
         {"start": datetime.date(2024, 1, 1), "end": datetime.date(2024, 1, 1)}, check_environment=False
     )
     assert cfg["start"] == "2024-01-01"
+
+
+def test_a_config_file_is_read_with_its_days_as_text(tmp_path: Path) -> None:
+    """YAML reads an unquoted 2024-02-30 as a date and fails inside its reader; read as text, validation names
+    the key."""
+    path = tmp_path / "config.yaml"
+    path.write_text("start: 2024-02-30\nend: 2024-03-01\n", encoding="utf-8")
+    assert settings.read_config_file(path) == {"start": "2024-02-30", "end": "2024-03-01"}
+    with pytest.raises(settings.ConfigError, match=r"start: '2024-02-30' is not a real calendar date"):
+        settings.check_days_readable(path)
+    path.write_text("start: 2024-02-28\nend: 2024-03-01\n", encoding="utf-8")
+    settings.check_days_readable(path)  # a real day, quoted or not, is for Snakemake to read
 
 
 def test_source_repr_hides_secrets() -> None:
@@ -135,6 +148,27 @@ def test_bad_config_fails_before_any_network_call(
     assert after["catalogue_requests"] == before["catalogue_requests"]
     assert after["sftp_connections"] == before["sftp_connections"]
     assert not (tmp_path / "results" / "manifests").exists()
+
+
+def test_an_unquoted_impossible_day_in_the_config_file_stops_snakemake_with_one_message(
+    tmp_path: Path, live_emulator: dict
+) -> None:
+    """`snakemake` as the README runs it, reading config/config.yaml: YAML's own reading of `start: 2024-02-30`
+    used to stop Snakemake with a 60-line traceback before any of the workflow's code ran."""
+    text = yaml.safe_dump(emulator_config(live_emulator, tmp_path)).replace("start: '2024-01-01'", "start: 2024-02-30")
+    assert "start: 2024-02-30\n" in text
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(text, encoding="utf-8")
+    before = read_stats(live_emulator)
+    run = snakemake(tmp_path, "-s", str(SNAKEFILE), "--cores", "1", timeout=120)
+    after = read_stats(live_emulator)
+    assert run.returncode == 2, run.stdout[-3000:]
+    assert "amsr2flow: invalid configuration:\n  start: '2024-02-30' is not a real calendar date" in run.stdout
+    assert "Traceback" not in run.stdout and len(run.stdout.splitlines()) <= 3, run.stdout  # the profile's line, ours
+    assert (after["catalogue_requests"], after["sftp_connections"]) == (
+        before["catalogue_requests"],
+        before["sftp_connections"],
+    )
 
 
 def test_a_record_refuses_channels_one_sensor_lacks_and_days_in_no_mission() -> None:

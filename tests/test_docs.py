@@ -118,3 +118,48 @@ def test_the_conda_files_hold_the_dependencies_of_pyproject(conda_file: str) -> 
         # a rule's script runs with the Snakemake that runs the workflow (it puts itself on the path)
         wanted.pop("snakemake")
     assert dict(_requirement(d) for d in listed) == wanted
+
+
+# -- a key said in several places is said alike --------------------------------------------------------------
+#: Keys whose meaning the example's comment and the reference's row give in the schema's own words (they may add
+#: more). A key whose wording drifted apart once, so that one of the places was wrong, is held here.
+SAID_ALIKE = ["transfer.attempts", "catalogue.settle_days", "part_size"]
+
+
+def _example_comments() -> dict[str, str]:
+    """Each key of config/config.yaml with its comment, continuation lines included."""
+    comments: dict[str, str] = {}
+    path: list[str] = []
+    last = ""
+    for line in (REPO / "config" / "config.yaml").read_text(encoding="utf-8").splitlines():
+        key = re.match(r"^(\s*)([A-Za-z_]+):([^#]*)(?:#\s*(.*))?$", line)
+        if key:
+            path = [*path[: len(key[1]) // 2], key[2]]
+            last = ".".join(path)
+            comments[last] = key[4] or ""
+        elif re.match(r"^\s{20,}#", line) and last:  # a comment continued under the one above
+            comments[last] += " " + line.split("#", 1)[1].strip()
+    return comments
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("`", "").split())
+
+
+@pytest.mark.parametrize("key", SAID_ALIKE)
+def test_a_key_explained_in_three_places_says_the_same_there(key: str) -> None:
+    said = _words(_schema_keys()[key]["description"])
+    rows = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8").splitlines()
+    reference = [row for row in rows if row.startswith(f"| `{key}`")]
+    assert said in _words(_example_comments()[key]), f"config/config.yaml says of {key}: {_example_comments()[key]}"
+    assert reference and said in _words(reference[0]), f"docs/configuration.md says of {key}: {reference}"
+
+
+def test_no_text_describes_the_granule_stage_as_a_job_per_granule() -> None:
+    """Transfers run as one job per day (docs/design.md); the example config still said "one job per granule"."""
+    texts = [REPO / "config" / "config.yaml", REPO / "config" / "README.md", REPO / "docs" / "configuration.md"]
+    texts += [REPO / "workflow" / "schemas" / "config.schema.yaml", *(REPO / "profiles").rglob("*.yaml")]
+    texts += [REPO / "workflow" / "profiles" / "default" / "config.yaml"]
+    for path in texts:
+        said = _words(path.read_text(encoding="utf-8")).lower()
+        assert "job per granule" not in said, path

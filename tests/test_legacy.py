@@ -91,7 +91,8 @@ def test_convert_legacy_then_verify(legacy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "converted"
     out.mkdir()
     converted = convert_legacy(legacy_file, out, trust_legacy_pickle=True)
-    assert converted.name == LEGACY_NAME  # the legacy name convention is the new one
+    # named for what it is, not like the pickle it came from (which a folder of both could not tell apart)
+    assert converted.name == LEGACY_NAME.replace(".npz", "_converted.npz")
     report = verify_archive(converted)
     assert report.ok and report.swaths == 3, report.summary()
     with np.load(converted, allow_pickle=False) as data:  # the result needs no pickle at all
@@ -121,9 +122,18 @@ def test_convert_legacy_command(legacy_file: Path, tmp_path: Path, capsys: pytes
     assert "--trust-legacy-pickle" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
     assert cli.main(["convert-legacy", str(legacy_file), "-o", str(out), "--trust-legacy-pickle"]) == 0
-    assert cli.main(["verify", str(out / LEGACY_NAME)]) == 0
+    converted = out / LEGACY_NAME.replace(".npz", "_converted.npz")
+    assert capsys.readouterr().out.strip() == str(converted)  # the command says what it wrote
+    assert cli.main(["verify", str(converted)]) == 0
+    capsys.readouterr()
     assert cli.main(["verify", str(legacy_file)]) == 2  # untrusted legacy: refused, not "damaged"
+    # each command names its own flag (verify used to point at open_archive and convert-legacy)
+    assert f"`amsr2flow verify --trust-legacy-pickle {legacy_file}`" in capsys.readouterr().err
     assert cli.main(["verify", "--trust-legacy-pickle", str(legacy_file)]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(legacy_file)]) == 2
+    assert f"`amsr2flow info --trust-legacy-pickle {legacy_file}`" in capsys.readouterr().err
+    assert cli.main(["info", "--trust-legacy-pickle", str(legacy_file)]) == 0
 
 
 # -- hostile files --------------------------------------------------------------------------------------------

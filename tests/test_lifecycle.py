@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,35 @@ def test_a_failed_run_leaves_an_interim_report_of_what_exists(tmp_path: Path) ->
     assert (
         interim["missing"][0]["reason_class"] == "job_failed" and "0 of 1 listed granules are done" in said.getvalue()
     )
+
+
+def test_the_local_gportal_watch_stops_the_run_once_its_state_file_is_gone(tmp_path: Path) -> None:
+    from amsr2flow.run.service_watch import LocalServiceWatch
+
+    state_file, stop_flag = tmp_path / "emulator" / "state.json", tmp_path / "results" / ".state" / "STOP"
+    state_file.parent.mkdir()
+    state_file.write_text("{}")
+    said: list[str] = []
+    gone = threading.Event()
+    watch = LocalServiceWatch(state_file, stop_flag, interval_s=0.01, on_gone=gone.set, write=said.append)
+    assert watch.check() is False and not stop_flag.exists() and not said
+    watch.start()
+    state_file.unlink()
+    assert gone.wait(10)
+    watch.join(10)
+    assert not watch.is_alive()  # it said it once and stopped looking
+    assert stop_flag.read_text().startswith("the local G-Portal stopped during the run")
+    assert len(said) == 1 and "rerun the same command" in said[0] and str(state_file) in said[0]
+
+
+def test_a_stop_flag_already_written_stays_when_the_local_gportal_goes(tmp_path: Path) -> None:
+    from amsr2flow.run.service_watch import LocalServiceWatch
+
+    stop_flag = tmp_path / "STOP"
+    stop_flag.write_text("no space left on device\n")
+    calls: list[str] = []
+    watch = LocalServiceWatch(
+        tmp_path / "state.json", stop_flag, on_gone=lambda: calls.append("stop"), write=calls.append
+    )
+    assert watch.check() is True
+    assert stop_flag.read_text() == "no space left on device\n" and calls[-1] == "stop"

@@ -6,12 +6,14 @@ Each test runs the real ``snakemake`` command against a local G-Portal over sock
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from workflow_helpers import REPO, SNAKEFILE, snakemake
+from workflow_helpers import REPO, SNAKEFILE, emulator_config, job_counts, snakemake
 
 #: Slow enough transfers (16-scan granules of ~0.5 MB at 1 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
 #: of four sessions overlap for sure.
@@ -45,6 +47,49 @@ def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Pat
     assert stats["files_served"] == stats["files_opened"] >= DAYS * 29
     assert stats["sftp_sessions"] == DAYS + 1  # one per day job, and the preflight's login
     assert list((case / "results" / "archives").glob("AMSR2_temp_only_*.npz"))
+
+
+def _plan(tmp_path: Path, state: dict, *args: str):
+    """`snakemake -n ARGS` as a user types it (the default workflow profile applies), and what the local G-Portal
+    saw meanwhile."""
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(emulator_config(state, tmp_path, end="2024-01-02")), encoding="utf-8")
+    before = read_stats(state)
+    run = snakemake(tmp_path, "-s", str(SNAKEFILE), "--configfile", str(config_path), "-n", *args, timeout=120)
+    after = read_stats(state)
+    requests = {k: after[k] - before[k] for k in ("catalogue_requests", "sftp_connections")}
+    return run, requests
+
+
+def test_a_dry_run_under_the_default_profile_prints_the_plan(emulator, tmp_path: Path) -> None:
+    """The README's `snakemake -n` "prints the plan without touching the network": the profile's
+    `quiet: [rules, progress]` once hid it all after "Building DAG of jobs..."."""
+    run, requests = _plan(tmp_path, emulator)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "profiles/default" in run.stdout
+    counts = job_counts(run.stdout)
+    assert counts["catalogue"] == 1 and counts["year_archive"] == 1 and counts["run_report"] == 1, run.stdout
+    assert "This was a dry-run" in run.stdout and "checkpoint jobs" in run.stdout  # the day jobs come after it
+    assert "jobid:" not in run.stdout  # the profile's quiet rules still hold: counts, not a block per job
+    assert requests == {"catalogue_requests": 0, "sftp_connections": 0}
+
+
+def _see_every_job_options() -> list[list[str]]:
+    """The options docs/reports.md gives "to see every job again", each as the words to type."""
+    text = " ".join((REPO / "docs" / "reports.md").read_text(encoding="utf-8").split())
+    sentence = re.search(r"To see every job again[^.]*\.", text)
+    assert sentence, "docs/reports.md no longer says how to see every job"
+    options = re.findall(r"`(--[^`]+)`", sentence[0])
+    assert len(options) >= 2, sentence[0]
+    return [option.split() for option in options]
+
+
+@pytest.mark.parametrize("option", _see_every_job_options(), ids=" ".join)
+def test_the_docs_way_to_see_every_job_works_as_written(emulator, tmp_path: Path, option: list[str]) -> None:
+    run, requests = _plan(tmp_path, emulator, *option)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "jobid:" in run.stdout and "checkpoint catalogue:" in run.stdout, run.stdout[-3000:]  # a block per job
+    assert requests == {"catalogue_requests": 0, "sftp_connections": 0}
 
 
 def _start_for_case(case: Path):

@@ -11,7 +11,7 @@ import io
 import itertools
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,10 @@ def test_a_run_writes_the_pages_figures_map_and_granule_tables(collected: dict) 
     assert table["part"].str.endswith("_part_1of1.npz").all() and table["archive"].str.endswith(".npz").all()
     run_table = pd.read_csv(next(collected["reports"].glob("granules_*.csv")), dtype=str, keep_default_na=False)
     assert run_table.equals(table)
+    # tries as the day jobs' logs count them ("<id>: done in 0.4 s after 1 attempt(s)"), not 0
+    logs = "".join(p.read_text() for p in (collected["work"] / "results" / "logs" / "granules").rglob("*.log"))
+    tries = dict(re.findall(r"(\S+): done in [\d.]+ s after (\d+) attempt", logs))
+    assert tries and dict(zip(table["granule_id"], table["attempts"], strict=True)) == tries
 
 
 def test_figures_are_the_same_bytes_when_drawn_again_and_quicklooks_are_not_redrawn(collected: dict) -> None:
@@ -191,6 +195,22 @@ def test_granule_table_names_why_a_granule_is_not_archived() -> None:
     assert rows.loc["g3", "status"] == "unaccounted" and rows.loc["g3", "size_bytes"] == 300
 
 
+def test_granule_table_counts_tries_over_all_runs() -> None:
+    """An archived granule without a ledger entry worked at its first try (it used to say 0 tries); one that
+    failed before has the ledger's sum, the try that worked included; one never tried has none."""
+    listing = pd.DataFrame(
+        {"granule_id": ["g1", "g2", "g3", "g4"], "day": ["2024-01-01"] * 4, "orbit_direction": ["A", "D", "A", "D"],
+         "size_bytes": ["100"] * 4}
+    )  # fmt: skip
+    index = pd.DataFrame({"granule_id": ["g1", "g2"], "source_size": [100] * 2, "source_sha256": ["ab" * 32] * 2})
+    ledger = {
+        "g2": {"status": "resolved", "reason_class": "stall", "attempts": 5, "last_error": "stalled"},
+        "g3": {"status": "failed", "reason_class": "transient", "attempts": 4, "last_error": "reset"},
+    }
+    table = report.granule_table(listing=listing, archive_name="a.npz", archive_index=index, part_of={}, ledger=ledger)
+    assert table.set_index("granule_id")["attempts"].to_dict() == {"g1": 1, "g2": 5, "g3": 4, "g4": 0}
+
+
 def test_sample_takes_the_first_swaths_of_each_week_and_direction() -> None:
     starts = ["2024-01-01T00:10:00Z", "2024-01-01T01:00:00Z", "2024-01-02T00:00:00Z", "2024-01-08T00:00:00Z", ""]
     table = np.array(
@@ -200,6 +220,28 @@ def test_sample_takes_the_first_swaths_of_each_week_and_direction() -> None:
     assert figures.sample_positions(table, 1) == [0, 1, 3]
     assert figures.sample_positions(table, 2) == [0, 1, 2, 3]
     assert figures.sample_positions(table, 0) == []
+
+
+@pytest.mark.parametrize("n_days", [1, 3, 8, 14, 40, 366])
+def test_the_per_day_chart_has_a_tick_per_day_or_coarser_never_hours(n_days: int) -> None:
+    """A 3-day run's year page used to tick "12:00" between its days."""
+    import matplotlib.dates as mdates
+
+    days = [
+        {"day": str(date(2024, 1, 1) + timedelta(days=i)), "expected": 29,
+         "ascending": {"archived": 15}, "descending": {"archived": 14}}
+        for i in range(n_days)
+    ]  # fmt: skip
+    fig = figures.daily_counts_figure(days)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    ticks = [mdates.num2date(x) for x in ax.get_xticks()]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) >= 3 and all((t.hour, t.minute) == (0, 0) for t in ticks), labels
+    assert not any(":" in text for text in [*labels, ax.xaxis.get_major_formatter().format_data(ax.get_xticks()[0])])
+    if n_days <= 6:  # every day of a short run has its tick, named by its date
+        assert [t.date() for t in ticks] == [date(2024, 1, 1) + timedelta(days=i) for i in range(-1, n_days + 1)]
+        assert labels[1] == "01 Jan"
 
 
 def test_quads_across_the_date_line_are_left_out() -> None:

@@ -374,3 +374,43 @@ def test_circuit_breaker_stops_new_transfers_when_the_server_looks_down(tmp_path
     assert reasons <= {"stopped", "transient"} and "stopped" in reasons
     assert interim["archived_granules"] == 0 and interim["silent_losses"] == 0
     assert elapsed < 120
+
+
+def test_a_local_gportal_stopped_mid_run_stops_the_run_at_once_with_one_message(tmp_path: Path) -> None:
+    """`snakemake --cores 2` (the default profile: keep-going, a retry per job) while the local G-Portal is
+    stopped under it. Each day job started after used to fail on its state file with a traceback, twice, and the
+    running ones retried their transfers (5 s, 10 s, 20 s apart) until the circuit breaker opened."""
+    # 6 days, downloads slow enough (16-scan granules at 1 MB/s) that the run is mid-way when the service stops
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"bandwidth_bytes_per_s": 1_000_000}))
+    config_path = tmp_path / "config.yaml"
+    cfg = emulator_config(state, tmp_path, end="2024-01-06", transfer={"backoff_initial_s": 5, "backoff_max_s": 120})
+    config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    with open(tmp_path / "run.out", "wb") as out:
+        run = subprocess.Popen(
+            [str(SNAKEMAKE), "-s", str(SNAKEFILE), "--configfile", str(config_path), "--cores", "2"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        swaths = tmp_path / "results" / "swaths"
+        wait_for(lambda: any(swaths.rglob("*.npy")) or run.poll() is not None, 120, what="the first swath")
+        assert run.poll() is None, "the run ended before the local G-Portal was stopped"
+        stop_emulator(proc)
+        stopped = time.monotonic()
+        code = run.wait(timeout=300)
+        took = time.monotonic() - stopped
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        stop_emulator(proc)
+    output = (tmp_path / "run.out").read_text(encoding="utf-8")
+    assert code == 1, output[-3000:]
+    assert output.count("amsr2flow: the local G-Portal stopped during the run") == 1, output[-5000:]
+    assert "rerun the same command" in output
+    assert "Traceback" not in output and "is the local G-Portal running?" not in output, output[-5000:]
+    assert took < 45, f"the run went on for {took:.0f} s after the local G-Portal stopped"
+    interim = json.loads((tmp_path / "results" / "reports" / f"interim_{PERIOD[:9]}20240107.json").read_text())
+    assert interim["silent_losses"] == 0 and 0 < interim["archived_granules"] < interim["expected_granules"]

@@ -73,14 +73,15 @@ def test_counts_rate_and_eta_come_from_the_files_a_run_writes(tmp_path: Path) ->
     (year,) = current.years
     assert (year.listed, year.archived, year.failed, year.absent, year.pending) == (6, 2, 1, 1, 2)
     assert year.state == "collecting" and year.listed_days == year.expected_days == 2
-    # three marks in the last hour (the one two hours old is not counted), 2 MB of archived downloads
-    assert current.rate_granules_per_hour == 3.0
-    assert current.rate_mb_per_s == pytest.approx(2e6 / 3600 / 1e6, abs=1e-3)
-    assert current.eta_hours == pytest.approx(2 / 3, abs=0.01)
+    # three marks in the last hour (the one two hours old is not counted), 2 MB of archived downloads, over the
+    # hour up to the last of them (5 minutes ago): no run holds the folder, and none is said to have started
+    assert current.rate_granules_per_hour == pytest.approx(3 * 60 / 55, abs=0.1)
+    assert current.rate_mb_per_s == pytest.approx(2e6 / (55 * 60) / 1e6, abs=1e-3)
+    assert current.eta_hours == pytest.approx(2 / (3 * 60 / 55), abs=0.01)
     assert [e["granule_id"] for e in current.last_errors] == [ids[3], ids[2]]
     assert current.running is None
     text = status.format_status(current)
-    assert "ETA for the 2 pending: 40 min" in text and "stall on the way" in text
+    assert "ETA for the 2 pending: 37 min" in text and "stall on the way" in text
     assert json.loads(status.status_json(current))["totals"]["pending"] == 2
 
 
@@ -103,6 +104,47 @@ def test_a_run_younger_than_the_window_is_rated_over_its_own_age(tmp_path: Path)
     finally:
         lock.release()
     assert status.collect_status(cfg, now).running is None
+
+
+def _clear_marks(layout: Layout) -> None:
+    for folder in progress.progress_root(layout).iterdir():
+        for item in folder.iterdir():
+            item.unlink()
+
+
+def test_a_finished_run_is_rated_over_its_own_work_not_the_quiet_around_it(tmp_path: Path) -> None:
+    """A run that moved 28 granules in 24 minutes was reported at the hour's average after it (and an earlier
+    run's marks counted as its own)."""
+    cfg, layout, _ = write_state(tmp_path)
+    _clear_marks(layout)
+    lock = RunLock(layout.state_dir())
+    lock.acquire(layout.root)
+    lock.release()  # the run has ended; its holder record stays
+    started = lock.started_utc()
+    assert started is not None
+    progress.mark_finished(layout, granule("2024-01-01", 90), "archived", started - timedelta(minutes=5))  # earlier
+    for n in range(28):
+        progress.mark_finished(
+            layout, granule("2024-01-02", n, "D"), "archived", started + timedelta(minutes=n * 24 / 27)
+        )
+    after = status.collect_status(cfg, started + timedelta(minutes=50))
+    assert after.running is None
+    assert after.rate_granules_per_hour == pytest.approx(28 * 60 / 24, abs=0.5)  # 70/h, not 28 in 50 minutes
+    assert "over the last run's 24 min of work, up to its last granule at" in status.format_status(after)
+
+
+def test_the_first_progress_line_of_a_run_says_no_granule_finished_yet(tmp_path: Path) -> None:
+    cfg, layout, _ = write_state(tmp_path)
+    _clear_marks(layout)
+    lock = RunLock(layout.state_dir())
+    lock.acquire(layout.root)
+    try:
+        started = lock.started_utc()
+        assert started is not None
+        line = status.progress_line(status.collect_status(cfg, started + timedelta(seconds=30)))
+    finally:
+        lock.release()
+    assert line.endswith("ETA unknown (no granule finished yet)"), line  # not "nothing ... in the last hour"
 
 
 def test_days_not_listed_yet_are_counted_from_their_manifests(tmp_path: Path) -> None:
@@ -130,7 +172,8 @@ def test_the_command_refuses_a_bad_configuration_with_one_line(tmp_path: Path) -
     bad.write_text("start: 2024-13-01\nend: 2024-01-02\n")
     result = subprocess.run([AMSR2FLOW, "status", "--configfile", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2
-    assert "impossible date" in result.stderr and "YYYY-MM-DD" in result.stderr and "Traceback" not in result.stderr
+    assert "start: '2024-13-01' is not a real calendar date; write it as YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 2  # the heading, the problem
     missing = subprocess.run(
         [AMSR2FLOW, "status", "--configfile", str(tmp_path / "nope.yaml")], capture_output=True, text=True
     )

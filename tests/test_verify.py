@@ -11,7 +11,7 @@ import pytest
 
 from amsr2flow import cli
 from amsr2flow.formats.archive import ArchiveWriter, write_archive
-from amsr2flow.formats.swath import Swath, make_swath
+from amsr2flow.formats.swath import Swath, make_swath, write_swath, write_tombstone
 from amsr2flow.formats.verify import verify_archive
 
 
@@ -111,3 +111,26 @@ def test_extra_member_and_not_an_archive(tmp_path: Path, capsys: pytest.CaptureF
     assert cli.main(["verify", str(truncated)]) == 1
     assert "not an NPZ" in capsys.readouterr().out
     assert cli.main(["verify", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_a_swath_given_to_verify_is_named_as_such_not_a_damaged_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to say "Found 0 swaths ... Archive is DAMAGED" (exit 1) for one of the workflow's own swaths."""
+    results = tmp_path / "results"
+    (results / "archives").mkdir(parents=True)
+    one = swath(1)
+    path = write_swath(one, results / "swaths" / "2020" / "2020-01-01" / f"{one.granule_id}.npy")
+    assert cli.main(["verify", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "DAMAGED" not in captured.out + captured.err and len(captured.err.strip().splitlines()) == 1
+    said = captured.err
+    assert f"is not an archive but a swath: granule {one.granule_id} (30 scans, ascending)" in said
+    assert f"`amsr2flow info {path}` describes it" in said and f"the archives in {results / 'archives'}" in said
+    assert cli.main(["info", str(path)]) == 0  # what verify suggests works
+    described = capsys.readouterr().out
+    assert one.granule_id in described and "a swath" in described and "orbit type: A (ascending)" in described
+    tombstone = path.with_name("GW1AM2_202001010200_182D_L1SGBTBR_2220220.npy")
+    write_tombstone(tombstone, tombstone.stem, "/x.h5", reason_class="absent", error="not on SFTP", n_pixels=243)
+    assert cli.main(["verify", str(tombstone)]) == 2
+    assert f"a tombstone: granule {tombstone.stem} is not archived (absent: not on SFTP)" in capsys.readouterr().err

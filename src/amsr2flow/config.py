@@ -71,7 +71,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"{error.message.split(' ', 1)[0].strip(chr(39))}: required key is missing"
     if error.validator == "pattern" and key in ("start", "end"):
-        return f"{key}: {error.instance!r} is not a date; write it as YYYY-MM-DD (quoted or not)"
+        return f"{key}: {error.instance!r} is not a date; write it as YYYY-MM-DD, in quotes"
     if error.validator == "pattern" and "host_key_sha256" in key:
         return f"{key}: {error.instance!r} is not an OpenSSH fingerprint like 'SHA256:<43 base64 characters>'"
     if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minItems"):
@@ -108,6 +108,60 @@ def validate(
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return completed
+
+
+# -- reading the file ---------------------------------------------------------------------------------------
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A configuration file as written, for :func:`validate`; :class:`ConfigError` with one line if it is unusable.
+
+    Days stay text even unquoted: YAML turns ``start: 2024-01-01`` into a date and fails on ``2024-02-30`` inside
+    its own reader, where :func:`validate` names the key and says what to write.
+    """
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}); give the configuration file of the run") from None
+    try:
+        raw = yaml.load(text, Loader=_days_as_text_loader()) or {}  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc}); fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} does not hold a mapping of keys; see config/config.yaml")
+    return raw
+
+
+def check_days_readable(path: str | Path) -> None:
+    """:class:`ConfigError` naming the key when YAML itself cannot read an unquoted day of the file (2024-02-30).
+
+    Snakemake reads its config files with YAML's dates, and such a day stops it with YAML's traceback before the
+    workflow can say anything: the Snakefile calls this first for its own file. Anything else that is wrong
+    with the file is left to the reading and validation that follow.
+    """
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):
+        return
+    except ValueError as exc:  # datetime.date() refused the day
+        validate(read_config_file(path), check_environment=False)  # names the key
+        raise ConfigError(f"{path} holds an impossible day ({exc}); write days as YYYY-MM-DD") from None
+
+
+def _days_as_text_loader() -> type:
+    import yaml
+
+    class DaysAsText(yaml.SafeLoader):
+        """SafeLoader without YAML 1.1's implicit timestamps."""
+
+    DaysAsText.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return DaysAsText
 
 
 def _is_non_finite(value: Any) -> bool:

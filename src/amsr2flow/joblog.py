@@ -18,7 +18,30 @@ def setup_logging(log_path: str) -> logging.Logger:
     # paramiko logs each failed handshake as an ERROR with a traceback; our own message for it (with the
     # attempt number and what happens next) is the one a user needs.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    sys.excepthook = _no_traceback_for_what_is_not_a_bug
     return logging.getLogger("amsr2flow")
+
+
+#: A job's log line when Ctrl-C (the terminal signals every process of the run) or Snakemake stopping its jobs
+#: interrupts it; Snakemake names the job on the console already ("died with <Signals.SIGINT: 2>").
+INTERRUPTED = "interrupted (Ctrl-C, or Snakemake stopping the run); the next run continues from what is written"
+
+
+def _no_traceback_for_what_is_not_a_bug(kind: type[BaseException], value: BaseException, traceback: object) -> None:
+    """What ends a job without a traceback on the user's console (one per job and attempt, under Snakemake's own
+    lines): an interrupt says so in the job's log (the job still ends by SIGINT, as Python does), and a
+    configuration problem found only now (the local G-Portal's state file gone mid-run, say) is its message,
+    one line, as at the start of a run. Anything else is left as it was."""
+    from .config import ConfigError
+
+    if issubclass(kind, KeyboardInterrupt):
+        logging.getLogger("amsr2flow").warning("%s", INTERRUPTED)
+        return
+    if issubclass(kind, ConfigError):
+        logging.getLogger("amsr2flow").error("%s", value)
+        sys.stderr.write(f"amsr2flow: {value}\n")
+        return
+    sys.__excepthook__(kind, value, traceback)  # type: ignore[arg-type]
 
 
 def stop_run(log: logging.Logger, problem: BaseException, stop_flag: Path | None = None) -> None:

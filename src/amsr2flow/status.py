@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import Layout, RunPlan, YearPlan
-from .run.progress import RATE_WINDOW, prune_marks, recent_marks
+from .run.progress import RATE_WINDOW, Finished, prune_marks, recent_marks
 from .run.reasons import ACCEPTABLE
 
 #: Ledger statuses of granules that will not be archived without a change on G-Portal's side.
@@ -74,6 +74,10 @@ class RunStatus:
     eta_hours: float | None
     last_errors: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
+    #: what the rate is measured over, in words ("the 12 min since the run started", ...)
+    rate_over: str = "the last hour"
+    #: why there is no ETA when nothing finished to measure a rate by
+    eta_unknown: str = "nothing finished in the last hour"
 
     def totals(self) -> dict[str, int]:
         keys = ("listed", "archived", "failed", "absent", "invalid", "pending")
@@ -209,32 +213,72 @@ def collect_status(cfg: Mapping[str, Any], now: datetime | None = None) -> RunSt
         listed, listed_days = _listing_ids(layout, year_plan)
         sizes.update((gid, size) for gid, (_, size) in listed.items())
         years.append(year_status(layout, year_plan, plan.archive(year), ledger, listed, listed_days))
-    marks = recent_marks(layout, now)
-    # Over the last hour, or since the run started if that is more recent (else a young run looks slow).
     lock = RunLock(layout.state_dir())
-    since = max(now - RATE_WINDOW, lock.started_utc() or now - RATE_WINDOW)
-    span_s = max((now - since).total_seconds(), 60.0)
-    rate = len(marks) * 3600 / span_s
+    running = lock.held_by()
+    rate_span = active_span(recent_marks(layout, now), now, lock.started_utc(), running=running is not None)
+    marks = rate_span.marks
+    rate = len(marks) * 3600 / rate_span.seconds
     mark_bytes = sum(sizes.get(m.granule_id, 0) for m in marks if m.outcome == "archived")
     pending = sum(y.pending for y in years)
     stop = layout.stop_flag()
     return RunStatus(
         output_dir=str(layout.root),
         checked_utc=now.isoformat(timespec="seconds"),
-        running=lock.held_by(),
+        running=running,
         years=years,
         rate_granules_per_hour=round(rate, 1),
-        rate_mb_per_s=round(mark_bytes / span_s / 1e6, 3),
+        rate_mb_per_s=round(mark_bytes / rate_span.seconds / 1e6, 3),
         eta_hours=round(pending / rate, 2) if rate and pending else (0.0 if not pending else None),
         last_errors=_last_errors(ledgers),
         stopped=stop.read_text(encoding="utf-8").strip() if stop.is_file() else None,
+        rate_over=rate_span.over,
+        eta_unknown=rate_span.eta_unknown,
     )
 
 
+#: The shortest span a rate is measured over: a few granules in the first seconds of a run say little.
+MIN_RATE_SPAN_S = 60.0
+
+
+@dataclass(frozen=True)
+class RateSpan:
+    """The granules finished within the run's active time of the last hour, and that time."""
+
+    marks: list[Finished]
+    seconds: float
+    over: str  # the span in words
+    eta_unknown: str  # why there is no ETA when ``marks`` is empty
+
+
+def active_span(marks: list[Finished], now: datetime, started: datetime | None, *, running: bool) -> RateSpan:
+    """The rate's span: the run's own active time within the last hour, so neither the quiet before a run
+    (earlier runs' marks are left out) nor the quiet after it dilutes its rate.
+
+    It begins at the later of an hour ago and the start of the run (the run lock's record); it ends now while a
+    run goes on, else at the last granule the run finished.
+    """
+    window_start = now - RATE_WINDOW
+    young = started is not None and started > window_start
+    begin = started if young and started is not None else window_start
+    own = [m for m in marks if m.time_utc >= begin.replace(microsecond=0)]
+    end = now if running or not own else max(own[-1].time_utc, begin)
+    seconds = max((end - begin).total_seconds(), MIN_RATE_SPAN_S)
+    minutes = f"{seconds / 60:.0f} min"
+    if running:
+        over = f"the {minutes} since the run started" if young else "the last hour"
+        unknown = "no granule finished yet" if young else "nothing finished in the last hour"
+    elif own:
+        over = f"the last run's {minutes} of work, up to its last granule at {end:%H:%M} UTC"
+        unknown = "nothing finished in the last hour"
+    else:
+        over, unknown = "the last hour", "nothing finished in the last hour"
+    return RateSpan(own, seconds, over, unknown)
+
+
 # -- what people read -----------------------------------------------------------------------------------------
-def format_duration(hours: float | None) -> str:
+def format_duration(hours: float | None, unknown: str = "nothing finished in the last hour") -> str:
     if hours is None:
-        return "unknown (nothing finished in the last hour)"
+        return f"unknown ({unknown})"
     minutes = round(hours * 60)
     if minutes < 1:
         return "under a minute"
@@ -255,7 +299,7 @@ def progress_line(status: RunStatus) -> str:
         f"{status.rate_granules_per_hour:.0f} granules/h, {status.rate_mb_per_s:.1f} MB/s"
     )
     if t["pending"]:
-        line += f"; ETA {format_duration(status.eta_hours)}"
+        line += f"; ETA {format_duration(status.eta_hours, status.eta_unknown)}"
     return line
 
 
@@ -280,8 +324,9 @@ def format_status(status: RunStatus) -> str:
     )
     lines += [
         "",
-        f"  last hour: {status.rate_granules_per_hour:.0f} granules/h, {status.rate_mb_per_s:.2f} MB/s",
-        f"  ETA for the {t['pending']} pending: {format_duration(status.eta_hours)}"
+        f"  rate: {status.rate_granules_per_hour:.0f} granules/h, {status.rate_mb_per_s:.2f} MB/s "
+        f"over {status.rate_over}",
+        f"  ETA for the {t['pending']} pending: {format_duration(status.eta_hours, status.eta_unknown)}"
         if t["pending"]
         else "  nothing pending",
     ]
@@ -348,3 +393,20 @@ def quiet_scheduler_chatter() -> None:
     for handler in logging.getLogger("snakemake.logging").handlers:
         if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
             handler.addFilter(chatter)
+
+
+def show_the_plan_in_dry_runs(output_settings: Any) -> None:
+    """Let a dry run (``snakemake -n``) print its plan although the profiles set ``quiet: [rules, progress]``.
+
+    Snakemake files the "Job stats" table under ``progress`` and ends a dry run quiet about both before it says
+    anything, so the profiles' setting, meant for the ~10,600 per-job lines of a real run, hid the plan. In a
+    dry run this lifts ``progress`` from Snakemake's output settings (``workflow.output_settings``; its console
+    filters read the same set), so it prints what ``snakemake -n --quiet rules`` prints: the job counts per
+    rule, why they run, and that the catalogue checkpoint adds the day jobs. A real run keeps the setting.
+    """
+    quiet = getattr(output_settings, "quiet", None)
+    if not getattr(output_settings, "dryrun", False) or not isinstance(quiet, set):
+        return
+    from snakemake.settings.enums import Quietness
+
+    quiet.discard(Quietness.PROGRESS)

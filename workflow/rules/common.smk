@@ -13,6 +13,7 @@ from amsr2flow.plan import RunPlan
 from amsr2flow.run import lifecycle
 from amsr2flow.run.lock import RunLock
 from amsr2flow.stages.catalogue import read_listing
+from amsr2flow.status import show_the_plan_in_dry_runs
 
 try:
     # The file alone is checked at parse time (also for --dry-run and --lint); what lies outside it
@@ -29,6 +30,8 @@ except settings.ConfigError as _exc:
     sys.exit(2)
 config.clear()
 config.update(_validated)
+# `snakemake -n` prints its plan (the job counts) under the profiles' `quiet: [rules, progress]` as well.
+show_the_plan_in_dry_runs(workflow.output_settings)
 
 # The safe cap on concurrent G-Portal sessions is the workflow's default, not only a profile's: a plain
 # `snakemake --cores 8` without the default profile, or this workflow used as a module, must not open 8

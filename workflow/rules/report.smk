@@ -30,7 +30,7 @@ rule year_report:
         "../scripts/report_year.py"
 
 
-# Figures and map pages: imported by these jobs only (matplotlib, folium), never by granule jobs.
+# Figures and map pages: imported by these jobs only (matplotlib, folium), never by day jobs.
 rule year_figures:
     input:
         report=path(LAYOUT.year_report("{year}", "{period}")),

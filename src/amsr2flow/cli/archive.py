@@ -15,17 +15,20 @@ from pathlib import Path
 from ..formats.archive import (
     DEFAULT_PART_SIZE,
     ArchiveError,
+    LegacyPickleRefused,
+    legacy_refusal,
     parse_utc,
     partition_archive,
     partition_swaths,
     summarise,
 )
+from ..formats.l1b import direction_name
 from ..formats.reader import open_archive
-from ..formats.swath import SwathError
+from ..formats.swath import SwathError, SwathMetadata, swath_file
 
 
 def _configure_info(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="ARCHIVE")
+    parser.add_argument("paths", nargs="+", metavar="ARCHIVE", help="archives (.npz), or swaths (.npy)")
     parser.add_argument(
         "--trust-legacy-pickle", action="store_true", help="also open legacy pickled archives (trusted files only)"
     )
@@ -74,15 +77,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 # -- commands -------------------------------------------------------------------------------------------------
 def run_info(args: argparse.Namespace) -> int:
     for path in args.paths:
-        with open_archive(path, allow_legacy_pickle=args.trust_legacy_pickle) as archive:
-            summary = summarise(archive)
+        found = swath_file(path) if Path(path).suffix == ".npy" else None
+        if found is not None:
+            _swath_info(Path(path), found, as_json=args.json)
+            continue
+        try:
+            with open_archive(path, allow_legacy_pickle=args.trust_legacy_pickle) as archive:
+                summary = summarise(archive)
+        except LegacyPickleRefused:
+            how = f"read it with `amsr2flow info --trust-legacy-pickle {path}`"
+            raise LegacyPickleRefused(legacy_refusal(Path(path), how)) from None
         size = Path(path).stat().st_size
         if args.json:
             print(json.dumps({**summary.__dict__, "path": str(summary.path), "bytes": size}, sort_keys=True))
             continue
         provenance = summary.provenance
         print(f"{summary.path} ({size / 1e6:.1f} MB, {summary.format})")
-        print(f"  swaths:       {summary.swaths}  orbit types: {summary.orbit_types}")
+        print(f"  swaths:       {summary.swaths}  orbit types: {orbit_types_in_words(summary.orbit_types)}")
         print(f"  period:       {summary.period or '(none)'}")
         print(f"  scans:        {summary.first_scan_utc or '?'} .. {summary.last_scan_utc or '?'}")
         print(f"  channels:     {', '.join(summary.channels)}  coordinates: {'yes' if summary.geolocation else 'no'}")
@@ -90,6 +101,38 @@ def run_info(args: argparse.Namespace) -> int:
         for note in provenance.get("notes", []):
             print(f"  note:         {note}")
     return 0
+
+
+def orbit_types_in_words(counts: dict[str, int]) -> str:
+    """{'A': 44, 'D': 43, 'U': 1} as "44 ascending (A), 43 descending (D), 1 unknown direction (U)"."""
+    order = {"A": 0, "D": 1}
+    kinds = sorted(counts, key=lambda kind: (order.get(kind, 2), kind))
+    return ", ".join(f"{counts[kind]} {direction_name(kind)} ({kind})" for kind in kinds) or "none"
+
+
+def _swath_info(path: Path, found: SwathMetadata | dict, *, as_json: bool) -> None:
+    """A swath (or tombstone) file, as `info` says an archive: what it is and what it holds."""
+    size = path.stat().st_size
+    if not isinstance(found, SwathMetadata):  # a tombstone's sidecar
+        if as_json:
+            print(json.dumps({**found, "kind": "tombstone", "path": str(path), "bytes": size}, sort_keys=True))
+            return
+        print(f"{path} (a tombstone: granule {found.get('granule_id')} is not archived)")
+        print(f"  reason:       {found.get('reason_class')}: {found.get('reason')}")
+        print(f"  remote path:  {found.get('remote_path')}")
+        return
+    if as_json:
+        print(json.dumps({**found.to_json_dict(), "kind": "swath", "path": str(path), "bytes": size}, sort_keys=True))
+        return
+    print(f"{path} ({size / 1e6:.1f} MB, a swath: one granule as its day job extracted it)")
+    print(f"  granule:      {found.granule_id}  orbit type: {found.orbit_type} ({direction_name(found.orbit_type)})")
+    overlap = f", {found.overlap_scans} overlap rows at each end" if found.overlap_scans >= 0 else ""
+    times = f"{found.scan_start_utc or '?'} .. {found.scan_end_utc or '?'}"
+    print(f"  scans:        {times} ({found.shape[0]} scans{overlap})")
+    print(f"  channels:     {', '.join(found.channels)}  coordinates: {'yes' if found.has_geolocation else 'no'}")
+    if found.variables:
+        print(f"  variables:    {', '.join(found.variables)}")
+    print(f"  source:       {found.source_size} bytes, SHA-256 {found.source_sha256 or '?'}")
 
 
 def _swath_files(inputs: list[str]) -> list[Path]:

@@ -74,8 +74,39 @@ def _generator_fingerprint() -> str:
     return hashlib.sha256(source.read_bytes()).hexdigest()[:8]
 
 
+#: What the demo says when Ctrl-C stopped it (Snakemake's own lines before it name the interim report).
+INTERRUPTED = (
+    "amsr2flow demo: interrupted. Run `make demo` again (with the same options, if you gave any) to continue "
+    "where it stopped; --fresh starts over."
+)
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _run_to_its_end(cmd: list[str], folder: Path) -> tuple[int, bool]:
+    """Run snakemake and wait for its end, through any Ctrl-C: returns (exit code, interrupted).
+
+    Ctrl-C reaches snakemake too (the terminal signals the whole foreground process group): it stops its jobs
+    and writes the interim report, which takes a moment. ``subprocess.call`` would kill it 0.25 s after the
+    interrupt, in the middle of that, and end in a traceback.
+    """
+    snakemake = subprocess.Popen(cmd, cwd=folder)
+    interrupted = False
+    while True:
+        try:
+            return snakemake.wait(), interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return _demo(parse_args(argv))
+    except KeyboardInterrupt:  # before or after snakemake runs (starting the service, the summary)
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return INTERRUPTED_EXIT
+
+
+def _demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir).resolve()
     first = date.fromisoformat(args.start)
     last = first + timedelta(days=args.days - 1)
@@ -130,11 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print("amsr2flow demo: running", " ".join(cmd[1:]), flush=True)
         started = time.monotonic()
-        code = subprocess.call(cmd, cwd=folder)
+        code, interrupted = _run_to_its_end(cmd, folder)
         elapsed = time.monotonic() - started
     finally:
         _stop_service(proc)
         print("amsr2flow demo: local G-Portal stopped.", flush=True)
+    if interrupted:
+        print(INTERRUPTED, file=sys.stderr)
+        return INTERRUPTED_EXIT
     if code != 0:
         print(f"amsr2flow demo: snakemake failed (exit {code}); logs are under {results / 'logs'}", file=sys.stderr)
         return code

@@ -22,24 +22,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def load_config(path: Path) -> dict:
     """The run's configuration, validated as the workflow does; SystemExit(2) with one line if it is not usable."""
-    import yaml
-
     from .. import config as settings
 
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SystemExit(f"amsr2flow status: cannot read {path} ({exc.strerror}); give the file the run uses") from None
-    except yaml.YAMLError as exc:
-        raise SystemExit(f"amsr2flow status: {path} is not valid YAML ({exc}); fix its syntax") from None
-    except ValueError as exc:  # YAML reads 2024-13-01 as a date, and fails
-        raise SystemExit(
-            f"amsr2flow status: {path} holds an impossible date ({exc}); write days as YYYY-MM-DD"
-        ) from None
-    if not isinstance(raw, dict):
-        raise SystemExit(f"amsr2flow status: {path} does not hold a mapping of keys; see config/config.yaml")
-    try:
-        return settings.validate(raw, check_environment=False)
+        return settings.validate(settings.read_config_file(path), check_environment=False)
     except settings.ConfigError as exc:
         raise SystemExit(f"amsr2flow status: {exc}") from None
 

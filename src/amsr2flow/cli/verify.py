@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from ..formats import facts
-from ..formats.archive import Archive, ArchiveError, LegacyPickleRefused
+from ..formats.archive import Archive, ArchiveError, LegacyPickleRefused, legacy_refusal
+from ..formats.l1b import direction_name
+from ..formats.swath import SwathMetadata, swath_file
 from ..formats.verify import DEFAULT_MIN_SCANS, MAX_PLAUSIBLE_SCANS, VerifyReport, verify_archive
 
 #: How far above an archive its results tree may start (archives/X.npz, parts/YYYY/X.npz).
@@ -87,13 +89,46 @@ def catalogue_for(archive_path: Path, manifests_dir: Path | None) -> tuple[dict[
     return records, f"the catalogue's records in {folder} ({len(paths)} day manifest(s))" if paths else ""
 
 
+def archives_beside(path: Path) -> Path | None:
+    """The ``archives`` folder of the results tree a file lives in (swaths/YYYY/YYYY-MM-DD/<id>.npy), if any."""
+    for parent in list(path.resolve().parents)[: RESULTS_DEPTH + 1]:
+        if (parent / "archives").is_dir():
+            return parent / "archives"
+    return None
+
+
+def not_an_archive(path: Path) -> str | None:
+    """What a swath or tombstone file given to verify is, and what to do instead; None for other files."""
+    found = swath_file(path) if path.suffix == ".npy" else None
+    if found is None:
+        return None
+    if isinstance(found, SwathMetadata):
+        what = (
+            f"a swath: granule {found.granule_id} ({found.shape[0]} scans, {direction_name(found.orbit_type)}) "
+            "as its day job extracted it"
+        )
+    else:
+        what = (
+            f"a tombstone: granule {found.get('granule_id')} is not archived "
+            f"({found.get('reason_class')}: {found.get('reason')})"
+        )
+    archives = archives_beside(path)
+    where = f"the archives in {archives}" if archives else "archives (results/archives/*.npz)"
+    return f"{path} is not an archive but {what}. `amsr2flow info {path}` describes it; verify checks {where}"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every archive is good, 1 when any is damaged, 2 on usage errors (e.g. untrusted legacy)."""
+    """Exit 0 when every archive is good, 1 when any is damaged, 2 on usage errors (an untrusted legacy archive,
+    a swath given for an archive)."""
     if args.manifests is not None and not args.manifests.is_dir():
         print(f"amsr2flow verify: --manifests {args.manifests}: no such folder", file=sys.stderr)
         return 2
     damaged = False
     for path in args.paths:
+        other = not_an_archive(Path(path))
+        if other:
+            print(f"amsr2flow verify: {other}", file=sys.stderr)
+            return 2
         records, source = catalogue_for(Path(path), args.manifests) if Path(path).is_file() else ({}, "")
         try:
             report = verify_archive(
@@ -105,7 +140,11 @@ def run(args: argparse.Namespace) -> int:
                 catalogue_source=source,
                 time_tolerance_s=args.time_tolerance,
             )
-        except (LegacyPickleRefused, FileNotFoundError) as exc:
+        except LegacyPickleRefused:
+            how = f"verify it with `amsr2flow verify --trust-legacy-pickle {path}`"
+            print(f"amsr2flow verify: {legacy_refusal(Path(path), how)}", file=sys.stderr)
+            return 2
+        except FileNotFoundError as exc:
             print(f"amsr2flow verify: {exc}", file=sys.stderr)
             return 2
         manifests = manifests_beside(Path(path)) if Path(path).is_file() else None

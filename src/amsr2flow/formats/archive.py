@@ -927,11 +927,16 @@ def _iso_bound(value: str | datetime) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def legacy_refusal(path: Path) -> str:
+def legacy_refusal(path: Path, how: str = "") -> str:
+    """Why a legacy pickled archive is not opened, and ``how`` to open it when trusted (by default the library's
+    way and `amsr2flow convert-legacy`; a command names its own ``--trust-legacy-pickle``)."""
+    how = how or (
+        "open it with open_archive(path, allow_legacy_pickle=True) or convert it once with "
+        "`amsr2flow convert-legacy --trust-legacy-pickle`"
+    )
     return (
         f"{path} is a legacy pickled archive: reading it runs whatever code the file carries. If you trust "
-        "where it came from, open it with open_archive(path, allow_legacy_pickle=True) or convert it once with "
-        "`amsr2flow convert-legacy --trust-legacy-pickle`"
+        f"where it came from, {how}"
     )
 
 

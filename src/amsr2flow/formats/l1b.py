@@ -236,6 +236,21 @@ def parse_granule_name(name: str) -> GranuleName:
     )
 
 
+#: The stored orbit types that say a direction, in words.
+DIRECTIONS = {"A": "ascending", "D": "descending"}
+UNKNOWN_DIRECTION = "unknown direction"  # what any other stored orbit type is called: never a guess
+
+
+def direction_name(orbit_type: str) -> str:
+    """``ascending``, ``descending``, or ``unknown direction`` for anything else (``U``, a damaged value)."""
+    return DIRECTIONS.get(str(orbit_type), UNKNOWN_DIRECTION)
+
+
+def direction_key(orbit_type: str) -> str:
+    """``A``, ``D``, or ``U`` for anything else."""
+    return str(orbit_type) if str(orbit_type) in DIRECTIONS else "U"
+
+
 def orbit_type_from_name(name: str) -> str:
     """Orbit type exactly as the legacy system derives it: the last character of the third name field."""
     parts = name.rsplit("/", 1)[-1].split("_")

@@ -40,6 +40,7 @@ from .archive import (
 from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE, Swath, SwathError, atomic_write, make_swath
 
 LEGACY_FORMAT = "legacy-pickled-npz"
+CONVERTED_SUFFIX = "_converted"  # ends the name of an archive convert_legacy made from a legacy file
 LEGACY_ID_PREFIX = "legacy"
 #: Keys this format adds to the legacy metadata dictionary; kept when present (e.g. after ``export_legacy``).
 _CARRIED_METADATA = ("scan_start_utc", "scan_end_utc", "overlap_scans", "source_size", "source_sha256")
@@ -266,10 +267,11 @@ def convert_legacy(
     trust_legacy_pickle: bool = False,
     config_digest: str = "",
 ) -> Path:
-    """Convert a trusted legacy archive to the new format at ``target`` (a file, or a folder to keep the name)."""
+    """Convert a trusted legacy archive to the new format at ``target``: a file, or a folder for
+    ``<source stem>_converted.npz`` (a name that tells the pickle-free copy from the legacy file beside it)."""
     source, target = Path(source), Path(target)
     if target.is_dir():
-        target = target / source.name
+        target = target / converted_name(source)
     if target.resolve() == source.resolve():
         raise ArchiveError(f"{target}: converting in place would replace the source; choose another folder")
     legacy = load_legacy_archive(source, trust_legacy_pickle=trust_legacy_pickle)
@@ -278,6 +280,11 @@ def convert_legacy(
         for swath in legacy.swaths():
             writer.add(swath)
     return target
+
+
+def converted_name(source: Path) -> str:
+    """``AMSR2_temp_only_..._to_..._converted.npz`` for ``AMSR2_temp_only_..._to_....npz`` (parts alike)."""
+    return f"{source.stem}{CONVERTED_SUFFIX}.npz"
 
 
 def legacy_swath_array(swaths: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -721,6 +721,23 @@ def write_tombstone(
         np.save(fh, np.zeros((0, n_pixels), dtype=np.uint16), allow_pickle=False)
 
 
+def swath_file(path: str | os.PathLike[str]) -> SwathMetadata | dict[str, Any] | None:
+    """What a ``.npy`` beside a swath sidecar is: the swath's metadata, a tombstone's sidecar (a dict with its
+    ``status``, ``reason_class`` and ``reason``), or None when the file has neither (not a swath file)."""
+    try:
+        side = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(side, dict) or not Path(path).is_file():
+        return None
+    if side.get("status") == TOMBSTONE_STATUS:
+        return side
+    try:
+        return SwathMetadata.from_json_dict(side)
+    except (SwathError, KeyError, TypeError, ValueError):
+        return None
+
+
 def is_tombstone(npy_path: str | os.PathLike[str]) -> bool:
     try:
         return json.loads(sidecar_path(npy_path).read_text(encoding="utf-8")).get("status") == TOMBSTONE_STATUS

@@ -3,7 +3,7 @@
 - :func:`start_run` (``onstart``, only when there is work, never in dry runs): refuse archives that need a
   repair, check what lies outside the configuration when jobs will reach G-Portal, take the run lock, reset the
   stop flag and the circuit breaker, sweep what killed jobs left, log in once (the preflight) and record where
-  the granules are, start the progress line.
+  the granules are, watch the local G-Portal (``run.service_watch``), start the progress line.
 - :func:`finish_run` (``onsuccess``): the exit status the run owes its caller, from the run report.
 - :func:`write_interim_report` (``onerror``): what exists after a failed run, as a report.
 
@@ -73,6 +73,11 @@ def start_run(
         print(f"amsr2flow: removed leftover of an interrupted job: {leftover}", file=stream)
     if network:
         check_the_service(plan, cfg, stream)
+        if cfg["source"] == "emulator":
+            from .service_watch import LocalServiceWatch
+
+            # The local G-Portal may be stopped during the run: then the run stops at once, with one message.
+            LocalServiceWatch(Path(cfg["emulator"]["state_file"]).expanduser(), layout.stop_flag()).start()
     if cfg["report"]["progress_interval_s"]:
         from ..status import ProgressReporter, quiet_scheduler_chatter
 

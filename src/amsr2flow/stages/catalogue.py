@@ -1,7 +1,7 @@
 """The catalogue stage: one manifest per day, and a year's listing built from them.
 
-A day whose manifest exists and which ended more than ``settle_days`` ago is never fetched again; a recent
-day is fetched again on the next run because G-Portal may still be publishing its granules. Manifests are
+A day whose manifest was fetched more than ``settle_days`` after the day ended is never fetched again; a
+recent day is fetched again on the next run because G-Portal may still be publishing its granules. Manifests are
 rewritten only when their content changes, so an unchanged day keeps its file and its modification time.
 """
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import atomic
+from ..formats.l1b import direction_key, direction_name
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
 
 #: Bump when the look of a quick-look changes, so cached ones are redrawn.
@@ -35,20 +36,8 @@ HISTOGRAM_TOP_K = 360.0
 GEO_ABNORMAL = -9991.0  # positions at or below are fills (amsr2-l1b-format.md)
 DATELINE_JUMP_DEG = 60.0
 FIGURE_MANIFEST = "figures.json"
-DIRECTIONS = {"A": "ascending", "D": "descending"}
-UNKNOWN_DIRECTION = "unknown direction"  # what any other stored orbit type is called: never a guess
 COLOURS = {"A": "#d95f02", "D": "#1b9e77", "U": "#7f7f7f"}
 NO_DATA = "no valid data"
-
-
-def direction_name(orbit_type: str) -> str:
-    """``ascending``, ``descending``, or ``unknown direction`` for anything else (``U``, a damaged value)."""
-    return DIRECTIONS.get(str(orbit_type), UNKNOWN_DIRECTION)
-
-
-def direction_key(orbit_type: str) -> str:
-    """``A``, ``D``, or ``U`` for anything else."""
-    return str(orbit_type) if str(orbit_type) in DIRECTIONS else "U"
 
 
 def no_data_panel(ax: Any, what: str) -> None:
@@ -178,7 +167,18 @@ def draw_histograms(counts: Mapping[str, Mapping[str, np.ndarray]], n_swaths: in
 
 
 # -- per-day counts ----------------------------------------------------------------------------------------
+#: Below this many days on the axis a day gets its own tick (date ticks would fall on hours: "12:00").
+DAY_TICKS_UP_TO = 16
+
+
 def draw_daily_counts(days: Sequence[Mapping[str, Any]], path: Path) -> None:
+    fig = daily_counts_figure(days)
+    save_png(fig, path)
+    _pyplot().close(fig)
+
+
+def daily_counts_figure(days: Sequence[Mapping[str, Any]]) -> Any:
+    """Archived granules per day, ascending and descending stacked, against the catalogued count."""
     plt = _pyplot()
     import matplotlib.dates as mdates
 
@@ -203,16 +203,21 @@ def draw_daily_counts(days: Sequence[Mapping[str, Any]], path: Path) -> None:
     if short.any():
         ax.scatter(dates[short], expected[short] + 1, marker="v", color="#e7298a", s=14, label="not all archived")
     ax.set_xlim(dates[0] - np.timedelta64(1, "D"), dates[-1] + np.timedelta64(1, "D"))
-    locator = mdates.AutoDateLocator(maxticks=14)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    shown_days = len(days) + 2
+    if shown_days <= DAY_TICKS_UP_TO:
+        locator = mdates.DayLocator(interval=1 if shown_days <= 8 else 2)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # the page names the year
+    else:  # weeks, months or years; AutoDateLocator goes below a day only for spans of under 5 days
+        locator = mdates.AutoDateLocator(maxticks=14)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_ylabel("granules per day")
     ax.set_ylim(0, max(int(expected.max(initial=0)) + 4, 1))
     size = max(2, 400 / max(len(days), 1))
     ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, markerscale=8 / size)
     fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
+    return fig
 
 
 # -- quick-looks -------------------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from .. import atomic
+from ..formats.l1b import direction_name
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
-from .figures import GEO_ABNORMAL, KELVIN_RANGE, NO_DATA, direction_name, kelvin, on_positions
+from .figures import GEO_ABNORMAL, KELVIN_RANGE, NO_DATA, kelvin, on_positions
 
 GRID_DEG = 0.25
 MERCATOR_LAT = 85.0  # Web Mercator ends near 85 degrees

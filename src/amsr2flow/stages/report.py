@@ -22,13 +22,13 @@ import pandas as pd
 from .. import __version__, joblog
 from ..formats import facts
 from ..formats.archive import sensor_of_archive
-from ..formats.l1b import utc_iso_ms
+from ..formats.l1b import DIRECTIONS, utc_iso_ms
 from ..ledger import read_ledger
 from ..plan import RunPlan
 from ..run.reasons import ACCEPTABLE, RETRY_NEXT_RUN, Reason, remedy_of, text_of
 
 #: The directions a listing and an index know, as the report names them.
-DIRECTION_NAMES = {"A": "ascending", "D": "descending"}
+DIRECTION_NAMES = DIRECTIONS
 #: Disagreements the run report lists (the year reports list all; the count is always whole).
 RUN_DISAGREEMENTS_LISTED = 1000
 
@@ -432,7 +432,10 @@ def granule_table(
     ``unaccounted`` where neither says anything. An archived granule whose sources disagree (the report's
     ``disagreements``) has the reason class ``disagreement`` and the disagreements as its ``last_error``.
     ``size_bytes`` and ``sha256`` are the downloaded file's (the archive's record), or the catalogue's size for
-    granules not archived.
+    granules not archived. ``attempts`` counts tries over all runs: the ledger's sum for a granule that ever
+    failed (a day job keeps an entry for every granule with a failure, resolved once archived, counting the try
+    that worked), else 1 for an archived granule (it worked at its first try) and 0 for one never tried. A try
+    cut off by a killed job is counted nowhere.
     """
     archived = archive_index.set_index("granule_id") if len(archive_index) else pd.DataFrame()
     disagreeing: dict[str, list[str]] = {}
@@ -442,7 +445,9 @@ def granule_table(
     for row in listing.itertuples(index=False):
         entry = ledger.get(row.granule_id) or {}
         error = str(entry.get("last_error", ""))
+        attempts = int(entry.get("attempts", 0))
         if row.granule_id in archived.index:
+            attempts = max(attempts, 1)
             record = archived.loc[row.granule_id]
             size = int(record["source_size"]) if int(record["source_size"]) >= 0 else int(row.size_bytes or 0)
             status, reason_class, sha = "archived", "", str(record["source_sha256"])
@@ -461,7 +466,7 @@ def granule_table(
                 "status": status,
                 "reason_class": reason_class,
                 "reason": text_of(reason_class) if reason_class else "",
-                "attempts": int(entry.get("attempts", 0)),
+                "attempts": attempts,
                 "size_bytes": size,
                 "sha256": sha,
                 "archive": where,

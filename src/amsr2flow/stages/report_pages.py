@@ -16,9 +16,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..formats.facts import ordered
+from ..formats.l1b import direction_name
 from ..plan import RunPlan
 from ..run.reasons import RETRY_NEXT_RUN, text_of
-from .figures import direction_name
 from .report import format_rate, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
