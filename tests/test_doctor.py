@@ -262,3 +262,21 @@ def test_doctor_names_a_mistyped_key_in_one_sentence(tmp_path: Path) -> None:
     line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  configuration"))
     assert "configuration: chanels: unknown key; known keys here are" in line, line
     assert ":;" not in line
+
+
+def test_doctor_names_the_key_of_an_unquoted_impossible_day(tmp_path: Path) -> None:
+    """YAML itself cannot read ``start: 2024-02-30`` as a date; doctor reads days as text and says which key."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"start: 2024-02-30\nend: 2024-03-01\nsource: emulator\noutput_dir: {tmp_path / 'results'}\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "amsr2flow"), "doctor", "--configfile", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  configuration"))
+    assert "start: '2024-02-30'" in line and "YAML" not in line, line

@@ -159,18 +159,12 @@ class Doctor:
 
     # -- the checks --------------------------------------------------------------------------------------------
     def check_configuration(self) -> str:
-        import yaml
-
         from .. import config as settings
 
         try:
-            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise CheckFailed(f"cannot read {self.config_path} ({exc.strerror})", "give the file a run uses") from exc
-        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date, e.g. 2024-13-01
-            raise CheckFailed(f"{self.config_path} is not valid YAML ({exc})", "fix the file's syntax") from exc
-        if not isinstance(raw, dict):
-            raise CheckFailed(f"{self.config_path} does not hold a mapping of keys", "see config/config.yaml")
+            raw = settings.read_config_file(self.config_path)  # days as text: validate names a bad one's key
+        except settings.ConfigError as exc:
+            raise CheckFailed(str(exc), "fix the file; docs/configuration.md") from exc
         try:
             self.cfg = settings.validate(raw, check_environment=False)
         except settings.ConfigError as exc:
