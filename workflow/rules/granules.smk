@@ -21,7 +21,7 @@ if SPLIT_TRANSFERS:
         conda:
             "../envs/amsr2flow.yaml"
         resources:
-            gportal=1,
+            gportal=DAY_JOB_SESSIONS,
         params:
             channels=config["channels"],
             geolocation=config["geolocation"],
@@ -41,7 +41,7 @@ rule day_kept_swaths:
     conda:
         "../envs/amsr2flow.yaml"
     resources:
-        gportal=0 if SPLIT_TRANSFERS else 1,
+        gportal=0 if SPLIT_TRANSFERS else DAY_JOB_SESSIONS,
     params:
         channels=config["channels"],
         geolocation=config["geolocation"],
