@@ -1,4 +1,5 @@
-"""One job per day over one SFTP session: granules still end one by one (swath, tombstone, ledger), a failed
+"""One job per day over its SFTP sessions (collect_day over one here; the workflow runs, one day at the default
+cap, over four; more in test_day_sessions.py): granules still end one by one (swath, tombstone, ledger), a failed
 granule does not stop its day, and a rerun fetches only what is not done."""
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def _session(connection: Connection) -> GPortalSFTP:
 
 
 class SharedSession:
-    """One SFTP session for all the granules of a job: opened when first needed, dropped after a failure.
+    """One SFTP session for the granules a job collects over it: opened when first needed, dropped after a failure.
 
     Opening a session costs about 11 round trips (TCP, SSH key exchange, login, SFTP), 2-3 s to Tokyo: per
     granule that was as much as its transfer. A session that failed is not trusted again; the retry opens a
@@ -493,9 +493,11 @@ def _record_fatal(
 
 
 # -- a day's granules in one job ---------------------------------------------------------------------------
-# One job per day, not per granule: a job's process start, imports and SFTP session are paid once for the
-# day's ~29 granules (docs/design.md, "Day jobs"). Every granule still becomes its own swath (or tombstone)
-# and ledger entry, and a granule already done by an earlier, killed job is not fetched again.
+# One job per day, not per granule: a job's process start, imports and SFTP sessions are paid once for the
+# day's ~29 granules (docs/design.md, item 2). The job has its share of the run's session cap (run.sessions):
+# one session, or several when fewer day jobs than the cap are to run. Every granule still becomes its own
+# swath (or tombstone) and ledger entry, and a granule already done by an earlier, killed job is not fetched
+# again.
 
 
 @dataclass(frozen=True)
@@ -779,7 +781,7 @@ def fetch_reappeared(
     A granule that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
     """
     fetched = []
-    with SharedSession(job.connection) as shared:  # one session for all of them, as in a day job
+    with SharedSession(job.connection) as shared:  # one session for all of them
         for granule_id in recheck.arrived:
             day = str(entries[granule_id]["day"])
             record = catalogue[granule_id]
