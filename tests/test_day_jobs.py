@@ -1,4 +1,5 @@
-"""One job per day over one SFTP session: granules still end one by one (swath, tombstone, ledger), a failed
+"""One job per day over its SFTP sessions (collect_day over one here; the workflow runs, one day at the default
+cap, over four; more in test_day_sessions.py): granules still end one by one (swath, tombstone, ledger), a failed
 granule does not stop its day, and a rerun fetches only what is not done."""
 
 from __future__ import annotations
@@ -9,40 +10,13 @@ from pathlib import Path
 
 import numpy as np
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from workflow_helpers import day_listing, emulator_config, run_workflow
+from workflow_helpers import day_job, day_tasks, emulator_config, run_workflow
 
-from amsr2flow import config as settings
 from amsr2flow.emulator import orbit
 from amsr2flow.formats import swath
 from amsr2flow.formats.swath import ExtractionSpec
-from amsr2flow.gportal.catalogue import manifest_to_csv_bytes
-from amsr2flow.gportal.sftp import Connection
-from amsr2flow.gportal.source import Timeouts
-from amsr2flow.plan import Layout
-from amsr2flow.run.connection import source_from
 from amsr2flow.stages import granule
 from amsr2flow.stages.catalogue import read_listing
-
-CHANNELS = ("36.5H",)
-
-
-def _job(state: dict, folder: Path) -> granule.DayJob:
-    """The day job a script builds, over a results folder of the test's own, with quick retries."""
-    cfg = settings.validate(emulator_config(state, folder), check_environment=False)
-    return granule.DayJob(
-        layout=Layout(folder / "results", folder / "results" / ".scratch"),
-        spec=ExtractionSpec(CHANNELS),
-        connection=Connection(source_from(cfg), Timeouts(10, 10, 10, 30)),
-        policy=granule.RetryPolicy(3, 0.01, 0.02),
-    )
-
-
-def _tasks(job: granule.DayJob, count: int) -> list[granule.GranuleTask]:
-    """The first ``count`` granules of 2024-01-01 as the day job reads them: from a day manifest."""
-    manifest = job.layout.day_manifest(date(2024, 1, 1))
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_bytes(manifest_to_csv_bytes(day_listing(job.connection.source, count)))
-    return granule.read_day_tasks(manifest, "2024-01-01", None)
 
 
 def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: Path) -> None:
@@ -51,8 +25,8 @@ def test_a_day_shares_one_session_and_opens_a_new_one_after_a_failure(tmp_path: 
     faults = {"granules": {reset: ["connection_reset"]}}
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(faults))
     try:
-        job = _job(state, tmp_path)
-        tasks = _tasks(job, 5)
+        job = day_job(state, tmp_path)
+        tasks = day_tasks(job, 5)
         first = granule.collect_day(tasks, job)
         again = granule.collect_day(tasks, job)  # everything done already: no session at all
     finally:

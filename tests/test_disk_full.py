@@ -49,7 +49,7 @@ def test_numpy_short_write_counts_as_a_full_disk(tmp_path: Path) -> None:
 def test_an_output_disk_filling_up_stops_the_run_with_one_message(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator", "--scans", "16")
     try:
-        with small_disk(tmp_path / "out", "2600k") as disk:
+        with small_disk(tmp_path / "out", "3600k") as disk:  # two sessions: room for two swaths checked
             cfg = emulator_config(state, tmp_path, output_dir=str(disk / "results"), scratch_dir=str(tmp_path / "scr"))
             run = run_workflow(tmp_path, cfg, "--resources", "gportal=2", cores=2)
             stats = wait_for_stats(state, lambda s: s["active_sftp_sessions"] == 0)

@@ -79,3 +79,29 @@ def test_map_days_follow_report_map_days_within_each_year(tmp_path: Path) -> Non
     assert listed.map_days(2024) == ["2024-01-03"] and listed.map_days(2023) == ["2023-12-31"]
     assert plan(tmp_path, start="2024-01-01", end="2024-01-02", report={"map_days": "none"}).map_days(2024) == []
     assert plan(tmp_path, start="2024-01-01", end="2024-01-02", report={"figures": False}).map_days(2024) == []
+
+
+def test_pending_days_are_the_days_without_a_record_that_list_granules(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from amsr2flow.gportal.catalogue import MANIFEST_COLUMNS, manifest_to_csv_bytes
+    from amsr2flow.run.sessions import EMPTY_MANIFEST_BYTES as EMPTY
+
+    def pending(run: RunPlan) -> list[str]:
+        return [d.isoformat() for d in run.pending_days(empty_manifest_bytes=EMPTY)]
+
+    assert len(manifest_to_csv_bytes(pd.DataFrame(columns=MANIFEST_COLUMNS))) == EMPTY  # a day of no granule
+    run = plan(tmp_path, start="2023-12-30", end="2024-01-03")
+    assert pending(run) == ["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02", "2024-01-03"]  # none listed yet
+    layout = run.layout
+    for day, size in ((date(2024, 1, 1), EMPTY), (date(2024, 1, 2), EMPTY + 80)):
+        layout.day_manifest(day).parent.mkdir(parents=True, exist_ok=True)
+        layout.day_manifest(day).write_bytes(b"x" * size)  # 01-01 lists no granule: it has no job
+    layout.day_record("2024-01-03").parent.mkdir(parents=True)
+    layout.day_record("2024-01-03").write_text("{}")  # done
+    assert pending(run) == ["2023-12-30", "2023-12-31", "2024-01-02"]
+    # a sealed year is not looked at
+    sealed = plan(tmp_path, start="2023-01-01", end="2024-01-02")
+    sealed.archive(2023).parent.mkdir(parents=True)
+    sealed.archive(2023).write_bytes(b"")
+    assert pending(sealed) == ["2024-01-02"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -278,14 +279,24 @@ def _outputs(results: Path) -> dict[str, bytes]:
 
 
 def test_killed_runs_resume_to_identical_archives(tmp_path: Path) -> None:
-    proc, state = start_emulator(tmp_path / "emulator")
+    """Runs of one day over four sessions (gportal=4), killed three times, end with the bytes of one session."""
+    data_dir = tmp_path / "emulator-data"  # one granule cache for both services
+    proc, state = start_emulator(tmp_path / "emulator", "--data-dir", str(data_dir))
     try:
         reference_dir = tmp_path / "reference"
-        reference = run_workflow(reference_dir, emulator_config(state, reference_dir, part_size=10))
+        cfg = emulator_config(state, reference_dir, part_size=10)
+        reference = run_workflow(reference_dir, cfg, "--resources", "gportal=1")
         assert reference.returncode == 0, reference.stdout[-3000:]
-        expected = _outputs(reference_dir / "results")
-        assert len(expected) == 4  # one archive, three parts
+    finally:
+        stop_emulator(proc)
+    assert read_stats(state)["peak_sftp_sessions"] == 1
+    expected = _outputs(reference_dir / "results")
+    assert len(expected) == 4  # one archive, three parts
 
+    # ~0.5 s per granule and session: four sessions still leave granules for each of the three kills
+    capped = json.dumps({"bandwidth_bytes_per_s": 2_000_000})
+    proc, state = start_emulator(tmp_path / "emulator-capped", "--data-dir", str(data_dir), "--faults", capped)
+    try:
         workdir = tmp_path / "killed"
         workdir.mkdir()
         cfg = emulator_config(state, workdir, part_size=10)
@@ -301,7 +312,8 @@ def test_killed_runs_resume_to_identical_archives(tmp_path: Path) -> None:
                 wait_for(lambda t=target, r=run: read_stats(state)["files_served"] >= t or r.poll() is not None, 120)
                 assert run.poll() is None, "the run ended before it could be killed"
             finally:
-                os.killpg(run.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
             subprocess.run(
                 [str(SNAKEMAKE), "-s", str(SNAKEFILE), "--configfile", str(config_path), "--unlock", "--cores", "1"],
@@ -314,6 +326,7 @@ def test_killed_runs_resume_to_identical_archives(tmp_path: Path) -> None:
         assert final.returncode == 0, final.stdout[-3000:]
     finally:
         stop_emulator(proc)
+    assert 2 <= read_stats(state)["peak_sftp_sessions"] <= 4  # the killed day jobs collected over several sessions
     assert _outputs(workdir / "results") == expected
     assert not any(p.name.startswith(".") and ".tmp-" in p.name for p in (workdir / "results").rglob("*"))
     assert not list((workdir / "results" / ".scratch").glob("*"))

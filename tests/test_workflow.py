@@ -258,6 +258,9 @@ def test_split_transfers_give_the_same_archives(tmp_path: Path) -> None:
             # day jobs are planned after the checkpoint, so their trace is their log files
             downloads = list((results / "logs" / "downloads").rglob("*.log"))
             assert len(downloads) == (1 if mode == "local" else 0)
+            # one day under gportal=2: the day's downloads go over two sessions in either mode
+            network_log = downloads[0] if mode == "local" else results / "logs" / "granules" / "2024" / "2024-01-01.log"
+            assert "2 session(s) opened for 29 granules" in network_log.read_text()
             outputs[mode] = {p.name: p.read_bytes() for p in _archives(results)}
             report = json.loads((results / "reports" / "run_20240101-20240102.json").read_text())
             assert {m["granule_id"]: m["reason_class"] for m in report["missing"]} == {absent: "absent"}

@@ -117,3 +117,34 @@ def day_listing(source: Any, count: int, day: date = date(2024, 1, 1)) -> Any:
         session=requests.Session(),
     )
     return result.manifest.head(count)
+
+
+def day_job(state: dict[str, Any], folder: Path) -> Any:
+    """The day job a script builds (``stages.granule.DayJob``), over a results folder of the test's own, with
+    quick retries, channel 36.5H."""
+    from amsr2flow import config as settings
+    from amsr2flow.formats.swath import ExtractionSpec
+    from amsr2flow.gportal.sftp import Connection
+    from amsr2flow.gportal.source import Timeouts
+    from amsr2flow.plan import Layout
+    from amsr2flow.run.connection import source_from
+    from amsr2flow.stages import granule
+
+    cfg = settings.validate(emulator_config(state, folder), check_environment=False)
+    return granule.DayJob(
+        layout=Layout(folder / "results", folder / "results" / ".scratch"),
+        spec=ExtractionSpec(("36.5H",)),
+        connection=Connection(source_from(cfg), Timeouts(10, 10, 10, 30)),
+        policy=granule.RetryPolicy(3, 0.01, 0.02),
+    )
+
+
+def day_tasks(job: Any, count: int) -> list[Any]:
+    """The first ``count`` granules of 2024-01-01 as the day job reads them: from a day manifest."""
+    from amsr2flow.gportal.catalogue import manifest_to_csv_bytes
+    from amsr2flow.stages import granule
+
+    manifest = job.layout.day_manifest(date(2024, 1, 1))
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_bytes(manifest_to_csv_bytes(day_listing(job.connection.source, count)))
+    return granule.read_day_tasks(manifest, "2024-01-01", None)

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import atomic
+
+#: A ledger entry is read, extended and written again: one writer at a time in a process (the sessions of a
+#: day job are threads; each granule is collected by one of them, jobs of other days write other entries).
+_WRITERS = threading.Lock()
 
 
 class GranuleRef(Protocol):
@@ -44,6 +49,19 @@ def update_ledger(
     ``disagreements`` (``formats.facts.Disagreement.to_json``) replace the entry's facts that disagree when
     given (``[]`` clears them: the granule was extracted again and its sources agree); None keeps them.
     """
+    with _WRITERS:
+        _update_entry(path, task, status, reason_class, error, attempts, disagreements)
+
+
+def _update_entry(
+    path: Path,
+    task: GranuleRef,
+    status: str,
+    reason_class: str,
+    error: str,
+    attempts: int,
+    disagreements: list[dict[str, Any]] | None,
+) -> None:
     entry: dict[str, Any] = {}
     if path.is_file():
         with contextlib.suppress(ValueError, OSError):

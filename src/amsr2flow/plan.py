@@ -10,6 +10,7 @@ documents the same tree.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -160,6 +161,35 @@ class RunPlan:
         if self.map_days_choice == "first":
             return [first]
         return sorted(d for d in self.map_days_choice if first <= d < after)
+
+    def pending_days(self, *, empty_manifest_bytes: int = 0) -> list[date]:
+        """The days whose day job this run will run, as far as files tell before any job: the days of the years
+        not sealed that have no day record yet, less those whose manifest lists no granule (a day without
+        granules has no job: its manifest is the header alone, ``empty_manifest_bytes`` long).
+
+        Cheap enough for every parse of the Snakefile: one folder listing per year not sealed, one ``stat`` per
+        day without a record; nothing for sealed years. Jobs a changed manifest or a recheck brings back are
+        not foreseen (they run all the same; the count only shares the session cap, see ``run.sessions``).
+        """
+        pending = []
+        for year, plan in self.years.items():
+            if self.is_sealed(year):
+                continue
+            folder = self.layout.day_record(plan.first_day.isoformat()).parent
+            try:
+                recorded = set(os.listdir(folder))
+            except OSError:
+                recorded = set()
+            for day in plan.days:
+                if self.layout.day_record(day.isoformat()).name in recorded:
+                    continue
+                try:
+                    size = self.layout.day_manifest(day).stat().st_size
+                except OSError:
+                    size = None  # not listed yet: its job runs once the catalogue has
+                if size is None or size > empty_manifest_bytes:
+                    pending.append(day)
+        return pending
 
     def swaths_are_temporary(self, year: int) -> bool:
         """A complete year keeps no swaths once archived, unless ``keep_swaths``."""

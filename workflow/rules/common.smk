@@ -1,5 +1,6 @@
 # Configuration, validated before anything runs; the run's plan (years, periods, every path: amsr2flow.plan); the
 # handlers' calls into amsr2flow.run.lifecycle; the input functions and wildcard constraints only Snakemake needs.
+import os
 import re
 import sys
 from datetime import date, datetime, timezone
@@ -12,6 +13,7 @@ from amsr2flow.ledger import due_for_recheck
 from amsr2flow.plan import RunPlan
 from amsr2flow.run import lifecycle
 from amsr2flow.run.lock import RunLock
+from amsr2flow.run.sessions import EMPTY_MANIFEST_BYTES, SessionShare
 from amsr2flow.stages.catalogue import read_listing
 from amsr2flow.status import show_the_plan_in_dry_runs
 
@@ -42,6 +44,25 @@ if "gportal" not in workflow.global_resources:
 
 PLAN = RunPlan.from_config(config)
 LAYOUT = PLAN.layout
+
+
+# Each day job's share of the cap (amsr2flow.run.sessions): the whole cap among the day jobs this run will run,
+# one session each when they are at least as many. Counted by the main process (a listing per year, a stat per
+# day without a record) and passed on to its jobs, whose own parse (on a cluster) sees neither.
+def day_job_sessions():
+    cap = workflow.global_resources["gportal"].value
+    if workflow.is_main_process:
+        pending = PLAN.pending_days(empty_manifest_bytes=EMPTY_MANIFEST_BYTES)
+        share = SessionShare.planned(cap, len(pending))
+        os.environ.update(share.environ())
+    else:
+        share = SessionShare.inherited(os.environ, cap)
+        # the main process's cap, not this parse's default: it bounds the job's gportal, as it did there
+        workflow.register_resource("gportal", share.cap)
+    return share.per_day_job
+
+
+DAY_JOB_SESSIONS = day_job_sessions()
 YEARS = PLAN.years  # year -> its YearPlan (period, sensor, complete)
 RUN_TAG = PLAN.run_tag
 RUN_REPORT = str(LAYOUT.run_report(RUN_TAG))

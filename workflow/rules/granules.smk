@@ -1,9 +1,11 @@
-# One job per day: its granules one after another over one SFTP session (throttled by --resources gportal=N,
-# one session per job), each downloaded, checked, extracted into its own swath, its HDF5 deleted. The job's
-# output is the day record (each granule's outcome); the swaths beside it are not declared outputs, so a killed
-# day job keeps the granules it finished and the next run fetches only the rest. Complete years keep swaths
-# only until their archive exists (the archive job removes them, and the day records are temp), unless
-# keep_swaths is set; the year in progress keeps them so that extending `end` fetches only the new days.
+# One job per day: its granules over its share of the SFTP sessions (--resources gportal=N caps them; each job
+# asks gportal=DAY_JOB_SESSIONS, 1 unless fewer day jobs than N are to run, then N // pending: common.smk),
+# each session taking the granules in time order, each granule downloaded, checked, extracted into its own
+# swath, its HDF5 deleted. The job's output is the day record (each granule's outcome); the swaths beside it
+# are not declared outputs, so a killed day job keeps the granules it finished and the next run fetches only
+# the rest. Complete years keep swaths only until their archive exists (the archive job removes them, and the
+# day records are temp), unless keep_swaths is set; the year in progress keeps them so that extending `end`
+# fetches only the new days.
 # With `transfer_jobs: local` the downloads (and their integrity checks) are a day job of their own on the
 # machine running Snakemake, and the swath job only extracts: compute nodes need no internet.
 
@@ -21,7 +23,7 @@ if SPLIT_TRANSFERS:
         conda:
             "../envs/amsr2flow.yaml"
         resources:
-            gportal=1,
+            gportal=DAY_JOB_SESSIONS,
         params:
             channels=config["channels"],
             geolocation=config["geolocation"],
@@ -41,7 +43,7 @@ rule day_kept_swaths:
     conda:
         "../envs/amsr2flow.yaml"
     resources:
-        gportal=0 if SPLIT_TRANSFERS else 1,
+        gportal=0 if SPLIT_TRANSFERS else DAY_JOB_SESSIONS,
     params:
         channels=config["channels"],
         geolocation=config["geolocation"],

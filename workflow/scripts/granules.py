@@ -1,4 +1,5 @@
-"""Day job: the day's granules over one SFTP session, each downloaded, checked, extracted, its HDF5 deleted.
+"""Day job: the day's granules over its share of the SFTP sessions (its ``gportal`` resource), each downloaded,
+checked, extracted, its HDF5 deleted.
 
 Adapter only; the logic is in amsr2flow.stages.granule. Which part runs follows from the rule's inputs and
 outputs: a job with a ``downloads`` output only downloads (split transfers, on the submit host), a job with a
@@ -39,5 +40,6 @@ if "downloads" in snakemake.input.keys():  # noqa: SIM118 - Namedlist: `in` alon
     sys.exit(0)
 
 download_only = "downloads" in snakemake.output.keys()  # noqa: SIM118
-result = granule.collect_day(tasks, job, download_only=download_only)
+sessions = max(1, int(snakemake.resources.get("gportal", 1)))  # the share of the cap Snakemake counts for this job
+result = granule.collect_day(tasks, job, download_only=download_only, sessions=sessions)
 finish(result, Path(snakemake.output.downloads if download_only else snakemake.output.record))

@@ -3,7 +3,9 @@
 The legacy system stopped after 10 consecutive failures within its one process. Here the count lives in a
 small file beside the results, updated under an exclusive ``fcntl`` lock, so consecutive transient failures are
 counted across parallel jobs: after ``threshold`` of them in a row the breaker opens, the run's stop flag is
-written, and no job starts another transfer until the next run.
+written, and no job starts another transfer until the next run. The sessions of one day job share it from
+threads, which also take a lock of the process: on NFS ``flock`` is emulated with POSIX locks, which a
+process holds for all its threads at once.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import atomic
+
+_THREADS = threading.Lock()  # one breaker per run, shared by the sessions of a job
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class CircuitBreaker:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.state_file.with_suffix(".lock"), "a+") as lock:
+        with _THREADS, open(self.state_file.with_suffix(".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 try:

@@ -13,8 +13,9 @@ import contextlib
 import csv
 import json
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def _session(connection: Connection) -> GPortalSFTP:
 
 
 class SharedSession:
-    """One SFTP session for all the granules of a job: opened when first needed, dropped after a failure.
+    """One SFTP session for the granules a job collects over it: opened when first needed, dropped after a failure.
 
     Opening a session costs about 11 round trips (TCP, SSH key exchange, login, SFTP), 2-3 s to Tokyo: per
     granule that was as much as its transfer. A session that failed is not trusted again; the retry opens a
@@ -339,21 +340,28 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
 
 
 def collect_granule(
-    task: GranuleTask, job: DayJob, *, outputs: SwathOutputs | DownloadOutputs, shared: SharedSession | None = None
+    task: GranuleTask,
+    job: DayJob,
+    *,
+    outputs: SwathOutputs | DownloadOutputs,
+    shared: SharedSession | None = None,
+    in_flight: int = 1,
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
-    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``shared`` is the job's SFTP session
-    (see :func:`collect_day`); without it the granule opens and closes its own. The granule's facts are
-    compared across the catalogue, its file name and contents (:mod:`formats.facts`): a disagreement is logged
-    and kept in its ledger entry (status ``disagrees``, every source's value), which the year report lists.
+    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``shared`` is the SFTP session it is collected over
+    (see :func:`collect_day`); without it the granule opens and closes its own. ``in_flight``: how many
+    granules the job downloads at once (its sessions); each attempt first checks that as many fit. The
+    granule's facts are compared across the catalogue, its file name and contents (:mod:`formats.facts`): a
+    disagreement is logged and kept in its ledger entry (status ``disagrees``, every source's value), which the
+    year report lists.
 
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
     """
     if shared is None:
         with SharedSession(job.connection) as own:
-            return collect_granule(task, job, outputs=outputs, shared=own)
+            return collect_granule(task, job, outputs=outputs, shared=own, in_flight=in_flight)
     ledger_path, stop_flag, breaker, policy = job.ledger_path(task), job.stop_flag, job.breaker, job.policy
     attempts = 0
     last_failure: TransientTransferError | None = None
@@ -363,7 +371,7 @@ def collect_granule(
         if stop_flag.is_file():
             raise RunStopped(f"run stopped: {stop_flag.read_text(encoding='utf-8').strip()}")
         try:
-            outputs.check_space(task)  # before downloading what could not be kept
+            outputs.check_space(task, granules=in_flight)  # before downloading what could not be kept
         except atomic.NoSpace as exc:
             raise DiskFull(str(exc)) from exc
         attempts += 1
@@ -485,9 +493,11 @@ def _record_fatal(
 
 
 # -- a day's granules in one job ---------------------------------------------------------------------------
-# One job per day, not per granule: a job's process start, imports and SFTP session are paid once for the
-# day's ~29 granules (docs/design.md, "Day jobs"). Every granule still becomes its own swath (or tombstone)
-# and ledger entry, and a granule already done by an earlier, killed job is not fetched again.
+# One job per day, not per granule: a job's process start, imports and SFTP sessions are paid once for the
+# day's ~29 granules (docs/design.md, item 2). The job has its share of the run's session cap (run.sessions):
+# one session, or several when fewer day jobs than the cap are to run. Every granule still becomes its own
+# swath (or tombstone) and ledger entry, and a granule already done by an earlier, killed job is not fetched
+# again.
 
 
 @dataclass(frozen=True)
@@ -549,46 +559,135 @@ def finished_outcome(npy_path: Path, spec: ExtractionSpec) -> str | None:
     return "archived" if spec.holds(meta) else None
 
 
-def collect_day(tasks: list[GranuleTask], job: DayJob, *, download_only: bool = False) -> DayResult:
-    """Collect a day's granules one after another over one shared session (:func:`collect_granule` each).
+def collect_day(tasks: list[GranuleTask], job: DayJob, *, download_only: bool = False, sessions: int = 1) -> DayResult:
+    """Collect a day's granules over up to ``sessions`` SFTP sessions (:func:`collect_granule` each).
+
+    Each session is a worker that takes the next granule in time order, and with it the one after (whose read
+    starts ahead, see :class:`DayClaims`), so a worker's granules stay in time order and a read started ahead
+    is never of a granule another worker takes. One session: the granules one after another, in this thread.
 
     Granules an earlier, killed job finished are kept as they are. A granule whose transient failures outlive
     its attempts does not stop the day: the others are still collected, and the day is incomplete. After a
     fatal error the run's stop flag is set, so each remaining granule is recorded as stopped at once, without a
-    connection. ``download_only``: split transfers' first half (checked downloads, extracted by
-    :func:`extract_day` elsewhere).
+    connection, by whichever worker takes it. ``download_only``: split transfers' first half (checked
+    downloads, extracted by :func:`extract_day` elsewhere).
     """
-    outcomes: dict[str, str] = {}
-    failed: dict[str, str] = {}
     done = {task.granule_id: _done_before(task, job, download_only) for task in tasks}
     todo = [task for task in tasks if done[task.granule_id] is None]
-    reused, stopped = len(tasks) - len(todo), ""
-    for task in tasks:
-        if done[task.granule_id] is not None:
-            outcomes[task.granule_id] = str(done[task.granule_id])
-    with SharedSession(job.connection) as shared:
-        for position, task in enumerate(todo):
-            # While this granule is written and extracted, the next one's bytes are already on their way; not
-            # after a failure (a struggling server gets one request at a time) nor when the disk holds one more.
-            outputs = job.outputs(task, download_only=download_only)
-            following = todo[position + 1] if position + 1 < len(todo) else None
-            ahead = following is not None and _has_room(outputs, task)
-            shared.next_remote_path = following.remote_path if following is not None and ahead else None
-            joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
-            try:
-                outcome = collect_granule(task, job, outputs=outputs, shared=shared)
-            except (GranuleFailed, RunStopped, FatalTransferError) as exc:
-                log.error("%s: %s", task.granule_id, exc)
-                failed[task.granule_id] = str(exc)
-                if not stopped and not isinstance(exc, GranuleFailed):
-                    stopped = str(exc)
-                continue
-            outcomes[task.granule_id] = outcome
-            if not download_only:  # split transfers mark the granule once it is extracted
-                progress.mark_finished(job.layout, task.granule_id, outcome)
+    tally = DayTally({gid: str(outcome) for gid, outcome in done.items() if outcome is not None})
+    workers = max(1, min(sessions, len(todo)))
+    claims = DayClaims(todo, workers)
+    if workers > 1:
+        log.info("%d granules to collect over %d sessions", len(todo), workers)
+        _run_workers(workers, lambda: _collect_claims(claims, job, tally, download_only=download_only), claims)
+    else:
+        _collect_claims(claims, job, tally, download_only=download_only)
+    reused = len(tasks) - len(todo)
     if reused:
         log.info("%d of %d granules were done by an earlier job", reused, len(tasks))
-    return DayResult(outcomes, failed, reused, shared.opened, stopped)
+    return DayResult(dict(tally.outcomes), dict(tally.failed), reused, tally.sessions_opened, tally.stopped)
+
+
+class DayClaims:
+    """A day's granules still to collect, in time order, handed out to ``workers`` session workers.
+
+    A worker takes its next granule (:meth:`next`) and, while it works on it, the one after
+    (:meth:`after`): the one whose read its session starts ahead, and so the one it takes next. The one after
+    is claimed only while more granules wait than the other workers still take one each: at the end of the
+    day a granule goes to the first worker free for it, not to one busy with another (read-ahead saves a
+    round trip per granule; a worker's queue of two would cost the day up to a whole granule).
+    """
+
+    def __init__(self, tasks: Sequence[GranuleTask], workers: int) -> None:
+        self._waiting = list(reversed(tasks))
+        self.workers = workers
+        self._lock = threading.Lock()
+        self.aborted = threading.Event()  # a worker failed unexpectedly: the others take nothing more
+
+    def next(self) -> GranuleTask | None:
+        with self._lock:
+            return self._waiting.pop() if self._waiting and not self.aborted.is_set() else None
+
+    def after(self) -> GranuleTask | None:
+        with self._lock:
+            if len(self._waiting) < self.workers or self.aborted.is_set():
+                return None
+            return self._waiting.pop()
+
+
+@dataclass
+class DayTally:
+    """What the workers of a day job found, each granule written by the one worker that collected it."""
+
+    outcomes: dict[str, str]
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: str = ""
+    sessions_opened: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def done(self, task: GranuleTask, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[task.granule_id] = outcome
+
+    def fail(self, task: GranuleTask, exc: Exception) -> None:
+        with self._lock:
+            self.failed[task.granule_id] = str(exc)
+            if not self.stopped and not isinstance(exc, GranuleFailed):
+                self.stopped = str(exc)
+
+    def count_sessions(self, opened: int) -> None:
+        with self._lock:
+            self.sessions_opened += opened
+
+
+def _collect_claims(claims: DayClaims, job: DayJob, tally: DayTally, *, download_only: bool) -> None:
+    """One worker: granules from ``claims`` over one session until none is left."""
+    workers = claims.workers
+    with SharedSession(job.connection) as shared:
+        try:
+            task = claims.next()
+            while task is not None and not claims.aborted.is_set():
+                # While this granule is written and extracted, the next one's bytes are already on their way;
+                # not after a failure (a struggling server gets one request at a time) nor when the disk holds
+                # no more (each worker: this granule and the next).
+                following = claims.after()
+                outputs = job.outputs(task, download_only=download_only)
+                ahead = following is not None and _has_room(outputs, task, granules=2 * workers)
+                shared.next_remote_path = following.remote_path if following is not None and ahead else None
+                joblog.log_reached(log, task.granule_id)  # the interim report reads it: the granule was reached
+                try:
+                    outcome = collect_granule(task, job, outputs=outputs, shared=shared, in_flight=workers)
+                except (GranuleFailed, RunStopped, FatalTransferError) as exc:
+                    log.error("%s: %s", task.granule_id, exc)
+                    tally.fail(task, exc)
+                else:
+                    tally.done(task, outcome)
+                    if not download_only:  # split transfers mark the granule once it is extracted
+                        progress.mark_finished(job.layout, task.granule_id, outcome)
+                task = following if following is not None else claims.next()
+        finally:
+            tally.count_sessions(shared.opened)
+
+
+def _run_workers(count: int, work: Callable[[], None], claims: DayClaims) -> None:
+    """``work`` in ``count`` threads; the first unexpected error ends the claims and is raised here once the
+    workers are done (each finishes the granule it holds: its files are written whole or not at all)."""
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            work()
+        except BaseException as exc:  # raised again in the job's own thread
+            errors.append(exc)
+            claims.aborted.set()
+
+    threads = [threading.Thread(target=worker, name=f"session-{n + 1}", daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _done_before(task: GranuleTask, job: DayJob, download_only: bool) -> str | None:
@@ -600,10 +699,10 @@ def _done_before(task: GranuleTask, job: DayJob, download_only: bool) -> str | N
     return outcome
 
 
-def _has_room(outputs: SwathOutputs | DownloadOutputs, task: GranuleTask) -> bool:
-    """Whether two granules like ``task`` fit: the bytes read ahead must be bytes that can be kept."""
+def _has_room(outputs: SwathOutputs | DownloadOutputs, task: GranuleTask, *, granules: int = 2) -> bool:
+    """Whether ``granules`` granules like ``task`` fit: the bytes read ahead must be bytes that can be kept."""
     try:
-        outputs.check_space(task, granules=2)
+        outputs.check_space(task, granules=granules)
     except atomic.NoSpace:
         return False
     return True
@@ -682,7 +781,7 @@ def fetch_reappeared(
     A granule that cannot be fetched now stays "reappeared" in the ledger and is looked for again by the next run.
     """
     fetched = []
-    with SharedSession(job.connection) as shared:  # one session for all of them, as in a day job
+    with SharedSession(job.connection) as shared:  # one session for all of them
         for granule_id in recheck.arrived:
             day = str(entries[granule_id]["day"])
             record = catalogue[granule_id]
