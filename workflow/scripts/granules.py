@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 from amsr2flow import atomic
+from amsr2flow.config import ConfigError
 from amsr2flow.joblog import setup_logging, stop_run
+from amsr2flow.plan import Layout
 from amsr2flow.stages import granule
 
 log = setup_logging(snakemake.log[0])
 cfg = snakemake.config  # operational settings only; see rules/catalogue.smk
 day = snakemake.wildcards.day
-job = granule.DayJob.from_config(cfg, snakemake.params.channels, snakemake.params.geolocation)
+try:
+    job = granule.DayJob.from_config(cfg, snakemake.params.channels, snakemake.params.geolocation)
+except ConfigError as exc:  # e.g. the local G-Portal's state file vanished: the run stops, it is not retried
+    stop_run(log, exc, Layout.from_config(cfg).stop_flag())
 tasks = granule.read_day_tasks(Path(snakemake.input.manifest), day, job.template)
 
 
