@@ -9,9 +9,7 @@ granules out as the current G-Portal does (``/product/Standard/.../YYYY/MM/DD/<f
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import os
 import shutil
 import socket
@@ -39,10 +37,6 @@ def serve_granules(granules: Path, root: Path) -> dict[str, Path]:
         shutil.copyfile(entry.source_path, target)
         served[entry.current_remote_path] = target
     return served
-
-
-def openssh_fingerprint(public_key_blob: bytes) -> str:
-    return "SHA256:" + base64.b64encode(hashlib.sha256(public_key_blob).digest()).decode().rstrip("=")
 
 
 def _family(algorithm: str) -> str:

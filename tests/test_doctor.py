@@ -39,6 +39,11 @@ CHECKS = (
 def _doctor(tmp_path: Path, cfg: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return _run_doctor(config_file, *args, env=env)
+
+
+def _run_doctor(config_file: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """``amsr2flow doctor --configfile FILE ARGS`` as users run it."""
     return subprocess.run(
         [str(Path(sys.executable).parent / "amsr2flow"), "doctor", "--configfile", str(config_file), *args],
         capture_output=True,
@@ -270,13 +275,7 @@ def test_doctor_names_the_key_of_an_unquoted_impossible_day(tmp_path: Path) -> N
     config_file.write_text(
         f"start: 2024-02-30\nend: 2024-03-01\nsource: emulator\noutput_dir: {tmp_path / 'results'}\n", encoding="utf-8"
     )
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "amsr2flow"), "doctor", "--configfile", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run_doctor(config_file)
     assert result.returncode == 1
     line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL  configuration"))
     assert "start: '2024-02-30'" in line and "YAML" not in line, line

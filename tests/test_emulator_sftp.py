@@ -14,7 +14,7 @@ import pytest
 from emulator_fixtures import start_emulator, stop_emulator, wait_for_stats
 
 from amsr2flow.emulator import orbit
-from amsr2flow.emulator.keys import sha256_fingerprint
+from amsr2flow.gportal.host_keys import fingerprint_sha256
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,7 +99,7 @@ def test_host_key_fingerprint_in_the_state_is_what_clients_see(state):
     finally:
         transport.close()
     assert key.get_name() == "ssh-rsa"
-    assert sha256_fingerprint(key) == state["host_key_sha256"]
+    assert fingerprint_sha256(key) == state["host_key_sha256"]
     known = paramiko.HostKeys(state["known_hosts_path"])
     assert known.lookup(f"[127.0.0.1]:{state['sftp_port']}")["ssh-rsa"] == key
 

@@ -65,13 +65,8 @@ class CheckFailed(Exception):
         self.fix = fix
 
 
-class CheckWarned(Exception):
+class CheckWarned(CheckFailed):
     """The check passed with something to know before a long run (the checks after it still run)."""
-
-    def __init__(self, detail: str, fix: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.fix = fix
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ current G-Portal) must see the same server after the emulator restarts.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from pathlib import Path
 
@@ -18,12 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 HOST_KEY_FILE = "host_key"
 CLIENT_KEY_FILE = "client_key"
 HOST_KEY_BITS = 2048
-
-
-def sha256_fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH-style fingerprint, e.g. ``SHA256:pYLmuMNF...`` (base64 without padding)."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def load_or_create_host_key(data_dir: Path) -> paramiko.RSAKey:

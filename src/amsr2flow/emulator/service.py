@@ -14,10 +14,11 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+from ..gportal.host_keys import fingerprint_sha256
 from .catalogue import CURRENT_PATH, LEGACY_PATH, ORDER_PATH, Catalogue, CatalogueServer
 from .drift import ORDERS_FILE, Drift, OrderBook
 from .faults import FaultPlan, FaultSpec
-from .keys import load_or_create_client_key, load_or_create_host_key, read_authorized_keys, sha256_fingerprint
+from .keys import load_or_create_client_key, load_or_create_host_key, read_authorized_keys
 from .sftp_server import SERVER_BANNER, SftpContext, SftpServer, SftpSettings
 from .stats import Stats, utc_now_iso, write_json_atomically
 from .store import GranuleStore, MirrorStore, SyntheticStore, TreeLayout
@@ -173,8 +174,8 @@ class Emulator:
             "latency_ms": c.latency_ms,
             "sftp_banner": SERVER_BANNER,
             "host_key_type": self.host_key.get_name(),
-            "host_key_sha256": sha256_fingerprint(self.host_key),
-            "host_keys": [f"{self.host_key.get_name()} {sha256_fingerprint(self.host_key)}"],
+            "host_key_sha256": fingerprint_sha256(self.host_key),
+            "host_keys": [f"{self.host_key.get_name()} {fingerprint_sha256(self.host_key)}"],
             "known_hosts_path": str(c.data_dir / "known_hosts"),
             "username": c.username,
             "password": self.password,
