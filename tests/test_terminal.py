@@ -67,8 +67,11 @@ def test_ctrl_c_in_the_demo_says_how_to_continue_without_a_traceback(tmp_path: P
         swaths = folder / "results" / "swaths"
         wait_for(lambda: any(swaths.rglob("*.npy")), 300, interval=0.2, what="the demo's first swath")
         tmux(*server, "send-keys", "-t", "demo:run", "C-c")
-        wait_for(lambda: tmux(*server, "display", "-p", "-t", "demo:run", "#{pane_dead}").strip() == "1", 300)
-        screen = tmux(*server, "capture-pane", "-p", "-J", "-S", "-", "-t", "demo:run")
+        try:
+            wait_for(lambda: tmux(*server, "display", "-p", "-t", "demo:run", "#{pane_dead}").strip() == "1", 300)
+        finally:
+            screen = tmux(*server, "capture-pane", "-p", "-J", "-S", "-", "-t", "demo:run")
+            print(screen[-5000:])  # shown by pytest when the stop never comes: what the run was doing
     finally:
         subprocess.run(["tmux", *server, "kill-server"], check=False)
     assert "the run stopped early" in screen and "Interim report" in screen, screen[-3000:]  # stopped mid-run

@@ -36,12 +36,27 @@ def _no_traceback_for_what_is_not_a_bug(kind: type[BaseException], value: BaseEx
 
     if issubclass(kind, KeyboardInterrupt):
         logging.getLogger("amsr2flow").warning("%s", INTERRUPTED)
-        return
+        _end_by_sigint()
     if issubclass(kind, ConfigError):
         logging.getLogger("amsr2flow").error("%s", value)
         sys.stderr.write(f"amsr2flow: {value}\n")
         return
     sys.__excepthook__(kind, value, traceback)  # type: ignore[arg-type]
+
+
+def _end_by_sigint() -> None:
+    """End the process now, by SIGINT as Python does after an uncaught KeyboardInterrupt, but without the
+    interpreter's finalization: a day job's session threads may be inside h5py (or any C library with a lock of
+    its own) when Ctrl-C comes, and finalization frees objects that need that lock while the thread holding it
+    can no longer run, so the job would hang and Snakemake wait for it forever. Every output is written
+    atomically (leftover temporaries are swept by the next run), so nothing is lost by skipping it."""
+    import os
+    import signal
+
+    logging.shutdown()  # the job's log lines reach the file first
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def stop_run(log: logging.Logger, problem: BaseException, stop_flag: Path | None = None) -> None:
