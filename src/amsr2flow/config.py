@@ -254,6 +254,13 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             check_template(cfg["remote_path_template"])
         except RemoteLayoutError as exc:
             problems.append(f"remote_path_template: {exc}")
+    if cfg.get("region") is not None:
+        from .region import RegionError, region_from_setting
+
+        try:
+            region_from_setting(cfg["region"])
+        except RegionError as exc:
+            problems.append(str(exc))
     problems += host_key_problems(cfg)
     return problems
 
