@@ -15,5 +15,7 @@ checkpoint catalogue:
         "../envs/amsr2flow.yaml"
     params:
         dataset=config["dataset"],
+        # a rerun trigger: another region lists other granules (stages/catalogue.py re-asks the catalogue)
+        region=REGION_FINGERPRINT,
     script:
         "../scripts/catalogue.py"

@@ -11,6 +11,7 @@ from amsr2flow import config as settings
 from amsr2flow.formats import repair
 from amsr2flow.ledger import due_for_recheck
 from amsr2flow.plan import RunPlan
+from amsr2flow.region import region_from_setting
 from amsr2flow.run import lifecycle
 from amsr2flow.run.lock import RunLock
 from amsr2flow.run.sessions import EMPTY_MANIFEST_BYTES, SessionShare
@@ -43,6 +44,8 @@ if "gportal" not in workflow.global_resources:
     workflow.register_resource("gportal", DEFAULT_GPORTAL_SESSIONS)
 
 PLAN = RunPlan.from_config(config)
+REGION = region_from_setting(config.get("region"))
+REGION_FINGERPRINT = REGION.fingerprint if REGION else "globe"
 LAYOUT = PLAN.layout
 
 

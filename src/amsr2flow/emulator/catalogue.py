@@ -13,6 +13,8 @@ is not an SFTP path (current).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import logging
 import struct
@@ -44,7 +46,6 @@ CURRENT_PRODUCT_PREFIX = "product.gportal.jaxa.jp:/products/Standard/"
 #: Largest page the service returns, whatever ``count`` asks for: why clients must page.
 MAX_COUNT = 100
 DEFAULT_COUNT = 100
-SWATH_HALF_WIDTH_KM = orbit.SWATH_WIDTH_KM / 2
 
 
 def _tiny_png() -> bytes:
@@ -247,40 +248,47 @@ def feature(entry: GranuleEntry, size: int, generation: str, base_url: str, day_
 
 
 # -- spatial filter -------------------------------------------------------------------------------------------
-def _great_circle_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dl = np.radians(lon2 - lon1)
-    cos_d = np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(dl)
-    return orbit.EARTH_RADIUS_KM * np.arccos(np.clip(cos_d, -1.0, 1.0))
+#: Pieces a granule's footprint is indexed in for ``bbox`` queries. A real catalogue indexes coarse footprints
+#: (a few boxes per half orbit, not the swath) and answers generously; so does this one, so that clients meet
+#: records whose swath misses their box and must test footprints themselves.
+BBOX_PIECES = 6
 
 
-def _in_bbox(lat: np.ndarray, lon: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
-    lon_min, lat_min, lon_max, lat_max = bbox
-    in_lat = (lat >= lat_min) & (lat <= lat_max)
-    if lon_max - lon_min >= 360:
-        return in_lat
-    # Longitudes measured eastwards from lon_min, so a box across the antimeridian (min > max) works too.
-    span = (lon_max - lon_min) % 360.0
-    return in_lat & (((lon - lon_min) % 360.0) <= span)
+def _piece_boxes(spec: orbit.GranuleSpec) -> list[tuple[float, float, float, float]]:
+    """The footprint as ``BBOX_PIECES`` boxes ``(lon_west, lat_min, lon_east, lat_max)`` (``lon_east`` may
+    pass 180); a piece over a pole covers every longitude up to it."""
+    boxes = []
+    edges = np.linspace(spec.start_unix, spec.end_unix, BBOX_PIECES + 1)
+    for begin, end in itertools.pairwise(edges):
+        times = np.linspace(begin, end, 24)
+        lat, lon = orbit.footprints(times, 3, spec.flavour)  # both edges and the middle of each scan
+        lat, lon = lat.astype(np.float64).ravel(), lon.astype(np.float64).ravel()
+        order = np.argsort(np.repeat(times, 3), kind="stable")
+        unwrapped = np.degrees(np.unwrap(np.radians(lon[order])))
+        lat_min, lat_max = float(lat.min()), float(lat.max())
+        if unwrapped.max() - unwrapped.min() > 180.0:  # round a pole
+            boxes.append((-180.0, lat_min if lat_max > 0 else -90.0, 180.0, 90.0 if lat_max > 0 else lat_max))
+        else:
+            boxes.append((float(unwrapped.min()), lat_min, float(unwrapped.max()), lat_max))
+    return boxes
 
 
 def intersects_bbox(entry: GranuleEntry, bbox: tuple[float, float, float, float]) -> bool:
-    """Whether the swath (nadir track +/- half the swath width) touches the box; unmodelled files pass."""
+    """Whether one of the footprint's piece boxes meets the query box (``lon_min > lon_max``: across the
+    antimeridian); unmodelled files pass."""
     spec = model_spec(entry)
     if spec is None:
         return True
-    times = np.arange(spec.start_unix, spec.end_unix + 20.0, 20.0)
-    track_lat, track_lon = orbit.subsatellite_point(times, spec.flavour)
-    if _in_bbox(track_lat, track_lon, bbox).any():
-        return True
     lon_min, lat_min, lon_max, lat_max = bbox
-    span = (lon_max - lon_min) % 360.0 if lon_max - lon_min < 360 else 360.0
-    grid_lon = (lon_min + np.linspace(0.0, span, 9)) % 360.0
-    grid_lat = np.linspace(lat_min, lat_max, 9)
-    glat, glon = np.meshgrid(grid_lat, grid_lon)
-    dist = _great_circle_km(glat.ravel()[:, None], glon.ravel()[:, None], track_lat[None, :], track_lon[None, :])
-    # 20 s of track is ~140 km: allow half of that for a box point between two track samples.
-    return bool((dist <= SWATH_HALF_WIDTH_KM + 70.0).any())
+    east = lon_max if lon_max >= lon_min else lon_max + 360.0
+    for west_p, south_p, east_p, north_p in _piece_boxes(spec):
+        if north_p < lat_min or south_p > lat_max:
+            continue
+        if east_p - west_p >= 360.0 or east - lon_min >= 360.0:
+            return True
+        if any(west_p <= east + k * 360.0 and lon_min + k * 360.0 <= east_p for k in (-2, -1, 0, 1, 2)):
+            return True
+    return False
 
 
 # -- the service ----------------------------------------------------------------------------------------------
@@ -295,7 +303,9 @@ class Catalogue:
         *,
         catalogue_day_level: bool = True,
         orders: OrderBook | None = None,
+        bbox_lat_lon: bool = False,
     ) -> None:
+        self.bbox_lat_lon = bbox_lat_lon  # drift: bbox read latitude first
         self.store = store
         self.plan = plan
         self.stats = stats
@@ -415,6 +425,11 @@ class _Handler(BaseHTTPRequestHandler):
         number = catalogue.stats.catalogue_request(generation)
         try:
             query = parse_query(params)
+            if catalogue.bbox_lat_lon and query.bbox is not None:  # drift: latitude first
+                lat_min, lon_min, lat_max, lon_max = query.bbox
+                if not -90 <= lat_min <= lat_max <= 90:
+                    raise QueryError(f"bbox {params['bbox'][0]!r} must be latmin,lonmin,latmax,lonmax")
+                query = dataclasses.replace(query, bbox=(lon_min, lat_min, lon_max, lat_max))
         except QueryError as exc:
             self._send_json(400, {"error": str(exc)})
             return

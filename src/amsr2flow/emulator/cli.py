@@ -108,6 +108,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="granules observed more than N days before today are absent from SFTP until ordered (GET /order)",
     )
     drift.add_argument(
+        "--bbox-lat-lon",
+        action="store_true",
+        help="the catalogue reads bbox as latmin,lonmin,latmax,lonmax (EPSG:4326's axis order), not lon first",
+    )
+    drift.add_argument(
         "--big-endian",
         action="store_true",
         help="synthetic granules store every multi-byte dataset big-endian (same values)",
@@ -175,6 +180,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         catalogue_day_level=args.catalogue_day_level,
         order_after_days=args.order_after_days,
         big_endian=args.big_endian,
+        bbox_lat_lon=args.bbox_lat_lon,
     )
     flavours = args.flavour or list(orbit.FLAVOURS)
     return EmulatorConfig(

@@ -9,7 +9,9 @@ Each option moves one of these facts, so that the workflow can be tested against
 - ``legacy_tree``: whether SFTP also serves the legacy ``/standard`` tree (the real current service may not);
 - ``order_after_days``: the "2.5-year rule": granules observed more than N days before today are offline
   (absent from SFTP, still in the catalogue) until ordered through ``GET /order``;
-- ``big_endian``: synthetic granules store every multi-byte dataset big-endian.
+- ``big_endian``: synthetic granules store every multi-byte dataset big-endian;
+- ``bbox_lat_lon``: the catalogue reads ``bbox`` as latmin,lonmin,latmax,lonmax (OGC's axis order of EPSG:4326,
+  which some CSW servers follow) instead of the lonmin,latmin,lonmax,latmax ``gportal`` sends.
 
 :class:`OrderBook` keeps the ordered granules, persisted in the data folder so a restarted service keeps them.
 """
@@ -47,6 +49,7 @@ class Drift:
     catalogue_day_level: bool = True
     order_after_days: int | None = None
     big_endian: bool = False
+    bbox_lat_lon: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class Drift:
             "catalogue_day_level": self.catalogue_day_level,
             "order_after_days": self.order_after_days,
             "big_endian": self.big_endian,
+            "bbox_lat_lon": self.bbox_lat_lon,
         }
 
 

@@ -97,6 +97,7 @@ class Emulator:
             self.stats,
             catalogue_day_level=config.drift.catalogue_day_level,
             orders=self.orders,
+            bbox_lat_lon=config.drift.bbox_lat_lon,
         )
         self.catalogue_server = CatalogueServer(catalogue, config.catalogue_port)
         self.sftp_server = SftpServer(ctx, config.sftp_port)

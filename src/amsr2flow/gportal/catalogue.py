@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -72,6 +72,7 @@ class DaySearchResult:
     matched: int  # the catalogue's numberOfRecordsMatched for the day's window
     returned: int  # records received over all pages (before filtering and de-duplication)
     duplicates: int  # records received more than once
+    outlines: Mapping[str, str] = field(default_factory=dict)  # granule_id -> the record's multiExtentOf text
 
 
 #: Tries of one catalogue request (and of an empty early page) before the day's listing gives up; a failure
@@ -249,24 +250,18 @@ def search_day(
     timeout: float,
     page_size: int = 100,
     session: requests.Session | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> DaySearchResult:
-    """All granules that *begin* on ``day`` (UTC), de-duplicated, checked against the match count.
+    """All granules that *begin* on ``day`` (UTC), de-duplicated, checked against the match count; with
+    ``bbox`` (lon_min, lat_min, lon_max, lat_max), those the catalogue says cross it.
 
     The catalogue filters by intersection, so the window's neighbours come back too; they are dropped here.
     Raises :class:`CatalogueError` on any failure: an empty manifest always means "no observation".
     """
-    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
-    base = gportal.search(
-        dataset_ids=[dataset_id],
-        start_time=window_start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        end_time=window_end.strftime("%Y-%m-%dT%H:%M:%S.999Z"),
-        count=page_size,
-        timeout=timeout,
-    )
-    search = CatalogueSearch(base.params, url=catalogue_url, timeout=timeout, session=session or requests.Session())
+    search = _day_search(day, dataset_id, catalogue_url, timeout, page_size, session, bbox)
     matched = search.matched()
     rows: dict[str, dict[str, Any]] = {}
+    outlines: dict[str, str] = {}
     returned = duplicates = 0
     if matched:
         for product in search.products(convert_types=False):
@@ -276,16 +271,77 @@ def search_day(
                 duplicates += 1
                 continue
             rows[row["granule_id"]] = row
+            outlines[row["granule_id"]] = str(product.properties.get("multiExtentOf") or "")
     if returned - duplicates != (matched or 0):
         raise CatalogueError(
             f"{day}: catalogue matched {matched} records but {returned - duplicates} distinct ones arrived "
             f"({duplicates} duplicates); the listing changed while paging, try again later"
         )
     frame = pd.DataFrame(list(rows.values()), columns=MANIFEST_COLUMNS)
-    day_start = pd.Timestamp(window_start)
+    day_start = pd.Timestamp(datetime.combine(day, time(0), tzinfo=timezone.utc))
     frame = frame[(frame["begin_utc"] >= day_start) & (frame["begin_utc"] < day_start + pd.Timedelta(days=1))]
     frame = frame.sort_values(["begin_utc", "granule_id"]).reset_index(drop=True)
-    return DaySearchResult(manifest=frame, matched=int(matched or 0), returned=returned, duplicates=duplicates)
+    outlines = {g: outlines[g] for g in frame["granule_id"]}
+    return DaySearchResult(frame, int(matched or 0), returned, duplicates, outlines)
+
+
+def count_day(
+    day: date,
+    *,
+    dataset_id: str,
+    catalogue_url: str,
+    timeout: float,
+    session: requests.Session | None = None,
+) -> int:
+    """How many granules begin on ``day``, for the whole globe, from two match counts (no records).
+
+    The catalogue matches records that intersect a window, so the day's window also counts the granule that
+    began the day before and runs past midnight; the records that intersect the day before's last millisecond
+    are those, and are taken away. For telling a user how many a region left out, never for deciding what is
+    missing."""
+    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
+    before = window_start - timedelta(milliseconds=1)
+    args = (dataset_id, catalogue_url, timeout, 1, session, None)
+    in_window = _search(before + timedelta(milliseconds=1), window_end, *args).matched() or 0
+    across_midnight = _search(before, before, *args).matched() or 0
+    return max(int(in_window) - int(across_midnight), 0)
+
+
+def _day_search(
+    day: date,
+    dataset_id: str,
+    catalogue_url: str,
+    timeout: float,
+    page_size: int,
+    session: requests.Session | None,
+    bbox: tuple[float, float, float, float] | None,
+) -> CatalogueSearch:
+    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
+    return _search(window_start, window_end, dataset_id, catalogue_url, timeout, page_size, session, bbox)
+
+
+def _search(
+    start: datetime,
+    end: datetime,
+    dataset_id: str,
+    catalogue_url: str,
+    timeout: float,
+    page_size: int,
+    session: requests.Session | None,
+    bbox: tuple[float, float, float, float] | None,
+) -> CatalogueSearch:
+    """A search of the records that intersect ``start``..``end`` (both inclusive, to the millisecond)."""
+    base = gportal.search(
+        dataset_ids=[dataset_id],
+        bbox=[f"{v:g}" for v in bbox] if bbox is not None else None,
+        start_time=start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z",
+        end_time=end.strftime("%Y-%m-%dT%H:%M:%S.") + f"{end.microsecond // 1000:03d}Z",
+        count=page_size,
+        timeout=timeout,
+    )
+    return CatalogueSearch(base.params, url=catalogue_url, timeout=timeout, session=session or requests.Session())
 
 
 # -- manifest files -----------------------------------------------------------------------------------------

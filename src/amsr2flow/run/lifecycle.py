@@ -71,6 +71,12 @@ def start_run(
             shutil.rmtree(swaths)
     for leftover in atomic.sweep_temporaries(layout.root):
         print(f"amsr2flow: removed leftover of an interrupted job: {leftover}", file=stream)
+    from ..region import region_from_setting
+    from ..stages.catalogue import region_notice
+
+    notice = region_notice(plan, region_from_setting(cfg.get("region")))
+    if notice:
+        print(f"amsr2flow: note: {notice}", file=stream)
     if network:
         check_the_service(plan, cfg, stream)
         if cfg["source"] == "emulator":

@@ -249,7 +249,29 @@ def run_report(
         ],
         "missing": [m for r in year_reports for m in r["missing"]],
         "remote_layout": dict(layout_choice) if layout_choice else None,
+        **_run_region(year_reports),
     }
+
+
+def _run_region(year_reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The run's region and the catalogued records it left out over all years ({} for the globe)."""
+    regions = [r["region"] for r in year_reports if r.get("region")]
+    if not regions:
+        return {}
+    described = sorted({r["description"] for r in regions})
+    return {"region": {"description": "; ".join(described), "left_out": sum(r["left_out"] for r in regions)}}
+
+
+def region_sentence(report: Mapping[str, Any]) -> str:
+    """The region's sentence, as "Region box ...: 4 catalogued granules cross it; 25 other catalogued granules
+    left out (not missing)." ("" for the globe)."""
+    region = report.get("region")
+    if not region:
+        return ""
+    return (
+        f"Region {region['description']}: {report['expected_granules']} catalogued granules cross it; "
+        f"{region['left_out']} other catalogued granules left out (not missing)."
+    )
 
 
 #: Exit status of a run that finished but left catalogued granules unarchived (1 is Snakemake's own failure,
@@ -263,10 +285,11 @@ def run_outcome(run: Mapping[str, Any], accept_missing: Sequence[str], report_pa
     damaged = int(run.get("damaged_swaths", 0))
     disagreeing = int(run.get("disagreement_count", 0))
     count_problems = list(run.get("count_problems", []))
-    lines = [
+    lines = [f"amsr2flow: {region_sentence(run)}"] if run.get("region") else []
+    lines.append(
         f"amsr2flow: {run['archived_granules']} of {run['expected_granules']} catalogued granules archived "
         f"({format_rate(run['success_rate_percent'])}); report: {report_path}"
-    ]
+    )
     if not missing and not damaged and not disagreeing and not count_problems:
         return 0, lines
     by_reason = run.get("missing_by_reason", {})
@@ -309,6 +332,7 @@ def year_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"Archive: `{report['archive']}`",
         "",
+        *([region_sentence(report), ""] if report.get("region") else []),
         "| | expected | archived |",
         "|---|---:|---:|",
         f"| all granules | {report['expected_granules']} | {report['archived_granules']} |",
@@ -375,6 +399,7 @@ def run_markdown(report: Mapping[str, Any]) -> str:
         f"damaged swaths: {report['damaged_swaths']}"
         + (f"; facts that disagree: {report['disagreement_count']}." if "disagreement_count" in report else "."),
         "",
+        *([region_sentence(report), ""] if report.get("region") else []),
         "| year | archive | expected | archived | success | damaged | disagree | parts |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -495,7 +520,7 @@ def build_year_report(
     per-granule table."""
     from ..formats.archive import Archive
     from ..formats.verify import verify_archive
-    from .catalogue import read_listing
+    from .catalogue import read_listing, read_region_summary
 
     verification = verify_archive(archive_path)
     with Archive(archive_path) as arch:
@@ -525,6 +550,9 @@ def build_year_report(
         ledger=ledger,
         time_tolerance_s=time_tolerance_s,
     )
+    region = read_region_summary(listing_path)
+    if region is not None:
+        report["region"] = {"description": region["description"], "left_out": int(region["left_out"])}
     table = granule_table(
         listing=listing,
         archive_name=archive_path.name,

@@ -19,7 +19,7 @@ from ..formats.facts import ordered
 from ..formats.l1b import direction_name
 from ..plan import RunPlan
 from ..run.reasons import RETRY_NEXT_RUN, text_of
-from .report import format_rate, report_title
+from .report import format_rate, region_sentence, report_title
 
 #: Rows of the not-archived table a page shows (the CSV has them all).
 MISSING_ROWS_SHOWN = 300
@@ -218,7 +218,8 @@ def year_page(
         f"{report['expected_granules']}</strong> catalogued granules archived "
         f"({format_rate(report['success_rate_percent'])}); silent losses: <strong>{report['silent_losses']}</strong>. "
         f"Verification: {ver.get('valid', 0)} valid, {ver.get('damaged', 0)} damaged swaths; "
-        f"{len(report['parts'])} part file(s). Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>.</p>",
+        f"{len(report['parts'])} part file(s). Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. "
+        f"{_e(region_sentence(report))}</p>",
         _table(
             ["", "expected", "archived"],
             [
@@ -339,7 +340,7 @@ def run_page(
         f" silent losses: {run['silent_losses']}; damaged swaths: {run['damaged_swaths']}"
         + (f"; facts that disagree: {run['disagreement_count']}. " if "disagreement_count" in run else ". ")
         + (f"Every granule: <a href='{_e(csv_name)}'>{_e(csv_name)}</a>. " if csv_name else "")
-        + f"Software: {_e(run.get('software', ''))}.</p>",
+        + f"Software: {_e(run.get('software', ''))}. {_e(region_sentence(run))}</p>",
         _table(
             ["year", "archive", "expected", "archived", "success", "damaged", "disagree", "parts"],
             rows,
