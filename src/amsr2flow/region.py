@@ -37,8 +37,6 @@ DENSIFY_DEG = 0.5
 #: How far (degrees) an outline may miss the region and still count as touching it: the outline joins a few
 #: points per edge by great circles while the swath's edge curves between them.
 OUTLINE_TOLERANCE_DEG = 0.05
-#: Scans kept beyond the first and last that touch the region, by default (``region_margin_scans``).
-DEFAULT_MARGIN_SCANS = 2
 
 
 class RegionError(ValueError):

@@ -156,10 +156,13 @@ def year_status(
     done = _archived_ids(archive_path) if archive_exists else set()
     done |= _finished_swaths(layout, year)
     counts = dict.fromkeys(("archived", "failed", "absent", "invalid", "pending"), 0)
-    pending_bytes = 0
+    pending_bytes = outside = 0
     for granule_id, (_day, size) in listed.items():
         entry = ledger.get(granule_id)
         status = entry.get("status") if entry else None
+        if status == "outside":  # no scan in the region: not the run's to collect
+            outside += 1
+            continue
         if status in SETTLED_MISSING:
             counts[status] += 1
         elif granule_id in done:
@@ -174,7 +177,7 @@ def year_status(
         period=year_plan.period,
         expected_days=len(year_plan.days),
         listed_days=listed_days,
-        listed=len(listed),
+        listed=len(listed) - outside,
         archive=str(archive_path) if archive_exists else None,
         sealed=year_plan.complete and archive_exists,
         size_bytes=sum(size for _, size in listed.values()),

@@ -197,7 +197,13 @@ ARRAY_KINDS: dict[str, tuple[Any, int]] = {
 
 #: Columns added after format version 1's first archives: written always, read with a default when absent.
 #: ``variables``: the extra variables of the swath, comma-separated ("" none); swaths of one archive may differ.
-OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (("has_scan_times", "?", False), ("variables", "U", ""))
+#: ``first_scan``, ``region``: the source granule's row of the swath's first row and the region it was cropped to.
+OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("has_scan_times", "?", False),
+    ("variables", "U", ""),
+    ("first_scan", "<i8", 0),
+    ("region", "U", ""),
+)
 
 
 def _scale_column(channel: str) -> str:
@@ -230,6 +236,8 @@ def metadata_row(meta: SwathMetadata) -> dict[str, Any]:
         "product_version": meta.product_version,
         "has_scan_times": meta.has_scan_times,
         "variables": ",".join(meta.variables),
+        "first_scan": meta.first_scan,
+        "region": meta.region,
     }
     row.update({_scale_column(c): s for c, s in zip(meta.channels[1:], meta.scale_factors[1:], strict=True)})
     return row
@@ -274,6 +282,8 @@ def row_metadata(row: np.void) -> SwathMetadata:
         product_version=str(row["product_version"]),
         has_scan_times=bool(row["has_scan_times"]) if "has_scan_times" in names else False,
         variables=variables.parse_list(str(row["variables"])) if "variables" in names else (),
+        first_scan=int(row["first_scan"]) if "first_scan" in names else 0,
+        region=str(row["region"]) if "region" in names else "",
     )
 
 

@@ -37,12 +37,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import atomic
 from . import facts, l1b, variables
+
+if TYPE_CHECKING:  # a region's geometry (shapely) is imported only by runs that have one
+    from ..region import Region
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,8 @@ class SwathMetadata:
     product_version: str = ""  # e.g. "2220220", from the file name
     has_scan_times: bool = False  # a `scan_time` array (UTC Unix seconds per scan); swaths before it have none
     variables: tuple[str, ...] = ()  # extra variables stored (formats.variables), in the registry's order
+    first_scan: int = 0  # row of the source granule this swath's first row is (a swath cropped to a region)
+    region: str = ""  # the region the swath was cropped to ("" for a whole granule)
 
     @property
     def scale_factor(self) -> float:
@@ -127,6 +132,8 @@ class SwathMetadata:
         )
         if self.variables:
             meta["variables"] = self.variables
+        if self.region:
+            meta.update(region=self.region, first_scan=self.first_scan)
         return meta
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -163,6 +170,8 @@ class SwathMetadata:
             product_version=str(data.get("product_version", "")),
             has_scan_times=bool(data.get("has_scan_times", False)),
             variables=tuple(str(v) for v in data.get("variables", ())),
+            first_scan=int(data.get("first_scan", 0)),
+            region=str(data.get("region", "")),
         )
 
 
@@ -401,6 +410,9 @@ class Extraction:
 
     swath: Swath
     file_facts: facts.FileFacts
+    # the granule's first and last non-overlap scan times, which a swath cropped to a region does not keep
+    scan_start_utc: str = ""
+    scan_end_utc: str = ""
 
     def disagreements(
         self, catalogue: facts.CatalogueRecord, remote_path: str, time_tolerance_s: float = facts.TIME_TOLERANCE_S
@@ -413,8 +425,8 @@ class Extraction:
             remote_file_name=remote_path,
             granule_id=meta.granule_id,
             orbit_type=meta.orbit_type,
-            scan_start_utc=meta.scan_start_utc,
-            scan_end_utc=meta.scan_end_utc,
+            scan_start_utc=self.scan_start_utc or meta.scan_start_utc,
+            scan_end_utc=self.scan_end_utc or meta.scan_end_utc,
             source_size=meta.source_size,
             file_facts=self.file_facts,
             time_tolerance_s=time_tolerance_s,
@@ -433,6 +445,8 @@ class ExtractionSpec:
     channels: tuple[str, ...] = l1b.DEFAULT_CHANNELS
     geolocation: bool = False
     variables: tuple[str, ...] = ()
+    region: Region | None = None  # keep only the scans that touch it (and margin_scans around them)
+    margin_scans: int = 0  # the configuration's region_margin_scans
 
     def extract(
         self, h5_path: str | os.PathLike[str], *, sha256: str | None = None, source_size: int | None = None
@@ -444,12 +458,20 @@ class ExtractionSpec:
             extra_variables=self.variables,
             sha256=sha256,
             source_size=source_size,
+            region=self.region,
+            margin_scans=self.margin_scans,
         )
 
+    @property
+    def region_description(self) -> str:
+        return self.region.description if self.region is not None else ""
+
     def holds(self, meta: SwathMetadata) -> bool:
-        """Whether a swath already made has this layout (its channels and positions; a new variable set applies
-        to granules extracted from then on, so the variables do not count)."""
-        return meta.channels == tuple(self.channels) and meta.has_geolocation == self.geolocation
+        """Whether a swath already made has this layout: its channels and positions, and its scans: a whole
+        granule's, or those of this region (a swath cropped to another region may lack scans this one needs).
+        A new variable set applies to granules extracted from then on, so the variables do not count."""
+        same_layout = meta.channels == tuple(self.channels) and meta.has_geolocation == self.geolocation
+        return same_layout and meta.region in ("", self.region_description)
 
     @property
     def pixels(self) -> int:
@@ -487,9 +509,16 @@ def extract_granule(
     extra_variables: Sequence[str] = (),
     sha256: str | None = None,
     source_size: int | None = None,
+    region: Region | None = None,
+    margin_scans: int = 0,
 ) -> Extraction:
     """:func:`extract_swath`, and the file's own facts (:class:`facts.FileFacts`) from the same open, for the
-    cross-checks against the catalogue and the file name."""
+    cross-checks against the catalogue and the file name.
+
+    With ``region``, the swath keeps the granule's rows from the first to the last whose footprints (the
+    low-frequency positions) touch it, ``margin_scans`` more on each side, within the non-overlap rows (the
+    neighbouring granules hold the overlap rows' scans); pixels stay whole scan lines. :class:`OutsideRegion`
+    when no scan touches it."""
     import h5py  # only extraction needs HDF5
 
     path = os.fspath(h5_path)
@@ -528,7 +557,7 @@ def extract_granule(
             raise DatasetLayoutError(f"{path}: {l1b.SCAN_TIME!r} has {scan_time.shape[0]} rows, not {n_rows}")
         overlap = overlap_scans_of(h5, n_rows)
         positions: dict[str, np.ndarray] = {}
-        if geolocation:
+        if geolocation or region is not None:
             for key, ds_name in ((LATITUDE, l1b.LATITUDE_89A), (LONGITUDE, l1b.LONGITUDE_89A)):
                 ds = _dataset(h5, ds_name, l1b.HIGH_FREQ_PIXELS, "float32", path)
                 if ds.shape[0] != n_rows:
@@ -548,6 +577,19 @@ def extract_granule(
     first, last = scan_time[overlap], scan_time[n_rows - 1 - overlap]
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
         raise SwathError(f"{path}: {l1b.SCAN_TIME!r} of the non-overlap rows is invalid ({first}, {last})")
+    granule_start, granule_end = utc_iso(l1b.tai93_to_unix(float(first))), utc_iso(l1b.tai93_to_unix(float(last)))
+    cropped: dict[str, Any] = {}
+    if region is not None:
+        rows = rows_in_region(positions[LONGITUDE], positions[LATITUDE], region, overlap, margin_scans)
+        if rows is None:
+            raise OutsideRegion(f"{granule_id}: none of its scans touches {region.description}")
+        arrays = {c: a[rows] for c, a in arrays.items()}
+        scan_time = scan_time[rows]
+        extra = {k: v[rows] for k, v in extra.items()}
+        positions = {k: v[rows] for k, v in positions.items()} if geolocation else {}
+        first, last = scan_time[0], scan_time[-1]
+        overlap = 0  # the overlap rows are the neighbours' scans: a cropped swath holds none
+        cropped = {"first_scan": rows.start, "region": region.description}
     extracted = make_swath(
         granule_id,
         l1b.orbit_type_from_name(file_name),
@@ -563,8 +605,27 @@ def extract_granule(
         source_size=int(source_size),
         source_sha256=sha256,
         product_version=product_version,
+        **cropped,
     )
-    return Extraction(extracted, file_facts)
+    return Extraction(extracted, file_facts, granule_start, granule_end)
+
+
+class OutsideRegion(Exception):  # an outcome, not an error: the granule is not needed
+    """No scan of a granule touches the configured region (its catalogue footprint did)."""
+
+
+def rows_in_region(
+    longitude: np.ndarray, latitude: np.ndarray, region: Region, overlap: int, margin_scans: int
+) -> slice | None:
+    """The rows a swath cropped to ``region`` keeps (see :func:`extract_granule`), or None for none."""
+    n_rows = longitude.shape[0]
+    touching = region.contains(longitude, latitude).any(axis=1)
+    touching[:overlap] = False
+    touching[n_rows - overlap :] = False
+    found = np.flatnonzero(touching)
+    if not len(found):
+        return None
+    return slice(max(overlap, int(found[0]) - margin_scans), min(n_rows - overlap, int(found[-1]) + 1 + margin_scans))
 
 
 def _global_text(h5: Any, name: str) -> str:
@@ -703,20 +764,26 @@ def read_swath(npy_path: str | os.PathLike[str]) -> Swath:
 
 # -- tombstones -----------------------------------------------------------------------------------------------
 def write_tombstone(
-    npy_path: str | os.PathLike[str], granule_id: str, remote_path: str, *, reason_class: str, error: str, n_pixels: int
+    npy_path: str | os.PathLike[str],
+    granule_id: str,
+    remote_path: str,
+    *,
+    reason_class: str,
+    error: str,
+    n_pixels: int,
+    region: str = "",
 ) -> None:
-    """A 0-scan swath whose sidecar says why the granule is not archived (its year can still be archived)."""
-    atomic.write_json(
-        sidecar_path(npy_path),
-        {
-            "granule_id": granule_id,
-            "status": TOMBSTONE_STATUS,
-            "reason_class": reason_class,
-            "reason": error,
-            "orbit_type": l1b.orbit_type_from_name(granule_id),
-            "remote_path": remote_path,
-        },
-    )
+    """A 0-scan swath whose sidecar says why the granule is not archived (its year can still be archived);
+    ``region``: the region whose scans it lacks (a verdict for that region only)."""
+    sidecar = {
+        "granule_id": granule_id,
+        "status": TOMBSTONE_STATUS,
+        "reason_class": reason_class,
+        "reason": error,
+        "orbit_type": l1b.orbit_type_from_name(granule_id),
+        "remote_path": remote_path,
+    }
+    atomic.write_json(sidecar_path(npy_path), sidecar | ({"region": region} if region else {}))
     with atomic.atomic_open(npy_path) as fh:
         np.save(fh, np.zeros((0, n_pixels), dtype=np.uint16), allow_pickle=False)
 

@@ -227,12 +227,13 @@ def swath_disagreements(
     latitude_direction: str | None,
     time_tolerance_s: float = facts.TIME_TOLERANCE_S,
 ) -> list[facts.Disagreement]:
-    """A stored swath against its granule id, its own latitudes and (when given) its catalogue record."""
+    """A stored swath against its granule id, its own latitudes and (when given) its catalogue record. A swath
+    cropped to a region begins and ends where the region does: its times do not speak for the granule's."""
     return facts.stored_disagreements(
         meta.granule_id,
         orbit_type=meta.orbit_type,
-        scan_start_utc=meta.scan_start_utc,
-        scan_end_utc=meta.scan_end_utc,
+        scan_start_utc="" if meta.region else meta.scan_start_utc,
+        scan_end_utc="" if meta.region else meta.scan_end_utc,
         source_size=meta.source_size,
         catalogue=record,
         latitude_direction=latitude_direction,
@@ -376,7 +377,7 @@ def verify_archive(
             for disagreement in swath_disagreements(meta, record, latitude_direction, time_tolerance_s):
                 report.disagreements.append(disagreement)
                 report.add(meta.granule_id, disagreement.message)
-            if 0 < meta.shape[0] < SHORT_SWATH_SCANS:
+            if 0 < meta.shape[0] < SHORT_SWATH_SCANS and not meta.region:  # a crop is as short as its region
                 report.warnings.append(f"{meta.granule_id}: short swath ({meta.shape[0]} scans)")
         if unlisted:
             report.warnings.append(

@@ -16,7 +16,7 @@ from ..plan import Layout
 PROGRESS_DIR = "progress"
 HOUR_FORMAT = "%Y%m%dT%H"
 #: Granule outcomes a progress mark can record (the granule job's final word on the granule).
-FINISHED_OUTCOMES = ("archived", "absent", "invalid")
+FINISHED_OUTCOMES = ("archived", "absent", "invalid", "outside_region")
 RATE_WINDOW = timedelta(hours=1)
 
 

@@ -32,6 +32,7 @@ class Reason(str, Enum):
     JOB_FAILED = "job_failed"
     REAPPEARED = "reappeared"
     DISAGREEMENT = "disagreement"
+    OUTSIDE_REGION = "outside_region"
 
     def __str__(self) -> str:
         return self.value
@@ -66,6 +67,7 @@ TEXTS: dict[Reason, str] = {
     Reason.DISAGREEMENT: (
         "archived, but the catalogue, its file name and its file disagree on a fact (both values named)"
     ),
+    Reason.OUTSIDE_REGION: "its catalogue footprint touches the region but none of its scans does (not missing)",
 }
 
 #: What the user can do about each reason (the report's "what to do" column); the others: rerun.
@@ -88,6 +90,7 @@ REMEDIES: dict[Reason, str] = {
     Reason.JOB_FAILED: "read its day's job log (logs/granules/YYYY/YYYY-MM-DD.log), then rerun",
     Reason.UNACCOUNTED: "rerun; please report it",
     Reason.DISAGREEMENT: "check the granule on G-Portal and report it; the archive keeps what the file holds",
+    Reason.OUTSIDE_REGION: "nothing: the granule holds no data in the region",
 }
 
 #: Reasons a run may accept (``accept_missing``) and still exit 0: G-Portal does not have the granule as catalogued.

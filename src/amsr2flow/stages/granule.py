@@ -108,6 +108,7 @@ class DayJob:
         rerun triggers); the extra variables come from the configuration: a new set must not re-download the
         granules already extracted (it applies to granules extracted from now on; each swath records its own)."""
         from .. import config as settings
+        from ..region import region_from_setting
         from ..run.connection import connection_from
         from ..run.preflight import run_template
 
@@ -115,7 +116,13 @@ class DayJob:
         transfer = cfg["transfer"]
         return cls(
             layout=layout,
-            spec=ExtractionSpec(tuple(channels), bool(geolocation), settings.extra_variables(cfg)),
+            spec=ExtractionSpec(
+                tuple(channels),
+                bool(geolocation),
+                settings.extra_variables(cfg),
+                region=region_from_setting(cfg.get("region")),
+                margin_scans=cfg["region_margin_scans"],
+            ),
             connection=connection_from(cfg),
             policy=RetryPolicy(transfer["attempts"], transfer["backoff_initial_s"], transfer["backoff_max_s"]),
             breaker=CircuitBreaker(
@@ -279,6 +286,7 @@ class SwathOutputs:
             reason_class=reason_class,
             error=error,
             n_pixels=self.spec.pixels,
+            region=self.spec.region_description if reason_class == Reason.OUTSIDE_REGION else "",
         )
 
 
@@ -320,16 +328,13 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
     npy_path = job.swath_path(task)
     record = json.loads(record_path.read_text(encoding="utf-8"))
     if record["status"] == TOMBSTONE_STATUS:
-        write_tombstone(
-            npy_path,
-            task.granule_id,
-            task.remote_path,
-            reason_class=record["reason_class"],
-            error=record["reason"],
-            n_pixels=job.spec.pixels,
-        )
+        _tombstone_at(npy_path, job)(task, record["reason_class"], record["reason"])
         return record["reason_class"]
-    extracted = job.spec.extract(h5_path, sha256=record["sha256"], source_size=record["size_bytes"]).swath
+    try:
+        extracted = job.spec.extract(h5_path, sha256=record["sha256"], source_size=record["size_bytes"]).swath
+    except swath.OutsideRegion as exc:
+        log.info("%s", exc)
+        return _outside_region(task, _tombstone_at(npy_path, job), job.ledger_path(task), str(exc), 1)
     try:
         swath.write_swath(extracted, npy_path)
     except OSError as exc:
@@ -337,6 +342,21 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
             raise atomic.no_space(npy_path.parent, f"the swath of {task.granule_id}", exc) from exc
         raise
     return "archived"
+
+
+def _tombstone_at(npy_path: Path, job: DayJob) -> Callable[[GranuleTask, str, str], None]:
+    def tombstone(task: GranuleTask, reason_class: str, error: str) -> None:
+        write_tombstone(
+            npy_path,
+            task.granule_id,
+            task.remote_path,
+            reason_class=reason_class,
+            error=error,
+            n_pixels=job.spec.pixels,
+            region=job.spec.region_description if reason_class == Reason.OUTSIDE_REGION else "",
+        )
+
+    return tombstone
 
 
 def collect_granule(
@@ -349,12 +369,12 @@ def collect_granule(
 ) -> str:
     """Produce the granule's outputs (swath, or checked download; or tombstone).
 
-    Returns ``"archived"``, ``"absent"`` or ``"invalid"``. ``shared`` is the SFTP session it is collected over
-    (see :func:`collect_day`); without it the granule opens and closes its own. ``in_flight``: how many
-    granules the job downloads at once (its sessions); each attempt first checks that as many fit. The
-    granule's facts are compared across the catalogue, its file name and contents (:mod:`formats.facts`): a
-    disagreement is logged and kept in its ledger entry (status ``disagrees``, every source's value), which the
-    year report lists.
+    Returns ``"archived"``, ``"absent"``, ``"invalid"`` or ``"outside_region"`` (no scan in the region).
+    ``shared`` is the SFTP session it is collected over (see :func:`collect_day`); without it the granule opens
+    and closes its own. ``in_flight``: how many granules the job downloads at once (its sessions); each attempt
+    first checks that as many fit. The granule's facts are compared across the catalogue, its file name and
+    contents (:mod:`formats.facts`): a disagreement is logged and kept in its ledger entry (status
+    ``disagrees``, every source's value), which the year report lists.
 
     Raises :class:`GranuleFailed` when transient failures outlive the attempts, :class:`RunStopped` when the
     run was stopped by a fatal error, and :class:`FatalTransferError` for a fatal error of its own.
@@ -421,6 +441,9 @@ def collect_granule(
         update_ledger(ledger_path, task, status="absent", reason_class=Reason.ABSENT, error=str(exc), attempts=attempts)
         outputs.permanent(task, Reason.ABSENT, str(exc))
         return "absent"
+    except swath.OutsideRegion as exc:
+        log.info("%s", exc)
+        return _outside_region(task, outputs.permanent, ledger_path, str(exc), attempts)
     except CorruptGranule as exc:
         log.error("%s: still unreadable after %d downloads: %s", task.granule_id, attempts, exc)
         update_ledger(
@@ -478,6 +501,16 @@ def collect_granule(
         )
     log.info("%s: done in %.1f s after %d attempt(s)", task.granule_id, time.monotonic() - started, attempts)
     return "archived"
+
+
+def _outside_region(
+    task: GranuleTask, tombstone: Callable[[GranuleTask, str, str], None], ledger_path: Path, why: str, attempts: int
+) -> str:
+    """A granule the region's footprint test kept but none of whose scans touch the region: a tombstone of its
+    own reason (not missing, never fetched again for this region) and its ledger entry."""
+    update_ledger(ledger_path, task, status="outside", reason_class=Reason.OUTSIDE_REGION, error=why, attempts=attempts)
+    tombstone(task, Reason.OUTSIDE_REGION, why)
+    return str(Reason.OUTSIDE_REGION)
 
 
 def _record_fatal(
@@ -551,7 +584,10 @@ def finished_outcome(npy_path: Path, spec: ExtractionSpec) -> str | None:
     if not npy_path.is_file():
         return None
     if side.get("status") == TOMBSTONE_STATUS:
-        return str(side.get("reason_class") or "absent")
+        reason = str(side.get("reason_class") or "absent")
+        if reason == Reason.OUTSIDE_REGION and side.get("region", "") != spec.region_description:
+            return None  # no scan in another region: this one may have some
+        return reason
     try:
         meta = swath.SwathMetadata.from_json_dict(side)
     except (swath.SwathError, KeyError, TypeError, ValueError):

@@ -62,6 +62,14 @@ def year_report(
     (interim reports: the run stopped before it, or its job failed); without it such a granule is a silent loss.
     """
     archived_ids = set(archive_index["granule_id"]) if len(archive_index) else set()
+    # Granules the region's footprint test kept whose scans all miss the region: neither expected nor missing.
+    outside = sorted(
+        g
+        for g in set(listing["granule_id"]) - archived_ids
+        if (ledger.get(g) or {}).get("reason_class") == Reason.OUTSIDE_REGION
+    )
+    if outside:
+        listing = listing[~listing["granule_id"].isin(outside)]
     # The direction each archived granule is stored as (the index's orbit type); interim reports know only ids.
     stored = (
         dict(zip(archive_index["granule_id"], archive_index["orbit_type"].astype(str), strict=True))
@@ -129,6 +137,7 @@ def year_report(
         "archive": archive_path.name,
         "expected_granules": expected_n,
         "archived_granules": archived_n,
+        "outside_region": outside,
         "missing_granules": len(missing),
         "silent_losses": reasons.get(Reason.UNACCOUNTED, 0),
         "success_rate_percent": _rate(archived_n, expected_n),
@@ -174,11 +183,12 @@ def catalogue_disagreements(
     for row in archive_index.to_dict("records"):
         granule_id = str(row["granule_id"])
         listed = records.get(granule_id)
+        cropped = bool(row.get("region"))  # begins and ends where the region does, not where the granule does
         found += facts.stored_disagreements(
             granule_id,
             orbit_type=str(row["orbit_type"]),
-            scan_start_utc=_iso(row.get("scan_start_utc")),
-            scan_end_utc=_iso(row.get("scan_end_utc")),
+            scan_start_utc="" if cropped else _iso(row.get("scan_start_utc")),
+            scan_end_utc="" if cropped else _iso(row.get("scan_end_utc")),
             source_size=int(row.get("source_size", -1)),
             catalogue=facts.CatalogueRecord.from_row(listed) if listed is not None else None,
             time_tolerance_s=time_tolerance_s,
@@ -259,7 +269,13 @@ def _run_region(year_reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not regions:
         return {}
     described = sorted({r["description"] for r in regions})
-    return {"region": {"description": "; ".join(described), "left_out": sum(r["left_out"] for r in regions)}}
+    return {
+        "region": {
+            "description": "; ".join(described),
+            "left_out": sum(r["left_out"] for r in regions),
+            "no_scan_inside": sum(r.get("no_scan_inside", 0) for r in regions),
+        }
+    }
 
 
 def region_sentence(report: Mapping[str, Any]) -> str:
@@ -268,9 +284,11 @@ def region_sentence(report: Mapping[str, Any]) -> str:
     region = report.get("region")
     if not region:
         return ""
+    inside = region.get("no_scan_inside", 0)
     return (
         f"Region {region['description']}: {report['expected_granules']} catalogued granules cross it; "
-        f"{region['left_out']} other catalogued granules left out (not missing)."
+        f"{region['left_out'] + inside} other catalogued granules left out (not missing"
+        + (f"; {inside} of them by their scans, their footprint touching it)." if inside else ").")
     )
 
 
@@ -552,7 +570,11 @@ def build_year_report(
     )
     region = read_region_summary(listing_path)
     if region is not None:
-        report["region"] = {"description": region["description"], "left_out": int(region["left_out"])}
+        report["region"] = {
+            "description": region["description"],
+            "left_out": int(region["left_out"]),
+            "no_scan_inside": len(report["outside_region"]),
+        }
     table = granule_table(
         listing=listing,
         archive_name=archive_path.name,

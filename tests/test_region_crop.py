@@ -1,0 +1,79 @@
+"""Swaths cropped to a region: the kept rows are the whole granule's rows, bit for bit, with the index of the
+first one; a granule none of whose scans touch the region is an outcome of its own."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amsr2flow.emulator import orbit, synth
+from amsr2flow.formats import archive
+from amsr2flow.formats.swath import OutsideRegion, extract_granule, read_swath, write_swath
+from amsr2flow.region import region_from_setting
+
+JAPAN = [128.0, 30.0, 146.0, 46.0]
+CHANNELS = ("36.5H", "89.0AV", "18.7V")
+VARIABLES = ("earth_incidence", "land_fraction", "scan_quality")
+
+
+@pytest.fixture(scope="module")
+def japan_granule(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first granule of 2024-01-01 that passes over Japan, at 400 scans."""
+    japan = region_from_setting(JAPAN)
+    folder = tmp_path_factory.mktemp("granules")
+    for spec in orbit.granules_beginning_on(date(2024, 1, 1)):
+        times = synth.scan_times_unix(spec, n_scans=400)
+        lat, lon = orbit.footprints(times, 243, spec.flavour)
+        if japan.contains(lon, lat).any():
+            path = folder / spec.file_name
+            synth.write_granule(path, spec, n_scans=400)
+            return path
+    raise AssertionError("no granule over Japan on 2024-01-01")
+
+
+@pytest.mark.parametrize("geolocation", [True, False])
+def test_a_cropped_swath_is_the_whole_swaths_rows_from_its_first_scan(japan_granule: Path, geolocation) -> None:
+    japan = region_from_setting(JAPAN)
+    whole = extract_granule(japan_granule, CHANNELS, True, extra_variables=VARIABLES).swath
+    cropped = extract_granule(
+        japan_granule, CHANNELS, geolocation, extra_variables=VARIABLES, region=japan, margin_scans=2
+    ).swath
+    meta, overlap = cropped.metadata, whole.metadata.overlap_scans
+    rows = slice(meta.first_scan, meta.first_scan + meta.shape[0])
+    assert overlap > 0 and meta.overlap_scans == 0 and meta.region == japan.description
+    # the rows touching the region (from the whole swath's own positions), two more on each side
+    touching = np.flatnonzero(japan.contains(whole["longitude"], whole["latitude"]).any(axis=1))
+    assert rows.start == touching[0] - 2 and rows.stop == touching[-1] + 3
+    assert 0 < meta.shape[0] < whole.metadata.shape[0] // 2
+    assert set(cropped.arrays) == set(whole.arrays) - (set() if geolocation else {"latitude", "longitude"})
+    for name, values in cropped.arrays.items():
+        assert np.array_equal(values, whole.arrays[name][rows]), name  # bit for bit, every array
+    assert meta.scan_start_utc < meta.scan_end_utc
+    assert whole.metadata.scan_start_utc < meta.scan_start_utc and meta.scan_end_utc < whole.metadata.scan_end_utc
+
+
+def test_the_crop_survives_the_swath_file_and_the_archive_index(japan_granule: Path, tmp_path: Path) -> None:
+    japan = region_from_setting(JAPAN)
+    cropped = extract_granule(japan_granule, CHANNELS, True, region=japan, margin_scans=0).swath
+    write_swath(cropped, tmp_path / "s.npy")
+    assert read_swath(tmp_path / "s.npy").metadata == cropped.metadata
+    table = archive.index_table([cropped.metadata], CHANNELS)
+    assert archive.row_metadata(table[0]) == cropped.metadata
+    assert cropped.metadata.legacy_dict()["first_scan"] == cropped.metadata.first_scan > 0
+
+
+def test_margins_stop_at_the_overlap_rows(japan_granule: Path) -> None:
+    whole = extract_granule(japan_granule, CHANNELS[:1], True).swath
+    wide = extract_granule(japan_granule, CHANNELS[:1], False, region=region_from_setting(JAPAN), margin_scans=5000)
+    overlap = whole.metadata.overlap_scans
+    assert wide.swath.metadata.first_scan == overlap
+    assert wide.swath.metadata.shape[0] == whole.metadata.shape[0] - 2 * overlap
+
+
+def test_a_granule_with_no_scan_in_the_region_is_outside_it(japan_granule: Path) -> None:
+    far = region_from_setting([-60.0, -10.0, -50.0, 0.0])  # Brazil: the Japan pass does not reach it
+    with pytest.raises(OutsideRegion, match=r"none of its scans touches box -60\.\.-50 E"):
+        extract_granule(japan_granule, CHANNELS, False, region=far)
