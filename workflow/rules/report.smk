@@ -51,6 +51,7 @@ rule year_figures:
         # outside the output folder (Snakemake empties that before the job): quick-looks already drawn
         cache_dir=lambda wc: path(LAYOUT.quicklook_cache(wc.year)),
         quicklooks_per_week=config["report"]["quicklooks_per_week"],
+        region=REGION_FINGERPRINT,  # quick-looks draw its outline
     script:
         "../scripts/figures.py"
 
@@ -69,6 +70,8 @@ rule day_map:
         path(LAYOUT.log("reports", "{year}_map_{day}.log")),
     conda:
         "../envs/amsr2flow.yaml"
+    params:
+        region=REGION_FINGERPRINT,  # the page draws its outline
     script:
         "../scripts/day_map.py"
 

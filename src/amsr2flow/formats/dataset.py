@@ -216,6 +216,14 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
             _variables_column(table).astype(str),
             {"long_name": "extra variables the swath was extracted with (comma-separated)"},
         )
+    names = table.dtype.names or ()
+    if "region" in names and table["region"].astype(bool).any():  # swaths cropped to a region
+        coords["first_scan"] = (
+            "swath",
+            table["first_scan"].astype(np.int32),
+            {"long_name": "row of the source granule that is the swath's first row (cropped to a region)"},
+        )
+        coords["region"] = ("swath", table["region"].astype(str), {"long_name": "region the swath was cropped to"})
     for name, layers in (("land_layer", variables.LAND_LAYERS), ("land_layer_89", variables.LAND_LAYERS_89)):
         if any(name in v.dims for v in data_vars.values()):
             coords[name] = (name, np.array(layers), {"long_name": "frequency footprint of the layer (GHz)"})

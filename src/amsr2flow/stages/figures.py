@@ -19,13 +19,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import atomic
 from ..formats.l1b import direction_key, direction_name
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
+
+if TYPE_CHECKING:
+    from ..region import Region
 
 #: Bump when the look of a quick-look changes, so cached ones are redrawn.
 QUICKLOOK_STYLE = 2
@@ -235,8 +238,10 @@ def draw_quicklook(
     longitude: np.ndarray | None,
     title: str,
     path: Path,
+    region: Region | None = None,
 ) -> None:
-    """A swath in Kelvin on a global map with coastlines (or in scan/pixel space without positions)."""
+    """A swath in Kelvin on a global map with coastlines and the run's region (or in scan/pixel space without
+    positions)."""
     plt = _pyplot()
     from ..formats.coastlines import land_outlines, split_at_dateline
 
@@ -254,10 +259,27 @@ def draw_quicklook(
         for ring in land_outlines():
             for line in split_at_dateline(ring):
                 ax.plot(line[:, 0], line[:, 1], color="black", linewidth=0.4)
+        for lon_outline, lat_outline in region.outline_lonlat() if region is not None else ():
+            ax.plot(lon_outline, lat_outline, color="#d62728", linewidth=1.0, linestyle="--")
         ax.set_xlim(-180, 180)
         ax.set_ylim(-90, 90)
         ax.set_xticks(range(-180, 181, 60))
         ax.set_yticks(range(-90, 91, 30))
+        if region is not None and not region.crosses_antimeridian and lon.size:
+            # the region and the swath's scans around it, not the globe (a box across 180 keeps the globe)
+            west, south, east, north = region.extent
+            finite = np.isfinite(lon) & np.isfinite(lat)
+            west, east = min(west, float(lon[finite].min())), max(east, float(lon[finite].max()))
+            south, north = min(south, float(lat[finite].min())), max(north, float(lat[finite].max()))
+            x_range = (max(-180.0, west - 5.0), min(180.0, east + 5.0))
+            y_range = (max(-90.0, south - 5.0), min(90.0, north + 5.0))
+            for axis_range, set_ticks, set_lim in (
+                (x_range, ax.set_xticks, ax.set_xlim),
+                (y_range, ax.set_yticks, ax.set_ylim),
+            ):
+                step = 10 if axis_range[1] - axis_range[0] <= 90 else 30
+                set_ticks(range(int(np.ceil(axis_range[0] / step)) * step, int(axis_range[1]) + 1, step))
+                set_lim(*axis_range)
         ax.set_aspect("equal")
         ax.set_xlabel("longitude (°)")
         ax.set_ylabel("latitude (°)")
@@ -283,16 +305,19 @@ class Quicklook:
     file_name: str
 
 
-def quicklook_key(archive: Any, i: int) -> str:
-    """Granule, orbit type, data checksum (the member's CRC) and style: a cache name that changes when the
-    picture would."""
+def quicklook_key(archive: Any, i: int, region: Region | None = None) -> str:
+    """Granule, orbit type, data checksum (the member's CRC), style and region outline: a cache name that changes
+    when the picture would."""
     row = archive.table[i]
     crc = archive.member_info(i, TEMPERATURE).CRC
+    outline = f"_r{region.fingerprint}" if region is not None else ""
     # the orbit type is in the caption: a repaired one draws the quick-look again
-    return f"{row['granule_id']}_{direction_key(str(row['orbit_type']))}_{crc:08x}_s{QUICKLOOK_STYLE}.png"
+    return f"{row['granule_id']}_{direction_key(str(row['orbit_type']))}_{crc:08x}_s{QUICKLOOK_STYLE}{outline}.png"
 
 
-def draw_sample_quicklooks(archive: Any, positions: Sequence[int], out_dir: Path, cache_dir: Path) -> list[Quicklook]:
+def draw_sample_quicklooks(
+    archive: Any, positions: Sequence[int], out_dir: Path, cache_dir: Path, region: Region | None = None
+) -> list[Quicklook]:
     """Quick-looks of the swaths at ``positions``: drawn into ``cache_dir`` once, linked into ``out_dir``."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     channel = archive.channels[0]
@@ -300,7 +325,7 @@ def draw_sample_quicklooks(archive: Any, positions: Sequence[int], out_dir: Path
     made = []
     for i in positions:
         row = table[i]
-        cached = cache_dir / quicklook_key(archive, i)
+        cached = cache_dir / quicklook_key(archive, i, region)
         if not cached.is_file():
             has_positions = archive.geolocation and bool(row["has_geolocation"])
             draw_quicklook(
@@ -312,6 +337,7 @@ def draw_sample_quicklooks(archive: Any, positions: Sequence[int], out_dir: Path
                     f"scan start {row['scan_start_utc']}"
                 ),
                 path=cached,
+                region=region,
             )
         name = f"quicklook_{row['granule_id']}.png"
         _link_or_copy(cached, out_dir / name)
@@ -337,7 +363,13 @@ def prune_cache(cache_dir: Path, keep: set[str]) -> None:
 
 # -- the figure job ----------------------------------------------------------------------------------------
 def build_year_figures(
-    *, archive_path: Path, report: Mapping[str, Any], out_dir: Path, cache_dir: Path, quicklooks_per_week: int
+    *,
+    archive_path: Path,
+    report: Mapping[str, Any],
+    out_dir: Path,
+    cache_dir: Path,
+    quicklooks_per_week: int,
+    region: Region | None = None,
 ) -> dict[str, Any]:
     """Every figure of a year's report into ``out_dir`` (a fresh folder), and a manifest the page reads."""
     from ..formats.archive import Archive
@@ -352,8 +384,8 @@ def build_year_figures(
         if positions:
             draw_histograms(channel_histograms(archive, positions), len(positions), out_dir / "histograms.png")
             manifest["figures"].append({"file": "histograms.png", "kind": "histograms", "swaths": len(positions)})
-        quicklooks = draw_sample_quicklooks(archive, positions, out_dir, cache_dir)
-        prune_cache(cache_dir, {quicklook_key(archive, i) for i in positions})
+        quicklooks = draw_sample_quicklooks(archive, positions, out_dir, cache_dir, region)
+        prune_cache(cache_dir, {quicklook_key(archive, i, region) for i in positions})
         manifest["geolocation"] = archive.geolocation
         manifest["channel"] = archive.channels[0] if archive.channels else ""
     manifest["quicklooks"] = [q.__dict__ for q in quicklooks]

@@ -22,7 +22,7 @@ import itertools
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from .. import atomic
 from ..formats.l1b import direction_name
 from ..formats.swath import LATITUDE, LONGITUDE, TEMPERATURE
 from .figures import GEO_ABNORMAL, KELVIN_RANGE, NO_DATA, kelvin, on_positions
+
+if TYPE_CHECKING:
+    from ..region import Region
 
 GRID_DEG = 0.25
 MERCATOR_LAT = 85.0  # Web Mercator ends near 85 degrees
@@ -176,8 +179,9 @@ def _legend_html(channel: str) -> str:
     )
 
 
-def day_map_html(archive: Any, day: str, title: str) -> str:
-    """The page for ``day``: the day's swaths of ``archive`` as layers (an empty map that says so if none)."""
+def day_map_html(archive: Any, day: str, title: str, region: Region | None = None) -> str:
+    """The page for ``day``: the day's swaths of ``archive`` as layers (an empty map that says so if none), and
+    the outline of the run's ``region``."""
     import folium
     from branca.element import Element
 
@@ -202,6 +206,17 @@ def day_map_html(archive: Any, day: str, title: str) -> str:
             name="coastlines (Natural Earth)",
             style_function=lambda _: {"color": "#333333", "weight": 1, "fill": False},
         ).add_to(page)
+        if region is not None:
+            folium.PolyLine(
+                [list(zip(lat.tolist(), lon.tolist(), strict=True)) for lon, lat in region.outline_lonlat()],
+                color="#d62728",
+                weight=2,
+                dash_array="6 4",
+                tooltip=f"region: {region.description}",
+            ).add_to(page)
+            if not region.crosses_antimeridian:  # the page opens on the region (a map of the web's tiles wraps)
+                west, south, east, north = region.extent
+                page.fit_bounds([[max(south - 5, -80), west - 10], [min(north + 5, 80), east + 10]])
         if not archive.geolocation:
             note = "this archive has no positions (geolocation: false): no swaths can be drawn on a map"
         elif not positions:
@@ -236,9 +251,9 @@ def day_map_html(archive: Any, day: str, title: str) -> str:
         return page.get_root().render()
 
 
-def write_day_map(archive_path: Path, day: str, out_path: Path) -> None:
+def write_day_map(archive_path: Path, day: str, out_path: Path, region: Region | None = None) -> None:
     from ..formats.archive import Archive
 
     with Archive(archive_path) as archive:
-        page = day_map_html(archive, day, f"AMSR-2 swaths of {day}")
+        page = day_map_html(archive, day, f"AMSR-2 swaths of {day}", region)
     atomic.write_bytes(out_path, page.encode("utf-8"))
