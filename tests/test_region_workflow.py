@@ -46,11 +46,14 @@ def test_a_region_lists_downloads_crops_and_reports_only_what_crosses_it(emulato
         assert region == japan.description and touching[0] and touching[-1]
     outside = listing - set(archived)
     report = json.loads(next((results / "reports").glob("run_*.json")).read_text())
-    assert report["region"] == {
-        "description": japan.description,
-        "left_out": 29 - len(truth),
-        "no_scan_inside": len(outside),
-    }
+    region = report["region"]
+    assert (region["description"], region["left_out"], region["no_scan_inside"]) == (
+        japan.description,
+        29 - len(truth),
+        len(outside),
+    )
+    kept = sum(len(lon) for lon, *_ in archived.values())
+    assert region["scans_kept"] == kept and 0 < kept < region["granule_scans"] == 16 * len(archived)
     assert report["missing_granules"] == 0 and report["expected_granules"] == len(archived)
     assert f"Region {japan.description}: {len(archived)} catalogued granules cross it" in run.stdout
 

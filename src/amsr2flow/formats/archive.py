@@ -197,12 +197,14 @@ ARRAY_KINDS: dict[str, tuple[Any, int]] = {
 
 #: Columns added after format version 1's first archives: written always, read with a default when absent.
 #: ``variables``: the extra variables of the swath, comma-separated ("" none); swaths of one archive may differ.
-#: ``first_scan``, ``region``: the source granule's row of the swath's first row and the region it was cropped to.
+#: ``first_scan``, ``region``: the source granule's row of the swath's first row and the region it was cropped to;
+#: ``granule_scans``: the source granule's scans without overlap (so that a crop's share of them is known).
 OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("has_scan_times", "?", False),
     ("variables", "U", ""),
     ("first_scan", "<i8", 0),
     ("region", "U", ""),
+    ("granule_scans", "<i8", -1),
 )
 
 
@@ -238,6 +240,7 @@ def metadata_row(meta: SwathMetadata) -> dict[str, Any]:
         "variables": ",".join(meta.variables),
         "first_scan": meta.first_scan,
         "region": meta.region,
+        "granule_scans": meta.granule_scans,
     }
     row.update({_scale_column(c): s for c, s in zip(meta.channels[1:], meta.scale_factors[1:], strict=True)})
     return row
@@ -284,6 +287,7 @@ def row_metadata(row: np.void) -> SwathMetadata:
         variables=variables.parse_list(str(row["variables"])) if "variables" in names else (),
         first_scan=int(row["first_scan"]) if "first_scan" in names else 0,
         region=str(row["region"]) if "region" in names else "",
+        granule_scans=int(row["granule_scans"]) if "granule_scans" in names else -1,
     )
 
 

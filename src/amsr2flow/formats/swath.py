@@ -99,6 +99,7 @@ class SwathMetadata:
     variables: tuple[str, ...] = ()  # extra variables stored (formats.variables), in the registry's order
     first_scan: int = 0  # row of the source granule this swath's first row is (a swath cropped to a region)
     region: str = ""  # the region the swath was cropped to ("" for a whole granule)
+    granule_scans: int = -1  # the source granule's scans without its overlap rows; -1 unknown
 
     @property
     def scale_factor(self) -> float:
@@ -133,7 +134,7 @@ class SwathMetadata:
         if self.variables:
             meta["variables"] = self.variables
         if self.region:
-            meta.update(region=self.region, first_scan=self.first_scan)
+            meta.update(region=self.region, first_scan=self.first_scan, granule_scans=self.granule_scans)
         return meta
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -172,6 +173,7 @@ class SwathMetadata:
             variables=tuple(str(v) for v in data.get("variables", ())),
             first_scan=int(data.get("first_scan", 0)),
             region=str(data.get("region", "")),
+            granule_scans=int(data.get("granule_scans", -1)),
         )
 
 
@@ -578,7 +580,7 @@ def extract_granule(
     if not (np.isfinite(first) and np.isfinite(last) and first > 0 and last >= first):
         raise SwathError(f"{path}: {l1b.SCAN_TIME!r} of the non-overlap rows is invalid ({first}, {last})")
     granule_start, granule_end = utc_iso(l1b.tai93_to_unix(float(first))), utc_iso(l1b.tai93_to_unix(float(last)))
-    cropped: dict[str, Any] = {}
+    cropped: dict[str, Any] = {"granule_scans": n_rows - 2 * overlap}
     if region is not None:
         rows = rows_in_region(positions[LONGITUDE], positions[LATITUDE], region, overlap, margin_scans)
         if rows is None:
@@ -589,7 +591,7 @@ def extract_granule(
         positions = {k: v[rows] for k, v in positions.items()} if geolocation else {}
         first, last = scan_time[0], scan_time[-1]
         overlap = 0  # the overlap rows are the neighbours' scans: a cropped swath holds none
-        cropped = {"first_scan": rows.start, "region": region.description}
+        cropped |= {"first_scan": rows.start, "region": region.description}
     extracted = make_swath(
         granule_id,
         l1b.orbit_type_from_name(file_name),

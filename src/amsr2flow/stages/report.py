@@ -263,6 +263,14 @@ def run_report(
     }
 
 
+def scans_kept(index: pd.DataFrame) -> dict[str, int]:
+    """Scans the archive's cropped swaths keep, and the scans (without overlap) of their granules."""
+    if "region" not in index.columns or not len(index):
+        return {"scans_kept": 0, "granule_scans": 0}
+    cropped = index[(index["region"].astype(str) != "") & (index["granule_scans"] > 0)]
+    return {"scans_kept": int(cropped["n_scans"].sum()), "granule_scans": int(cropped["granule_scans"].sum())}
+
+
 def _run_region(year_reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The run's region and the catalogued records it left out over all years ({} for the globe)."""
     regions = [r["region"] for r in year_reports if r.get("region")]
@@ -274,6 +282,8 @@ def _run_region(year_reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "description": "; ".join(described),
             "left_out": sum(r["left_out"] for r in regions),
             "no_scan_inside": sum(r.get("no_scan_inside", 0) for r in regions),
+            "scans_kept": sum(r.get("scans_kept", 0) for r in regions),
+            "granule_scans": sum(r.get("granule_scans", 0) for r in regions),
         }
     }
 
@@ -285,10 +295,15 @@ def region_sentence(report: Mapping[str, Any]) -> str:
     if not region:
         return ""
     inside = region.get("no_scan_inside", 0)
+    share = ""
+    if region.get("granule_scans"):
+        kept = 100.0 * region["scans_kept"] / region["granule_scans"]
+        share = f" Their swaths keep {kept:.1f} % of their granules' scans (those touching it)."
     return (
         f"Region {region['description']}: {report['expected_granules']} catalogued granules cross it; "
         f"{region['left_out'] + inside} other catalogued granules left out (not missing"
         + (f"; {inside} of them by their scans, their footprint touching it)." if inside else ").")
+        + share
     )
 
 
@@ -574,6 +589,7 @@ def build_year_report(
             "description": region["description"],
             "left_out": int(region["left_out"]),
             "no_scan_inside": len(report["outside_region"]),
+            **scans_kept(index),
         }
     table = granule_table(
         listing=listing,
