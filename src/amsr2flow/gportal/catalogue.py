@@ -258,7 +258,7 @@ def search_day(
     The catalogue filters by intersection, so the window's neighbours come back too; they are dropped here.
     Raises :class:`CatalogueError` on any failure: an empty manifest always means "no observation".
     """
-    search = _day_search(day, dataset_id, catalogue_url, timeout, page_size, session, bbox)
+    search = _search(*_day_window(day), dataset_id, catalogue_url, timeout, page_size, session, bbox)
     matched = search.matched()
     rows: dict[str, dict[str, Any]] = {}
     outlines: dict[str, str] = {}
@@ -278,7 +278,7 @@ def search_day(
             f"({duplicates} duplicates); the listing changed while paging, try again later"
         )
     frame = pd.DataFrame(list(rows.values()), columns=MANIFEST_COLUMNS)
-    day_start = pd.Timestamp(datetime.combine(day, time(0), tzinfo=timezone.utc))
+    day_start = pd.Timestamp(_day_window(day)[0])
     frame = frame[(frame["begin_utc"] >= day_start) & (frame["begin_utc"] < day_start + pd.Timedelta(days=1))]
     frame = frame.sort_values(["begin_utc", "granule_id"]).reset_index(drop=True)
     outlines = {g: outlines[g] for g in frame["granule_id"]}
@@ -299,27 +299,18 @@ def count_day(
     began the day before and runs past midnight; the records that intersect the day before's last millisecond
     are those, and are taken away. For telling a user how many a region left out, never for deciding what is
     missing."""
-    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
+    window_start, window_end = _day_window(day)
     before = window_start - timedelta(milliseconds=1)
     args = (dataset_id, catalogue_url, timeout, 1, session, None)
-    in_window = _search(before + timedelta(milliseconds=1), window_end, *args).matched() or 0
+    in_window = _search(window_start, window_end, *args).matched() or 0
     across_midnight = _search(before, before, *args).matched() or 0
     return max(int(in_window) - int(across_midnight), 0)
 
 
-def _day_search(
-    day: date,
-    dataset_id: str,
-    catalogue_url: str,
-    timeout: float,
-    page_size: int,
-    session: requests.Session | None,
-    bbox: tuple[float, float, float, float] | None,
-) -> CatalogueSearch:
-    window_start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    window_end = window_start + timedelta(days=1) - timedelta(milliseconds=1)
-    return _search(window_start, window_end, dataset_id, catalogue_url, timeout, page_size, session, bbox)
+def _day_window(day: date) -> tuple[datetime, datetime]:
+    """The first and last millisecond of ``day`` (UTC)."""
+    start = datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1) - timedelta(milliseconds=1)
 
 
 def _search(

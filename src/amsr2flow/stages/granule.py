@@ -279,15 +279,7 @@ class SwathOutputs:
         swath.write_swath(result.swath, self.npy_path)
 
     def permanent(self, task: GranuleTask, reason_class: str, error: str) -> None:
-        write_tombstone(
-            self.npy_path,
-            task.granule_id,
-            task.remote_path,
-            reason_class=reason_class,
-            error=error,
-            n_pixels=self.spec.pixels,
-            region=self.spec.region_description if reason_class == Reason.OUTSIDE_REGION else "",
-        )
+        _tombstone(self.npy_path, self.spec, task, reason_class, error)
 
 
 @dataclass(frozen=True)
@@ -344,19 +336,22 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
     return "archived"
 
 
-def _tombstone_at(npy_path: Path, job: DayJob) -> Callable[[GranuleTask, str, str], None]:
-    def tombstone(task: GranuleTask, reason_class: str, error: str) -> None:
-        write_tombstone(
-            npy_path,
-            task.granule_id,
-            task.remote_path,
-            reason_class=reason_class,
-            error=error,
-            n_pixels=job.spec.pixels,
-            region=job.spec.region_description if reason_class == Reason.OUTSIDE_REGION else "",
-        )
+def _tombstone(npy_path: Path, spec: ExtractionSpec, task: GranuleTask, reason_class: str, error: str) -> None:
+    """The granule's tombstone; one for having no scan in the region names that region (its verdict alone)."""
+    region = spec.region_description if reason_class == Reason.OUTSIDE_REGION else ""
+    write_tombstone(
+        npy_path,
+        task.granule_id,
+        task.remote_path,
+        reason_class=reason_class,
+        error=error,
+        n_pixels=spec.pixels,
+        region=region,
+    )
 
-    return tombstone
+
+def _tombstone_at(npy_path: Path, job: DayJob) -> Callable[[GranuleTask, str, str], None]:
+    return lambda task, reason_class, error: _tombstone(npy_path, job.spec, task, reason_class, error)
 
 
 def collect_granule(
