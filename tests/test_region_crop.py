@@ -77,3 +77,23 @@ def test_a_granule_with_no_scan_in_the_region_is_outside_it(japan_granule: Path)
     far = region_from_setting([-60.0, -10.0, -50.0, 0.0])  # Brazil: the Japan pass does not reach it
     with pytest.raises(OutsideRegion, match=r"none of its scans touches box -60\.\.-50 E"):
         extract_granule(japan_granule, CHANNELS, False, region=far)
+
+
+def test_cropped_swaths_go_through_archives_crop_or_pad_and_the_legacy_export_and_back(
+    japan_granule: Path, tmp_path: Path
+) -> None:
+    from amsr2flow.formats.archive import Archive, ArchiveWriter, crop_or_pad
+    from amsr2flow.formats.legacy import convert_legacy, export_legacy
+
+    cropped = extract_granule(japan_granule, CHANNELS, True, region=region_from_setting(JAPAN), margin_scans=1).swath
+    with ArchiveWriter(tmp_path / "a.npz", period="20240101_000000_to_20240102_000000") as writer:
+        writer.add(cropped)
+    with Archive(tmp_path / "a.npz") as arch:
+        stored = arch[0].load()
+        assert stored.metadata == cropped.metadata
+        padded = crop_or_pad(stored["temperature"], 2000)
+        assert padded.shape == (2000, 243) and np.array_equal(padded[: cropped.metadata.shape[0]], cropped.temperature)
+    legacy = export_legacy(tmp_path / "a.npz", tmp_path / "legacy.npz")
+    back = convert_legacy(legacy, tmp_path / "back.npz", trust_legacy_pickle=True)
+    with Archive(back) as arch:
+        assert arch.metadata(0) == cropped.metadata  # first_scan, region and granule_scans survive the round trip

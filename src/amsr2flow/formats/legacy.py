@@ -43,7 +43,16 @@ LEGACY_FORMAT = "legacy-pickled-npz"
 CONVERTED_SUFFIX = "_converted"  # ends the name of an archive convert_legacy made from a legacy file
 LEGACY_ID_PREFIX = "legacy"
 #: Keys this format adds to the legacy metadata dictionary; kept when present (e.g. after ``export_legacy``).
-_CARRIED_METADATA = ("scan_start_utc", "scan_end_utc", "overlap_scans", "source_size", "source_sha256")
+_CARRIED_METADATA = (
+    "scan_start_utc",
+    "scan_end_utc",
+    "overlap_scans",
+    "source_size",
+    "source_sha256",
+    "first_scan",
+    "region",
+    "granule_scans",
+)
 
 
 class UnsafeLegacyContent(LegacyPickleRefused):
