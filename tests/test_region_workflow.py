@@ -68,3 +68,30 @@ def test_a_region_lists_downloads_crops_and_reports_only_what_crosses_it(emulato
     again = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
     assert again.returncode == 0 and set(_archived(results)) == listing, again.stdout[-4000:]
     assert read_stats(emulator)["files_served"] == served + 29
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "setting",
+    [[160.0, 50.0, -160.0, 66.0], {"arctic": 70}, "POLYGON ((-30 -40, -26 -40, -26 -36, -30 -37, -30 -40))"],
+    ids=["bering-across-180", "arctic-cap", "small-polygon"],
+)
+def test_each_region_archives_exactly_the_granules_with_scans_in_it(emulator, tmp_path: Path, setting) -> None:
+    results = tmp_path / "results"
+    region = region_from_setting(setting)
+    cfg = emulator_config(emulator, tmp_path, geolocation=True, region=setting, region_margin_scans=0)
+    run = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+    assert run.returncode == 0, run.stdout[-4000:]
+    listing = set(read_listing(results / "manifests" / "2024" / "granules_20240101-20240102.csv")["granule_id"])
+    truth = {s.granule_id for s in orbit.granules_beginning_on(date(2024, 1, 1)) if _truth(s, region)}
+    assert listing == truth and read_stats(emulator)["files_served"] == len(truth)
+    archived = _archived(results) if listing else {}
+    # every granule whose own positions meet the region is archived, cropped to the scans that do
+    for granule_id, (lon, lat, cropped_to) in archived.items():
+        touching = region.contains(lon, lat).any(axis=1)
+        assert cropped_to == region.description and touching[0] and touching[-1], granule_id
+    report = json.loads(next((results / "reports").glob("run_*.json")).read_text())
+    assert report["missing_granules"] == 0 and report["expected_granules"] == len(archived)
+    assert report["region"]["no_scan_inside"] == len(listing) - len(archived)
+    if setting == {"arctic": 70}:
+        assert len(archived) == 29 and report["region"]["scans_kept"] < report["region"]["granule_scans"] / 3
