@@ -278,3 +278,30 @@ def test_a_repaired_orbit_type_makes_the_day_again(tmp_path: Path) -> None:
     record = grid.build_year_grids(repaired, day, ["nsidc_north_25km"], ["36.5H"], out)
     (cells,) = record["valid_cells"].values()
     assert record["made"] == 1 and cells["A"] == 0 and cells["D"] > 0
+
+
+def test_a_grid_cropped_to_a_region_is_the_whole_grids_cells_around_it(tmp_path: Path) -> None:
+    from amsr2flow.region import region_from_setting
+
+    lat = np.tile(np.linspace(60, 85, 243), (40, 1))
+    lon = np.tile(np.linspace(-50, 50, 40)[:, None], (1, 243))
+    raw = (20000 + np.arange(40 * 243) % 5000).reshape(40, 243)
+    one = _swath("GW1AM2_202401020100_001A_L1SGBTBR_2220220", lat, lon, raw, MIDNIGHT + 3600)
+    path = _archive(tmp_path, [one])
+    day = [date(2024, 1, 2)]
+    svalbard = region_from_setting([0.0, 74.0, 30.0, 81.0])
+    whole = grid.build_year_grids(path, day, ["nsidc_north_25km"], ["36.5H"], tmp_path / "whole")
+    part = grid.build_year_grids(path, day, ["nsidc_north_25km"], ["36.5H"], tmp_path / "part", region=svalbard)
+    name = "nsidc_north_25km/AMSR2_daily_nsidc_north_25km_20240102.nc"
+    with xr.open_dataset(tmp_path / "whole" / name) as full, xr.open_dataset(tmp_path / "part" / name) as cropped:
+        assert cropped.attrs["region"] == svalbard.description and "region" not in full.attrs
+        assert 0 < cropped.sizes["x"] * cropped.sizes["y"] < full.sizes["x"] * full.sizes["y"] / 20
+        same = full.sel(x=cropped["x"], y=cropped["y"])  # the same cells, at the same projection coordinates
+        np.testing.assert_array_equal(cropped["tb_36_5H"].values, same["tb_36_5H"].values)
+        # the region's every cell is inside the crop, with data where the swath passed
+        inside = svalbard.contains(cropped["longitude"].values, cropped["latitude"].values)
+        assert inside.any() and np.isfinite(cropped["tb_36_5H"].sel(orbit_direction="A").values[inside]).any()
+        edge = np.zeros(inside.shape, bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        assert not (inside & edge).any()  # a margin of cells all round
+    assert part["valid_cells"] and whole["valid_cells"]

@@ -19,5 +19,8 @@ rule year_grids:
         format=config["grid"]["format"],
         out_dir=lambda wc: path(LAYOUT.grids_dir(wc.year)),
         prefix=lambda wc: YEARS[int(wc.year)].mission.archive_prefix,
+        # with a region, each grid holds its rows and columns (a new region makes the files stale)
+        crop_to_region=config["grid"]["crop_to_region"] and REGION is not None,
+        region=REGION_FINGERPRINT,
     script:
         "../scripts/grids.py"

@@ -6,6 +6,7 @@ from pathlib import Path
 from amsr2flow import atomic
 from amsr2flow.joblog import setup_logging, stop_run
 from amsr2flow.plan import days_between
+from amsr2flow.region import region_from_setting
 from amsr2flow.stages import grid
 
 log = setup_logging(snakemake.log[0])
@@ -19,6 +20,7 @@ try:
         out_dir=Path(snakemake.params.out_dir),
         fmt=snakemake.params.format,
         prefix=snakemake.params.prefix,
+        region=region_from_setting(snakemake.config.get("region")) if snakemake.params.crop_to_region else None,
     )
 except grid.GridError as exc:
     stop_run(log, exc)  # one line naming the day and why; no record, so the next run tries again

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from ..formats import archive as archive_format
 from ..formats import l1b
 from ..formats.dataset import NETCDF_COMPRESSION, RAW_FILL, TB_STANDARD_NAME, variable_name, write_dataset
 from ..formats.swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
+
+if TYPE_CHECKING:
+    from ..region import Region
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,38 @@ def area(name: str) -> Any:
 
     spec = GRIDS[name]
     return create_area_def(name, spec.crs, shape=spec.shape, area_extent=spec.extent, description=spec.description)
+
+
+#: Spacing (degrees) of the points that find a region's cells on a grid: finer than the finest grid's cells.
+REGION_SAMPLE_DEG = 0.1
+#: Cells kept around a region's on a grid cropped to it.
+REGION_MARGIN_CELLS = 2
+
+
+def grid_area(name: str, region: Region | None = None) -> Any:
+    """The grid's ``AreaDefinition``, or with ``region`` its rows and columns that hold the region (and
+    ``REGION_MARGIN_CELLS`` around): a sub-area of the same grid, its cells where the whole grid has them. A
+    region the grid does not reach gives the whole grid (whose files then hold no data and are not written)."""
+    definition = area(name)
+    if region is None:
+        return definition
+    west, south, east, north = region.extent
+    lon, lat = np.meshgrid(
+        np.arange(west, east + REGION_SAMPLE_DEG, REGION_SAMPLE_DEG),
+        np.arange(south, north + REGION_SAMPLE_DEG, REGION_SAMPLE_DEG),
+    )
+    inside = region.contains(lon, lat)
+    wrapped = (lon[inside] + 180.0) % 360.0 - 180.0
+    cols, rows = definition.get_array_indices_from_lonlat(wrapped, lat[inside])
+    found = ~(np.ma.getmaskarray(cols) | np.ma.getmaskarray(rows))
+    if not found.any():
+        return definition
+    rows, cols = np.asarray(rows)[found], np.asarray(cols)[found]
+    height, width = definition.shape
+    margin = REGION_MARGIN_CELLS
+    row_slice = slice(max(int(rows.min()) - margin, 0), min(int(rows.max()) + 1 + margin, height))
+    col_slice = slice(max(int(cols.min()) - margin, 0), min(int(cols.max()) + 1 + margin, width))
+    return definition[row_slice, col_slice]
 
 
 @cache
@@ -226,12 +261,15 @@ def day_observations(arch: Any, day: date, channels: Sequence[str]) -> dict[str,
 
 
 # -- averaging ----------------------------------------------------------------------------------------------
-def bucket_average(grid: str, obs: DayObservations, channels: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-cell means (Kelvin, float32; NaN where nothing fell), valid-observation counts and mean times."""
+def bucket_average(
+    grid: str, obs: DayObservations, channels: Sequence[str], definition: Any = None
+) -> dict[str, np.ndarray]:
+    """Per-cell means (Kelvin, float32; NaN where nothing fell), valid-observation counts and mean times, on
+    the grid or on ``definition`` (a part of it, :func:`grid_area`)."""
     import dask.array as da
     from pyresample.bucket import BucketResampler
 
-    definition = area(grid)
+    definition = definition if definition is not None else area(grid)
     shape = definition.shape
     low, high = _latitude_span(grid)
     valid = (
@@ -282,12 +320,13 @@ def grid_dataset(
     per_pass: dict[str, dict[str, np.ndarray]],
     granule_ids: str,
     source: str,
+    definition: Any = None,
 ) -> Any:
-    """The CF Dataset of one day on one grid: ``(orbit_direction, y, x)`` per variable, projection coordinates,
-    2-d latitude/longitude and the grid mapping."""
+    """The CF Dataset of one day on one grid (or ``definition``, a part of it): ``(orbit_direction, y, x)`` per
+    variable, projection coordinates, 2-d latitude/longitude and the grid mapping."""
     import xarray as xr
 
-    definition = area(grid)
+    definition = definition if definition is not None else area(grid)
     x, y = definition.projection_x_coords, definition.projection_y_coords
     lons, lats = definition.get_lonlats()
     dims = ("orbit_direction", "y", "x")
@@ -413,6 +452,14 @@ def source_digest(arch: Any, positions: Sequence[int], channels: Sequence[str]) 
     return digest.hexdigest()[:32]
 
 
+def _with_extent(digest: str, grid: str, definition: Any) -> str:
+    """``digest`` for the whole grid; another for a part of it (its extent in the grid's metres)."""
+    if definition.shape == area(grid).shape:
+        return digest
+    extent = ",".join(f"{v:.3f}" for v in definition.area_extent)
+    return hashlib.sha256(f"{digest}:{extent}".encode()).hexdigest()[:32]
+
+
 def valid_cells(per_grid: dict[str, np.ndarray], channels: Sequence[str]) -> int:
     """Cells of one pass where any channel has a mean (the file is not empty there)."""
     return int(np.logical_or.reduce([np.isfinite(per_grid[c]) for c in channels]).sum())
@@ -440,9 +487,11 @@ def build_year_grids(
     out_dir: Path,
     fmt: str = "netcdf",
     prefix: str = "AMSR2",
+    region: Region | None = None,
 ) -> dict[str, Any]:
     """Every day x grid file of a year that is missing or stale; returns a record of what exists, what was made
-    and how many cells of each file hold data per pass (the job's output, written by the caller).
+    and how many cells of each file hold data per pass (the job's output, written by the caller). With
+    ``region``, each grid holds the rows and columns of the region (:func:`grid_area`).
 
     Raises :class:`GridError` for a day whose archive holds swaths of which none gives an observation.
     """
@@ -458,6 +507,7 @@ def build_year_grids(
     files: list[str] = []
     cells: dict[str, dict[str, int]] = {}
     no_data: list[str] = []
+    definitions = {g: grid_area(g, region) for g in grids}
     with archive_format.Archive(archive_path) as arch:
         require_positions(arch)
         for day in days:
@@ -465,10 +515,12 @@ def build_year_grids(
             if not positions:
                 empty += 1
                 continue
-            digest = source_digest(arch, positions, channels)
+            swaths_digest = source_digest(arch, positions, channels)
+            # the swaths, and the part of the grid (another region's crop makes the file stale)
+            digests = {g: _with_extent(swaths_digest, g, definitions[g]) for g in grids}
             paths = {g: grid_path(out_dir, g, day, fmt, prefix) for g in grids}
             recorded = {g: recorded_attributes(paths[g], fmt) for g in grids}
-            stale = [g for g in grids if (recorded[g] or {}).get("source_digest") != digest]
+            stale = [g for g in grids if (recorded[g] or {}).get("source_digest") != digests[g]]
             kept += len(grids) - len(stale)
             if stale:
                 observations = day_observations(arch, day, channels)
@@ -476,7 +528,8 @@ def build_year_grids(
                 if not used:
                     raise nothing_observed(day, observations[PASSES[0]].unused)
                 for grid in stale:
-                    per_pass = {p: bucket_average(grid, observations[p], channels) for p in PASSES}
+                    definition = definitions[grid]
+                    per_pass = {p: bucket_average(grid, observations[p], channels, definition) for p in PASSES}
                     counts = {p: valid_cells(per_pass[p], channels) for p in PASSES}
                     log.info("%s %s: %d granules, cells with data: %s", day, grid, len(used), counts)
                     if not any(counts.values()):
@@ -484,9 +537,11 @@ def build_year_grids(
                         paths[grid].unlink(missing_ok=True)
                         recorded[grid] = None
                         continue
-                    dataset = grid_dataset(grid, day, channels, per_pass, ",".join(used), archive_path.name)
+                    dataset = grid_dataset(grid, day, channels, per_pass, ",".join(used), archive_path.name, definition)
+                    if definition.shape != area(grid).shape:
+                        dataset.attrs["region"] = region.description if region is not None else ""
                     dataset.attrs.update(
-                        source_digest=digest,
+                        source_digest=digests[grid],
                         granules_used=len(used),
                         valid_cells_A=counts["A"],
                         valid_cells_D=counts["D"],
