@@ -82,6 +82,7 @@ def test_defaults_record_no_drift_in_the_state_file(emulator):
         "catalogue_day_level": True,
         "order_after_days": None,
         "big_endian": False,
+        "bbox_lat_lon": False,
     }
     assert emulator["current_sftp_root"] == "/product/Standard"
     assert emulator["order_url"] == emulator["legacy_base_url"] + "order"

@@ -97,3 +97,24 @@ def test_cropped_swaths_go_through_archives_crop_or_pad_and_the_legacy_export_an
     back = convert_legacy(legacy, tmp_path / "back.npz", trust_legacy_pickle=True)
     with Archive(back) as arch:
         assert arch.metadata(0) == cropped.metadata  # first_scan, region and granule_scans survive the round trip
+
+
+def test_a_crop_is_known_by_its_regions_fingerprint_and_margin_not_its_name(
+    japan_granule: Path, tmp_path: Path
+) -> None:
+    """Two GeoJSON files of one name but other polygons read alike ("polygon from basin.geojson"): a swath or a
+    tombstone made for one is not taken for the other's."""
+    from amsr2flow.formats.swath import ExtractionSpec, write_tombstone
+    from amsr2flow.stages.granule import finished_outcome
+
+    first = region_from_setting("POLYGON ((128 30, 146 30, 146 46, 128 46, 128 30))")
+    second = region_from_setting("POLYGON ((60 30, 160 30, 160 46, 60 46, 60 30))")
+    renamed = [type(r)(r.kind, "polygon from basin.geojson", r.shape, r.setting) for r in (first, second)]
+    made, other = (ExtractionSpec(CHANNELS[:1], True, region=r, margin_scans=2) for r in renamed)
+    cropped = made.extract(japan_granule).swath
+    assert made.holds(cropped.metadata) and not other.holds(cropped.metadata)
+    assert not ExtractionSpec(CHANNELS[:1], True, region=renamed[0], margin_scans=3).holds(cropped.metadata)
+    npy = tmp_path / "t.npy"
+    write_tombstone(npy, "G", "/p", reason_class="outside_region", error="x", n_pixels=243,
+                    region=made.region_description, region_key=made.region_key)  # fmt: skip
+    assert finished_outcome(npy, made) == "outside_region" and finished_outcome(npy, other) is None

@@ -37,6 +37,15 @@ DENSIFY_DEG = 0.5
 #: How far (degrees) an outline may miss the region and still count as touching it: the outline joins a few
 #: points per edge by great circles while the swath's edge curves between them.
 OUTLINE_TOLERANCE_DEG = 0.05
+#: Granules are half orbits that begin and end at the orbit's turning latitudes (nadir ~82 degrees). There a
+#: granule's last scan, an arc ~740 km ahead of nadir spanning +/-78 degrees, bulges ~590 km beyond the chord an
+#: outline draws between the scan's edge pixels: where a region reaches this far toward a pole, an outline that
+#: passes within SCAN_ARC_BULGE_KM of it (on the sphere) counts as touching it. The crop decides what is kept.
+POLAR_LATITUDE = 60.0
+SCAN_ARC_BULGE_KM = 650.0
+EARTH_RADIUS_KM = 6371.0
+#: Spacing of the points that stand for the region's polar edge in that test.
+POLAR_EDGE_STEP_KM = 25.0
 
 
 class RegionError(ValueError):
@@ -102,11 +111,41 @@ class Region:
         return inside
 
     def touches_outline(self, ring: Sequence[tuple[float, float]]) -> bool:
-        """Whether a catalogue outline (``(lon, lat)`` points of a closed ring) touches the region."""
+        """Whether a catalogue outline (``(lon, lat)`` points of a closed ring) touches the region: in the plane
+        of longitude and latitude, or near a pole within ``SCAN_ARC_BULGE_KM`` of it on the sphere."""
         outline = outline_polygon(ring)
         if outline is None:
             return True  # no usable outline: keep the granule, its scans decide (never lose one on a guess)
-        return bool(shapely.dwithin(self._copies, outline, OUTLINE_TOLERANCE_DEG))
+        if shapely.dwithin(self._copies, outline, OUTLINE_TOLERANCE_DEG):
+            return True
+        edge = self._polar_edge
+        if not len(edge):
+            return False
+        lon, lat = _densified([(float(x), float(y)) for x, y in ring])
+        near_pole = np.abs(lat) >= POLAR_LATITUDE - np.degrees(SCAN_ARC_BULGE_KM / EARTH_RADIUS_KM)
+        if not near_pole.any():
+            return False
+        closest = np.max(_unit_vectors(lon[near_pole], lat[near_pole]) @ edge.T)
+        return bool(EARTH_RADIUS_KM * np.arccos(np.clip(closest, -1.0, 1.0)) <= SCAN_ARC_BULGE_KM)
+
+    @cached_property
+    def _polar_edge(self) -> np.ndarray:
+        """Unit vectors of points along the region's edge at or beyond ``POLAR_LATITUDE`` (north or south), every
+        ``POLAR_EDGE_STEP_KM`` or closer; empty for a region that reaches no such latitude."""
+        points = []
+        polygons = self.shape.geoms if isinstance(self.shape, MultiPolygon) else [self.shape]
+        for polygon in polygons:
+            for ring in [polygon.exterior, *polygon.interiors]:
+                for (lon1, lat1), (lon2, lat2) in itertools.pairwise(ring.coords):
+                    span_km = EARTH_RADIUS_KM * math.radians(
+                        math.hypot((lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2)), lat2 - lat1)
+                    )
+                    steps = max(1, math.ceil(span_km / POLAR_EDGE_STEP_KM))
+                    fraction = np.arange(steps) / steps
+                    points.append(np.column_stack([lon1 + (lon2 - lon1) * fraction, lat1 + (lat2 - lat1) * fraction]))
+        edge = np.concatenate(points) if points else np.empty((0, 2))
+        edge = edge[np.abs(edge[:, 1]) >= POLAR_LATITUDE]
+        return _unit_vectors(edge[:, 0], edge[:, 1])
 
     def outline_lonlat(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The region's outline(s) for drawing, as (lon, lat) arrays in -180..180 pieces (split at 180)."""
@@ -125,6 +164,12 @@ class Region:
 
 
 # -- catalogue outlines --------------------------------------------------------------------------------------
+def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere, one row each: the dot product of two is the cosine of their angle apart."""
+    lam, phi = np.radians(np.asarray(lon, dtype=np.float64)), np.radians(np.asarray(lat, dtype=np.float64))
+    return np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+
+
 def parse_outline(text: str) -> list[tuple[float, float]]:
     """``multiExtentOf``'s "lon lat lon lat ..." as (lon, lat) pairs; [] when empty or garbled."""
     try:

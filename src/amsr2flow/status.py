@@ -187,7 +187,8 @@ def year_status(
 
 
 def _last_errors(ledgers: Iterable[Mapping[str, Mapping[str, Any]]], limit: int = LAST_ERRORS) -> list[dict]:
-    entries = [e for ledger in ledgers for e in ledger.values() if e.get("status") not in ("resolved", None)]
+    # an outcome, not an error: resolved ones, and granules with no scan in the region
+    entries = [e for ledger in ledgers for e in ledger.values() if e.get("status") not in ("resolved", "outside", None)]
     entries.sort(key=lambda e: (str(e.get("last_attempt_utc", "")), str(e.get("granule_id", ""))), reverse=True)
     return [
         {

@@ -15,7 +15,8 @@ checkpoint catalogue:
         "../envs/amsr2flow.yaml"
     params:
         dataset=config["dataset"],
-        # a rerun trigger: another region lists other granules (stages/catalogue.py re-asks the catalogue)
-        region=REGION_FINGERPRINT,
+        # a rerun trigger: another region lists other granules (stages/catalogue.py re-asks the catalogue);
+        # a sealed year keeps the listing its archive was built from
+        region=listing_region,
     script:
         "../scripts/catalogue.py"

@@ -15,7 +15,7 @@ from amsr2flow.region import region_from_setting
 from amsr2flow.run import lifecycle
 from amsr2flow.run.lock import RunLock
 from amsr2flow.run.sessions import EMPTY_MANIFEST_BYTES, SessionShare
-from amsr2flow.stages.catalogue import read_listing
+from amsr2flow.stages.catalogue import read_listing, read_region_summary
 from amsr2flow.status import show_the_plan_in_dry_runs
 
 try:
@@ -46,6 +46,9 @@ if "gportal" not in workflow.global_resources:
 PLAN = RunPlan.from_config(config)
 REGION = region_from_setting(config.get("region"))
 REGION_FINGERPRINT = REGION.fingerprint if REGION else "globe"
+REGION_KEY = (
+    f"{REGION_FINGERPRINT}+{config['region_margin_scans']}" if REGION else "globe"
+)
 LAYOUT = PLAN.layout
 
 
@@ -113,6 +116,15 @@ def year_of_archive_name(name):
 
 def year_listing(year):
     return path(LAYOUT.year_listing(year, YEARS[year].period))
+
+
+def listing_region(wildcards):
+    """The region a year is listed for: the configured one; a sealed year's own (its archive is final)."""
+    year = int(wildcards.year)
+    if year not in SEALED_YEARS:
+        return REGION_FINGERPRINT
+    summary = read_region_summary(Path(year_listing(year)))
+    return summary["fingerprint"] if summary else "globe"
 
 
 @lru_cache(maxsize=None)

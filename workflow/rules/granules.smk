@@ -27,6 +27,7 @@ if SPLIT_TRANSFERS:
         params:
             channels=config["channels"],
             geolocation=config["geolocation"],
+            region=REGION_KEY,
         script:
             "../scripts/granules.py"
 
@@ -47,6 +48,8 @@ rule day_kept_swaths:
     params:
         channels=config["channels"],
         geolocation=config["geolocation"],
+        # a rerun trigger: another region or margin crops otherwise (each granule decides whether it must)
+        region=REGION_KEY,
     script:
         "../scripts/granules.py"
 

@@ -197,13 +197,15 @@ ARRAY_KINDS: dict[str, tuple[Any, int]] = {
 
 #: Columns added after format version 1's first archives: written always, read with a default when absent.
 #: ``variables``: the extra variables of the swath, comma-separated ("" none); swaths of one archive may differ.
-#: ``first_scan``, ``region``: the source granule's row of the swath's first row and the region it was cropped to;
+#: ``first_scan``, ``region``, ``region_key``: the source granule's row of the swath's first row, the region it
+#: was cropped to in words, and what identifies the crop (the region's fingerprint and the margin);
 #: ``granule_scans``: the source granule's scans without overlap (so that a crop's share of them is known).
 OPTIONAL_INDEX_COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("has_scan_times", "?", False),
     ("variables", "U", ""),
     ("first_scan", "<i8", 0),
     ("region", "U", ""),
+    ("region_key", "U", ""),
     ("granule_scans", "<i8", -1),
 )
 
@@ -240,6 +242,7 @@ def metadata_row(meta: SwathMetadata) -> dict[str, Any]:
         "variables": ",".join(meta.variables),
         "first_scan": meta.first_scan,
         "region": meta.region,
+        "region_key": meta.region_key,
         "granule_scans": meta.granule_scans,
     }
     row.update({_scale_column(c): s for c, s in zip(meta.channels[1:], meta.scale_factors[1:], strict=True)})
@@ -287,6 +290,7 @@ def row_metadata(row: np.void) -> SwathMetadata:
         variables=variables.parse_list(str(row["variables"])) if "variables" in names else (),
         first_scan=int(row["first_scan"]) if "first_scan" in names else 0,
         region=str(row["region"]) if "region" in names else "",
+        region_key=str(row["region_key"]) if "region_key" in names else "",
         granule_scans=int(row["granule_scans"]) if "granule_scans" in names else -1,
     )
 

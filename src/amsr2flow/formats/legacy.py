@@ -51,6 +51,7 @@ _CARRIED_METADATA = (
     "source_sha256",
     "first_scan",
     "region",
+    "region_key",
     "granule_scans",
 )
 

@@ -98,7 +98,8 @@ class SwathMetadata:
     has_scan_times: bool = False  # a `scan_time` array (UTC Unix seconds per scan); swaths before it have none
     variables: tuple[str, ...] = ()  # extra variables stored (formats.variables), in the registry's order
     first_scan: int = 0  # row of the source granule this swath's first row is (a swath cropped to a region)
-    region: str = ""  # the region the swath was cropped to ("" for a whole granule)
+    region: str = ""  # the region the swath was cropped to, in words ("" for a whole granule)
+    region_key: str = ""  # what identifies the crop: the region's fingerprint and the margin ("" whole)
     granule_scans: int = -1  # the source granule's scans without its overlap rows; -1 unknown
 
     @property
@@ -134,7 +135,12 @@ class SwathMetadata:
         if self.variables:
             meta["variables"] = self.variables
         if self.region:
-            meta.update(region=self.region, first_scan=self.first_scan, granule_scans=self.granule_scans)
+            meta.update(
+                region=self.region,
+                region_key=self.region_key,
+                first_scan=self.first_scan,
+                granule_scans=self.granule_scans,
+            )
         return meta
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -173,6 +179,7 @@ class SwathMetadata:
             variables=tuple(str(v) for v in data.get("variables", ())),
             first_scan=int(data.get("first_scan", 0)),
             region=str(data.get("region", "")),
+            region_key=str(data.get("region_key", "")),
             granule_scans=int(data.get("granule_scans", -1)),
         )
 
@@ -468,12 +475,18 @@ class ExtractionSpec:
     def region_description(self) -> str:
         return self.region.description if self.region is not None else ""
 
+    @property
+    def region_key(self) -> str:
+        """What identifies a crop: the region's fingerprint and the margin ("" for whole granules). Two regions
+        may read alike (a GeoJSON file edited in place keeps its name); their fingerprints differ."""
+        return f"{self.region.fingerprint}+{self.margin_scans}" if self.region is not None else ""
+
     def holds(self, meta: SwathMetadata) -> bool:
         """Whether a swath already made has this layout: its channels and positions, and its scans: a whole
         granule's, or those of this region (a swath cropped to another region may lack scans this one needs).
         A new variable set applies to granules extracted from then on, so the variables do not count."""
         same_layout = meta.channels == tuple(self.channels) and meta.has_geolocation == self.geolocation
-        return same_layout and meta.region in ("", self.region_description)
+        return same_layout and meta.region_key in ("", self.region_key)
 
     @property
     def pixels(self) -> int:
@@ -591,7 +604,11 @@ def extract_granule(
         positions = {k: v[rows] for k, v in positions.items()} if geolocation else {}
         first, last = scan_time[0], scan_time[-1]
         overlap = 0  # the overlap rows are the neighbours' scans: a cropped swath holds none
-        cropped |= {"first_scan": rows.start, "region": region.description}
+        cropped |= {
+            "first_scan": rows.start,
+            "region": region.description,
+            "region_key": f"{region.fingerprint}+{margin_scans}",
+        }
     extracted = make_swath(
         granule_id,
         l1b.orbit_type_from_name(file_name),
@@ -774,9 +791,10 @@ def write_tombstone(
     error: str,
     n_pixels: int,
     region: str = "",
+    region_key: str = "",
 ) -> None:
     """A 0-scan swath whose sidecar says why the granule is not archived (its year can still be archived);
-    ``region``: the region whose scans it lacks (a verdict for that region only)."""
+    ``region``, ``region_key``: the region whose scans it lacks (a verdict for that region only)."""
     sidecar = {
         "granule_id": granule_id,
         "status": TOMBSTONE_STATUS,
@@ -785,7 +803,8 @@ def write_tombstone(
         "orbit_type": l1b.orbit_type_from_name(granule_id),
         "remote_path": remote_path,
     }
-    atomic.write_json(sidecar_path(npy_path), sidecar | ({"region": region} if region else {}))
+    crop = {"region": region, "region_key": region_key} if region_key else {}
+    atomic.write_json(sidecar_path(npy_path), sidecar | crop)
     with atomic.atomic_open(npy_path) as fh:
         np.save(fh, np.zeros((0, n_pixels), dtype=np.uint16), allow_pickle=False)
 
@@ -812,3 +831,12 @@ def is_tombstone(npy_path: str | os.PathLike[str]) -> bool:
         return json.loads(sidecar_path(npy_path).read_text(encoding="utf-8")).get("status") == TOMBSTONE_STATUS
     except (OSError, ValueError):
         return False
+
+
+def tombstone_reason(npy_path: str | os.PathLike[str]) -> str | None:
+    """Why a tombstone's granule is not archived (its ``reason_class``); None for anything else."""
+    try:
+        side = json.loads(sidecar_path(npy_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(side.get("reason_class", "")) if side.get("status") == TOMBSTONE_STATUS else None

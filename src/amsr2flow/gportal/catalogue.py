@@ -307,6 +307,11 @@ def count_day(
     return max(int(in_window) - int(across_midnight), 0)
 
 
+def bbox_text(bbox: tuple[float, float, float, float]) -> list[str]:
+    """The box's numbers as sent: exact (``repr``), so that no edge is rounded inwards."""
+    return [repr(float(v)) for v in bbox]
+
+
 def _day_window(day: date) -> tuple[datetime, datetime]:
     """The first and last millisecond of ``day`` (UTC)."""
     start = datetime.combine(day, time(0), tzinfo=timezone.utc)
@@ -326,7 +331,7 @@ def _search(
     """A search of the records that intersect ``start``..``end`` (both inclusive, to the millisecond)."""
     base = gportal.search(
         dataset_ids=[dataset_id],
-        bbox=[f"{v:g}" for v in bbox] if bbox is not None else None,
+        bbox=bbox_text(bbox) if bbox is not None else None,
         start_time=start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z",
         end_time=end.strftime("%Y-%m-%dT%H:%M:%S.") + f"{end.microsecond // 1000:03d}Z",
         count=page_size,

@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import atomic
 from ..formats import archive
-from ..formats.swath import is_tombstone, sidecar_path
+from ..formats.swath import is_tombstone, sidecar_path, tombstone_reason
+from ..run.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def build_year_archive(
 ) -> YearArchiveSummary:
     """Write the archive of one year's requested period, then remove superseded partial archives."""
     real = [p for p in swath_paths if not is_tombstone(p)]
-    tombstones = len(swath_paths) - len(real)
+    # granules with no scan in the region are not the run's to archive: not counted as "could not be archived"
+    tombstones = len(swath_paths) - len(real) - sum(tombstone_reason(p) == Reason.OUTSIDE_REGION for p in swath_paths)
     # compressed members are smaller than the swath files: their sum bounds the archive's size
     atomic.check_free(archive_path.parent, sum(p.stat().st_size for p in real), f"the archive {archive_path.name}")
     try:

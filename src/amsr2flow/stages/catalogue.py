@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -168,46 +168,65 @@ def region_filter(
     return manifest, info
 
 
-def trusted_bbox(day: date, region: Region, *, cfg: Mapping[str, Any], source: Source) -> tuple | None:
-    """The region's box, if the catalogue's answer to it keeps every granule whose footprint touches the
-    region on ``day`` (asked for the whole day and for the box); else None: whole days are asked for.
+#: Days whose catalogue answer to ``bbox`` is checked against the whole day, and how many granules the region
+#: must need in them for the check to say anything (a check of nothing passes whatever the server does).
+BBOX_CHECK_DAYS = 3
+BBOX_CHECK_MIN_GRANULES = 3
 
-    What G-Portal does with ``bbox`` is not documented (footprints or their boxes, the antimeridian, the poles);
-    a server that drops a granule the region needs would lose it silently, so its answer is checked once per
-    listing against the client's own test of the whole day.
+
+def trusted_bbox(days: Sequence[date], region: Region, *, cfg: Mapping[str, Any], source: Source) -> tuple | None:
+    """The region's box, if the catalogue's answer to it keeps every granule whose footprint touches the
+    region on the first ``BBOX_CHECK_DAYS`` of ``days`` (each asked for the whole day and for the box), and
+    these are at least ``BBOX_CHECK_MIN_GRANULES``; else None: whole days are asked for.
+
+    What G-Portal does with ``bbox`` is not documented (footprints or their boxes, the antimeridian, the poles,
+    the axis order); a server that drops a granule the region needs would lose it silently, so its answer is
+    checked once per listing against the client's own test of whole days.
     """
     bbox = region.catalogue_bbox
-    asked = {
-        "dataset_id": _day_dataset_id(cfg, day),
-        "catalogue_url": source.catalogue_url,
-        "generation": source.generation,
-        "timeout": cfg["transfer"]["catalogue_timeout_s"],
-        "page_size": cfg["catalogue"]["page_size"],
-    }
-    try:
-        whole = catalogue.search_day(day, **asked)
-        boxed = catalogue.search_day(day, bbox=bbox, **asked)
-    except catalogue.CatalogueError as exc:
-        log.warning("%s: could not check the catalogue's bbox answer (%s); asking for whole days", day, exc)
-        return None
-    needed, _ = region_filter(whole, region, None, len(whole.manifest))
-    lost = sorted(set(needed["granule_id"]) - set(boxed.manifest["granule_id"]))
-    if lost:
-        log.warning(
-            "%s: the catalogue's answer to bbox=%s left out %d granule(s) whose footprint touches the region "
-            "(%s); asking for whole days and testing each footprint here",
-            day,
-            ",".join(f"{v:g}" for v in bbox),
-            len(lost),
-            ", ".join(lost[:3]),
+    shown = ",".join(catalogue.bbox_text(bbox))
+    needed_ids: set[str] = set()
+    for day in days[:BBOX_CHECK_DAYS]:
+        asked = {
+            "dataset_id": _day_dataset_id(cfg, day),
+            "catalogue_url": source.catalogue_url,
+            "generation": source.generation,
+            "timeout": cfg["transfer"]["catalogue_timeout_s"],
+            "page_size": cfg["catalogue"]["page_size"],
+        }
+        try:
+            whole = catalogue.search_day(day, **asked)
+            boxed = catalogue.search_day(day, bbox=bbox, **asked)
+        except catalogue.CatalogueError as exc:
+            log.warning("%s: could not check the catalogue's bbox answer (%s); asking for whole days", day, exc)
+            return None
+        needed, _ = region_filter(whole, region, None, len(whole.manifest))
+        needed_ids |= set(needed["granule_id"])
+        lost = sorted(set(needed["granule_id"]) - set(boxed.manifest["granule_id"]))
+        if lost:
+            log.warning(
+                "%s: the catalogue's answer to bbox=%s left out %d granule(s) whose footprint touches the region "
+                "(%s); asking for whole days and testing each footprint here",
+                day,
+                shown,
+                len(lost),
+                ", ".join(lost[:3]),
+            )
+            return None
+    if len(needed_ids) < BBOX_CHECK_MIN_GRANULES:
+        log.info(
+            "the region needs %d granule(s) on the %d day(s) checked, too few to tell whether the catalogue's answer "
+            "to bbox=%s can be trusted; asking for whole days",
+            len(needed_ids),
+            min(len(days), BBOX_CHECK_DAYS),
+            shown,
         )
         return None
     log.info(
-        "%s: the catalogue's answer to bbox=%s holds every granule the region needs (%d of %d records); asking with it",
-        day,
-        ",".join(f"{v:g}" for v in bbox),
-        len(boxed.manifest),
-        len(whole.manifest),
+        "the catalogue's answer to bbox=%s held all %d granules the region needs on %d day(s); asking with it",
+        shown,
+        len(needed_ids),
+        min(len(days), BBOX_CHECK_DAYS),
     )
     return bbox
 
@@ -231,7 +250,7 @@ def build_year_listing(
     if region is not None:
         log.info("region: %s", region.description)
         if to_fetch and region.catalogue_bbox is not None:
-            bbox = trusted_bbox(to_fetch[0], region, cfg=cfg, source=source)
+            bbox = trusted_bbox(to_fetch, region, cfg=cfg, source=source)
 
     def fetch(d: date) -> Path:
         return fetch_day_manifest(
@@ -312,8 +331,9 @@ def region_notice(plan: RunPlan, region: Region | None) -> str | None:
     parts = [f"the region is now {now}; days were listed for {before}"]
     if relisted:
         parts.append(
-            f"{', '.join(relisted)} are listed again (one catalogue request per day); granules already extracted "
-            "are not downloaded again, only those newly inside"
+            f"{', '.join(relisted)} are listed again (one catalogue request per day) and their granules collected "
+            "for it: swaths of whole granules serve any region, swaths cropped to another are made again (one "
+            "download each)"
         )
     if sealed:
         parts.append(

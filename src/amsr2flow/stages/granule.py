@@ -154,7 +154,7 @@ class DayJob:
     def outputs(self, task: GranuleTask, *, download_only: bool = False) -> SwathOutputs | DownloadOutputs:
         if download_only:
             h5, record = self.download_paths(task)
-            return DownloadOutputs(h5_path=h5, record_path=record)
+            return DownloadOutputs(h5_path=h5, record_path=record, region_key=self.spec.region_key)
         return SwathOutputs(self.swath_path(task), self.layout.scratch, self.spec)
 
 
@@ -289,6 +289,7 @@ class DownloadOutputs:
 
     h5_path: Path
     record_path: Path
+    region_key: str = ""  # a granule with no scan in the region is recorded as such for this region only
     keep_download = True
 
     @property
@@ -310,7 +311,13 @@ class DownloadOutputs:
         atomic.write_bytes(self.h5_path, b"")  # a declared output must exist; the record says it is empty
         atomic.write_json(
             self.record_path,
-            {"granule_id": task.granule_id, "status": TOMBSTONE_STATUS, "reason_class": reason_class, "reason": error},
+            {
+                "granule_id": task.granule_id,
+                "status": TOMBSTONE_STATUS,
+                "reason_class": reason_class,
+                "reason": error,
+                **({"region_key": self.region_key} if reason_class == Reason.OUTSIDE_REGION else {}),
+            },
         )
 
 
@@ -338,7 +345,7 @@ def extract_download(task: GranuleTask, job: DayJob) -> str:
 
 def _tombstone(npy_path: Path, spec: ExtractionSpec, task: GranuleTask, reason_class: str, error: str) -> None:
     """The granule's tombstone; one for having no scan in the region names that region (its verdict alone)."""
-    region = spec.region_description if reason_class == Reason.OUTSIDE_REGION else ""
+    outside = reason_class == Reason.OUTSIDE_REGION
     write_tombstone(
         npy_path,
         task.granule_id,
@@ -346,7 +353,8 @@ def _tombstone(npy_path: Path, spec: ExtractionSpec, task: GranuleTask, reason_c
         reason_class=reason_class,
         error=error,
         n_pixels=spec.pixels,
-        region=region,
+        region=spec.region_description if outside else "",
+        region_key=spec.region_key if outside else "",
     )
 
 
@@ -580,7 +588,7 @@ def finished_outcome(npy_path: Path, spec: ExtractionSpec) -> str | None:
         return None
     if side.get("status") == TOMBSTONE_STATUS:
         reason = str(side.get("reason_class") or "absent")
-        if reason == Reason.OUTSIDE_REGION and side.get("region", "") != spec.region_description:
+        if reason == Reason.OUTSIDE_REGION and side.get("region_key", "") != spec.region_key:
             return None  # no scan in another region: this one may have some
         return reason
     try:
@@ -726,7 +734,7 @@ def _done_before(task: GranuleTask, job: DayJob, download_only: bool) -> str | N
     checked download), or None."""
     outcome = finished_outcome(job.swath_path(task), job.spec)
     if outcome is None and download_only:
-        outcome = downloaded_outcome(*job.download_paths(task))
+        outcome = downloaded_outcome(*job.download_paths(task), region_key=job.spec.region_key)
     return outcome
 
 
@@ -757,8 +765,9 @@ def extract_day(tasks: list[GranuleTask], job: DayJob) -> DayResult:
     return DayResult(outcomes, {}, reused, 0)
 
 
-def downloaded_outcome(h5_path: Path, record_path: Path) -> str | None:
-    """Split transfers: the outcome of a download an earlier job finished (None: download it)."""
+def downloaded_outcome(h5_path: Path, record_path: Path, region_key: str = "") -> str | None:
+    """Split transfers: the outcome of a download an earlier job finished (None: download it); a granule with no
+    scan in another region is downloaded again."""
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -766,7 +775,10 @@ def downloaded_outcome(h5_path: Path, record_path: Path) -> str | None:
     if not h5_path.is_file():
         return None
     status = str(record.get("status"))
-    return str(record.get("reason_class")) if status == TOMBSTONE_STATUS else status
+    if status != TOMBSTONE_STATUS:
+        return status
+    reason = str(record.get("reason_class"))
+    return None if reason == Reason.OUTSIDE_REGION and record.get("region_key", "") != region_key else reason
 
 
 # -- absent granules, looked for again --------------------------------------------------------------------
