@@ -301,3 +301,13 @@ def test_a_region_needing_too_few_granules_to_check_the_bbox_answer_asks_for_who
     assert set(listing["granule_id"]) == _truth_of_days(tiny, 3) and len(listing) == 3
     assert all(info["region"]["catalogue_bbox"] is None for info in infos)
     assert "2024-01-02: the catalogue's answer to bbox=-40.0,10.0,-39.5,10.5 left out 2 granule(s)" in caplog.text
+
+
+def test_the_region_is_in_the_archives_configuration_digest_and_the_globes_digest_is_unchanged() -> None:
+    from amsr2flow import config as settings
+
+    base = settings.validate({"start": "2024-01-01", "end": "2024-01-02"}, check_environment=False)
+    japan = settings.validate({"start": "2024-01-01", "end": "2024-01-02", "region": JAPAN}, check_environment=False)
+    assert settings.digest(base) == "97b42e507b03f312"  # as before regions: no globe archive is rebuilt
+    assert settings.digest(japan) != settings.digest(base)
+    assert settings.digest(dict(japan, region_margin_scans=5)) != settings.digest(japan)

@@ -358,4 +358,6 @@ def digest(cfg: Mapping[str, Any]) -> str:
     shaping = {k: cfg[k] for k in ("dataset", "channels", "geolocation", "part_size")}
     if not isinstance(shaping["dataset"], str):  # a list's order is not a setting
         shaping["dataset"] = sorted(shaping["dataset"])
+    if cfg.get("region") is not None:  # only then: the globe's digests stay what they were
+        shaping |= {"region": cfg["region"], "region_margin_scans": cfg.get("region_margin_scans")}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
