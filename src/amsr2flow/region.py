@@ -41,7 +41,7 @@ OUTLINE_TOLERANCE_DEG = 0.05
 #: granule's last scan, an arc ~740 km ahead of nadir spanning +/-78 degrees, bulges ~590 km beyond the chord an
 #: outline draws between the scan's edge pixels: where a region reaches this far toward a pole, an outline that
 #: passes within SCAN_ARC_BULGE_KM of it (on the sphere) counts as touching it. The crop decides what is kept.
-POLAR_LATITUDE = 60.0
+POLAR_LATITUDE = 70.0  # the bulge lies north of ~74 (south of ~-74): a margin below
 SCAN_ARC_BULGE_KM = 650.0
 EARTH_RADIUS_KM = 6371.0
 #: Spacing of the points that stand for the region's polar edge in that test.
