@@ -15,9 +15,9 @@ import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from workflow_helpers import REPO, SNAKEFILE, emulator_config, job_counts, snakemake
 
-#: Slow enough transfers (16-scan granules of ~0.5 MB at 1 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
-#: of four sessions overlap for sure.
-OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 1_000_000}
+#: Slow enough transfers (16-scan granules of ~1 MB at 2 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
+#: of four sessions overlap for sure. (At 1 MB/s a day job took 30 s and the fifth, alone after them, 30 more.)
+OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 2_000_000}
 DAYS = 5  # one day job more than the default cap of 4 sessions
 
 
