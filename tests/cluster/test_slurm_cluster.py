@@ -25,6 +25,7 @@ import signal
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,14 @@ def run_through_slurm(
     return subprocess.CompletedProcess(cmd, proc.returncode, output, "")
 
 
+def _wait_and_stop(local_run: Future, proc: subprocess.Popen) -> subprocess.CompletedProcess[str]:
+    """The reference run's end (run_workflow's own timeout bounds it), then its service's."""
+    try:
+        return local_run.result()
+    finally:
+        stop_emulator(proc)
+
+
 def slurm_command(config_path: Path) -> list[str]:
     """``snakemake`` with ``profiles/slurm``, as docs/hpc.md says to run it, and the test's overrides."""
     return [
@@ -161,29 +170,26 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
     both from the main process's environment; the main process runs the two one after the other. With
     ``local``, three days foreseen: one session per day job, two jobs at once."""
     days_asked = UNFORESEEN if transfer_jobs == "cluster" else DAYS
-    data_dir = tmp_path / "emulator-data"  # one granule cache for both service instances
 
-    # (a) the reference: a local run with --cores 2, one session at a time
-    proc, state = start_emulator(tmp_path / "emulator-local", "--data-dir", str(data_dir), "--scans", SCANS)
-    try:
-        local_cfg = emulator_config(state, tmp_path / "local", **days_asked)
-        local = run_workflow(tmp_path / "local", local_cfg, "--resources", "gportal=1", cores=2)
-    finally:
-        stop_emulator(proc)
-    assert local.returncode == 0, local.stdout[-4000:]
-    expected = _products(tmp_path / "local" / "results")
-    assert any(k.startswith("archives/") for k in expected) and any(k.startswith("parts/") for k in expected)
-    (listing,) = (tmp_path / "local" / "results" / "manifests" / "2024").glob("granules_*.csv")
-    granules = len(read_listing(listing))
+    # (a) the reference: a local run with --cores 2, one session at a time, against a service of its own. It runs
+    # meanwhile (b) below, which mostly waits for SLURM's status checks. (Synthetic granules are the same bytes
+    # from every service: the generator is deterministic.)
+    local_proc, local_state = start_emulator(tmp_path / "emulator-local", "--scans", SCANS)
+    local_cfg = emulator_config(local_state, tmp_path / "local", **days_asked)
+    reference = ThreadPoolExecutor(max_workers=1)
+    local_run = reference.submit(run_workflow, tmp_path / "local", local_cfg, "--resources", "gportal=1", cores=2)
+    reference.shutdown(wait=False)
 
-    # (b) the same range through the SLURM executor, against a fresh service on the same cache so that its
-    # session peak belongs to this run alone
+    # (b) the same range through the SLURM executor, against a service of its own so that its session peak belongs
+    # to this run alone
     workdir = tmp_path / "slurm-run"
-    proc, state = start_emulator(
-        tmp_path / "emulator-slurm",
-        *("--data-dir", str(data_dir), "--scans", SCANS),
-        *("--faults", json.dumps(SLOW_TRANSFERS)),
-    )
+    try:
+        proc, state = start_emulator(
+            tmp_path / "emulator-slurm", *("--scans", SCANS), *("--faults", json.dumps(SLOW_TRANSFERS))
+        )
+    except BaseException:
+        _wait_and_stop(local_run, local_proc)
+        raise
     try:
         workdir.mkdir()
         config_path = workdir / "config.yaml"
@@ -196,7 +202,13 @@ def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
         run = run_through_slurm(workdir, slurm_command(config_path), cluster)
     finally:
         stop_emulator(proc)
+        local = _wait_and_stop(local_run, local_proc)
     stats = read_stats(state)
+    assert local.returncode == 0, local.stdout[-4000:]
+    expected = _products(tmp_path / "local" / "results")
+    assert any(k.startswith("archives/") for k in expected) and any(k.startswith("parts/") for k in expected)
+    (listing,) = (tmp_path / "local" / "results" / "manifests" / "2024").glob("granules_*.csv")
+    granules = len(read_listing(listing))
     assert run.returncode == 0, run.stdout[-6000:]
 
     # the day jobs and the archive went to SLURM (one SLURM job per day); split transfers downloaded on the
