@@ -14,7 +14,8 @@ from emulator_fixtures import start_emulator, stop_emulator, wait_for_stats
 from amsr2flow.emulator import orbit
 from amsr2flow.emulator.catalogue import MAX_COUNT, QueryError, parse_query
 
-pytestmark = pytest.mark.timeout(60)
+# fresh_granules: the service generates its own granules here (no pool: emulator_fixtures)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_granules")]
 
 DAY = datetime(2020, 1, 1, tzinfo=timezone.utc)
 DAY_END = DAY + timedelta(days=1) - timedelta(seconds=1)

@@ -23,7 +23,8 @@ from amsr2flow import cli as main_cli
 from amsr2flow.emulator import orbit, synth
 from amsr2flow.emulator.__main__ import main
 
-pytestmark = pytest.mark.timeout(60)
+# fresh_granules: the service generates its own granules here (no pool: emulator_fixtures)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_granules")]
 
 CSW = {"service": "CSW", "version": "3.0.0", "request": "GetRecords", "outputFormat": "application/json"}
 STATE_KEYS = {

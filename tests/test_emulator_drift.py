@@ -19,7 +19,8 @@ from amsr2flow.emulator import orbit, synth
 from amsr2flow.emulator.__main__ import main
 from amsr2flow.formats import l1b
 
-pytestmark = pytest.mark.timeout(90)
+# fresh_granules: the service generates its own granules here (no pool: emulator_fixtures)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("fresh_granules")]
 
 CSW = {"service": "CSW", "version": "3.0.0", "request": "GetRecords", "outputFormat": "application/json"}
 PRODUCT_DIR = orbit.AMSR2.remote_product_dir  # GCOM-W/GCOM-W.AMSR2/L1B/2

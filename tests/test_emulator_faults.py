@@ -22,7 +22,8 @@ from amsr2flow.emulator.faults import FaultPlan, FaultSpecError, load_fault_spec
 from amsr2flow.emulator.sftp_server import Throttle
 from amsr2flow.formats import l1b
 
-pytestmark = pytest.mark.timeout(60)
+# fresh_granules: the service generates its own granules here (no pool: emulator_fixtures)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_granules")]
 
 DAY = datetime(2020, 1, 1, tzinfo=timezone.utc)
 GRANULES = orbit.granules_beginning_on(DAY.date())

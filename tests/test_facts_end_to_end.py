@@ -38,6 +38,7 @@ def _set_attribute(h5: h5py.File, name: str, value: str) -> None:
     h5.attrs[name] = np.array([value.encode()], dtype=f"S{len(value)}")
 
 
+@pytest.mark.slow
 def test_files_whose_sources_disagree_are_archived_listed_and_exit_3(tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -113,6 +114,7 @@ def test_files_whose_sources_disagree_are_archived_listed_and_exit_3(tmp_path: P
     assert "catalogue's records in" in json.loads(checked.stdout)["catalogue"]
 
 
+@pytest.mark.slow
 def test_outputs_of_0_1_0_are_found_repaired_without_download_and_remade(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator")
     try:

@@ -38,6 +38,7 @@ def test_the_matrix_covers_every_pair_of_levels() -> None:
     assert uncovered_pairs(CELLS[:-1])  # the 10th cell is needed (the channel factor)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.name)
 def test_a_configuration_users_combine(cell: Cell, service: dict, tmp_path: Path) -> None:
     cfg = emulator_config(service, tmp_path, **cell.config())

@@ -15,12 +15,13 @@ import yaml
 from emulator_fixtures import read_stats, start_emulator, stop_emulator
 from workflow_helpers import REPO, SNAKEFILE, emulator_config, job_counts, snakemake
 
-#: Slow enough transfers (16-scan granules of ~0.5 MB at 1 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
-#: of four sessions overlap for sure.
-OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 1_000_000}
+#: Slow enough transfers (16-scan granules of ~1 MB at 2 MB/s: ~0.5 s each, ~15 s per day job) that the day jobs
+#: of four sessions overlap for sure. (At 1 MB/s a day job took 30 s and the fifth, alone after them, 30 more.)
+OVERLAPPING_TRANSFERS = {"rates": {}, "bandwidth_bytes_per_s": 2_000_000}
 DAYS = 5  # one day job more than the default cap of 4 sessions
 
 
+@pytest.mark.slow
 def test_dot_test_case_with_the_default_profile_caps_sessions_at_4(tmp_path: Path) -> None:
     """`snakemake --cores 8` with no profile flag: the default workflow profile applies and caps sessions at 4."""
     case = tmp_path / "case"
@@ -137,6 +138,7 @@ def _host_workflow(tmp_path: Path, state: dict, **overrides: object) -> Path:
     return host
 
 
+@pytest.mark.slow
 def test_module_run_does_the_start_of_run_work_and_keeps_the_cap(tmp_path: Path) -> None:
     proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps(OVERLAPPING_TRANSFERS))
     try:

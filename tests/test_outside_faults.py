@@ -33,11 +33,12 @@ def _start(workdir: Path, cfg: dict, *args: str) -> subprocess.Popen:
 
 def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path: Path) -> None:
     """Before: the second run's start-up sweep deleted the first run's downloads (0 of 29 done, tracebacks)."""
-    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"bandwidth_bytes_per_s": 300_000}))
+    proc, state = start_emulator(tmp_path / "emulator", "--faults", json.dumps({"bandwidth_bytes_per_s": 1_000_000}))
     output = tmp_path / "shared-results"
     first = None
     try:
-        # slow transfers, so the second run starts while the first downloads (read in 1 MiB chunks: no stall)
+        # slow transfers, so the second run starts while the first downloads (read in 1 MiB chunks: no stall):
+        # 29 granules of ~1 MB over 2 sessions at 1 MB/s, ~15 s, against the ~3 s the second run takes to be refused
         cfg = emulator_config(state, tmp_path, output_dir=str(output), transfer={"stall_timeout_s": 30})
         first = _start(tmp_path / "first", cfg, "--cores", "2", "--resources", "gportal=2")
         wait_for(lambda: list((output / ".scratch").glob("*.part-*")), timeout=120, what="the first run's downloads")

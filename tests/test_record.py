@@ -19,6 +19,7 @@ from amsr2flow.formats.archive import Archive
 xr = pytest.importorskip("xarray")
 
 
+@pytest.mark.slow
 def test_amsre_and_amsr2_in_one_run_one_grid_one_export(tmp_path: Path, emulator: dict) -> None:
     # the last AMSR-E day and the first AMSR2 day; the 272 days between are in no mission and never asked for
     cfg = emulator_config(

@@ -48,6 +48,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "cfg": cfg, "reports": reports, "year": reports / "2024", "work": root / "work"}
 
 
+@pytest.mark.slow
 def test_a_run_writes_the_pages_figures_map_and_granule_tables(collected: dict) -> None:
     year = collected["year"]
     period = "20240101-20240102"

@@ -7,229 +7,38 @@ Needs Debian's slurmctld/slurmd/slurm-client/munge and the ``slurm`` extra (``.c
 (the private SLURM runs its daemons as root); skipped otherwise. By hand::
 
     .ci/install-slurm.sh .venv                   # as root
-    .venv/bin/pytest tests/cluster -v            # about 2-3 minutes on 2 cores
+    .venv/bin/pytest tests/cluster -v            # about 2-3 minutes on 2 cores (-n 2: both cases at once)
 
 The SLURM run uses ``profiles/slurm`` as users do, with test-only overrides on the command line: the private
 partition, small requests, ``squeue`` for job states (no slurmdbd here), a 1 s first status check and a cap of
 2. The node is declared with 8 CPUs on a 2-core machine, so SLURM alone would run all three day jobs at once:
 only the ``gportal`` cap keeps it to 2 sessions (two jobs of one session, or one of two).
+
+The case with ``transfer_jobs: local`` is in test_slurm_local_transfers.py, so that two workers run both at once;
+what the two share is in slurm_runs.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import re
-import signal
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from emulator_fixtures import read_stats, start_emulator, stop_emulator
-from slurm import SlurmCluster, missing_binaries
-from workflow_helpers import REPO, SNAKEFILE, SNAKEMAKE, emulator_config, run_workflow
+from slurm import SlurmCluster
+from slurm_runs import MARKS, check_slurm_run_equals_local_run_and_keeps_the_gportal_cap, private_cluster
 
-from amsr2flow.stages.catalogue import read_listing
-
-PROFILE = REPO / "profiles" / "slurm"
-CAP = 2  # gportal for the SLURM runs: below the three day jobs ready at once and the node's 8 CPU slots
-NODE_CPUS = 8
-SLURM_RUN_TIMEOUT_S = 480
-DAYS = {"start": "2024-01-01", "end": "2024-01-03"}  # three day jobs for two sessions
-#: The second day has a record already: the run foresees the first day's job alone and gives each the whole cap.
-UNFORESEEN = {"start": "2024-01-01", "end": "2024-01-02"}
-SCANS = "16"  # small granules (~1 MB): the test is about scheduling and sessions, not about volume
-#: Slow transfers (~0.5 s per granule, ~15 s per day) so that the sessions of concurrent day jobs overlap.
-SLOW_TRANSFERS = {"bandwidth_bytes_per_s": 2_000_000}
-
-
-def _skip_reason() -> str | None:
-    if missing := missing_binaries():
-        return f"SLURM is not installed ({', '.join(missing)} missing): run .ci/install-slurm.sh"
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        return "snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'"
-    if os.geteuid() != 0:
-        return "the private SLURM (tests/cluster/slurm.py) runs its daemons as root"
-    return None
-
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or ""),
-    pytest.mark.timeout(900),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    """One private SLURM for the module, stopped by PID at the end (also when a test fails)."""
-    with SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=NODE_CPUS) as running:
-        yield running
+    yield from private_cluster(tmp_path_factory)
 
 
-def run_through_slurm(
-    workdir: Path, cmd: list[str], cluster: SlurmCluster, timeout: float = SLURM_RUN_TIMEOUT_S
-) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` (a snakemake command) in ``workdir`` in the cluster's environment, bounded like
-    ``timeout -s INT``: on overrun the process group gets SIGINT (Snakemake then cancels its SLURM jobs; it
-    ignores SIGTERM while jobs are out), and SIGKILL if it has not stopped 60 s later."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        cmd,
-        cwd=workdir,
-        env=cluster.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            output, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-        (workdir / "snakemake.out").write_text(output, encoding="utf-8")
-        raise AssertionError(f"the SLURM run did not finish within {timeout} s:\n{output[-6000:]}") from None
-    (workdir / "snakemake.out").write_text(output, encoding="utf-8")
-    return subprocess.CompletedProcess(cmd, proc.returncode, output, "")
-
-
-def slurm_command(config_path: Path) -> list[str]:
-    """``snakemake`` with ``profiles/slurm``, as docs/hpc.md says to run it, and the test's overrides."""
-    return [
-        str(SNAKEMAKE),
-        *("-s", str(SNAKEFILE), "--configfile", str(config_path)),
-        *("--workflow-profile", str(PROFILE)),  # as docs/hpc.md says to run it
-        # test-only overrides of the profile
-        *("--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500", "cpus_per_task=1"),
-        *("--resources", f"gportal={CAP}"),
-        *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"),
-        *("--seconds-between-status-checks", "2"),  # CI: poll often (the plugin adds 10 s per idle check)
-        *("--latency-wait", "10", "--retries", "0"),
-    ]
-
-
-def _products(results: Path) -> dict[str, Path]:
-    """Archives and part files, by path relative to ``results``."""
-    files = [*(results / "archives").glob("*.npz"), *(results / "parts").rglob("*.npz")]
-    return {str(p.relative_to(results)): p for p in sorted(files)}
-
-
-def _describe_difference(a: Path, b: Path) -> str:
-    """Where two files differ: size, first differing byte, and for zip files the differing members."""
-    data_a, data_b = a.read_bytes(), b.read_bytes()
-    first = next(
-        (i for i, (x, y) in enumerate(zip(data_a, data_b, strict=False)) if x != y), min(len(data_a), len(data_b))
-    )
-    lines = [f"{a.name}: sizes {len(data_a)} vs {len(data_b)}, first difference at byte {first}"]
-    try:
-        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
-            infos_a = {i.filename: i for i in za.infolist()}
-            infos_b = {i.filename: i for i in zb.infolist()}
-            if list(infos_a) != list(infos_b):
-                lines.append(f"  member lists differ: {sorted(set(infos_a) ^ set(infos_b))[:10]} (or their order)")
-            for name in infos_a.keys() & infos_b.keys():
-                ia, ib = infos_a[name], infos_b[name]
-                fields = ("CRC", "compress_size", "file_size", "date_time", "external_attr", "extra")
-                diff = [f for f in fields if getattr(ia, f) != getattr(ib, f)]
-                if diff:
-                    lines.append(f"  member {name}: {', '.join(diff)} differ")
-    except zipfile.BadZipFile as exc:
-        lines.append(f"  not comparable as zip files: {exc}")
-    return "\n".join(lines[:40])
-
-
-@pytest.mark.parametrize("transfer_jobs", ["cluster", "local"])
-def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(
-    tmp_path: Path, cluster: SlurmCluster, transfer_jobs: str
-) -> None:
-    """``transfer_jobs: cluster``: a day job downloads and extracts on a compute node. ``local``: the downloads
-    are a local day job of the Snakemake process (the submit host, where the internet is), extraction goes to
-    SLURM.
-
-    With ``cluster``, two days, the second with a day record already: the run foresees one day job and gives
-    each the whole cap (gportal=2, run.sessions); the second day's manifest, listed by the run, is newer than
-    its record, so both day jobs run. A job's own parse on the node sees neither the cap nor the count and takes
-    both from the main process's environment; the main process runs the two one after the other. With
-    ``local``, three days foreseen: one session per day job, two jobs at once."""
-    days_asked = UNFORESEEN if transfer_jobs == "cluster" else DAYS
-    data_dir = tmp_path / "emulator-data"  # one granule cache for both service instances
-
-    # (a) the reference: a local run with --cores 2, one session at a time
-    proc, state = start_emulator(tmp_path / "emulator-local", "--data-dir", str(data_dir), "--scans", SCANS)
-    try:
-        local_cfg = emulator_config(state, tmp_path / "local", **days_asked)
-        local = run_workflow(tmp_path / "local", local_cfg, "--resources", "gportal=1", cores=2)
-    finally:
-        stop_emulator(proc)
-    assert local.returncode == 0, local.stdout[-4000:]
-    expected = _products(tmp_path / "local" / "results")
-    assert any(k.startswith("archives/") for k in expected) and any(k.startswith("parts/") for k in expected)
-    (listing,) = (tmp_path / "local" / "results" / "manifests" / "2024").glob("granules_*.csv")
-    granules = len(read_listing(listing))
-
-    # (b) the same range through the SLURM executor, against a fresh service on the same cache so that its
-    # session peak belongs to this run alone
-    workdir = tmp_path / "slurm-run"
-    proc, state = start_emulator(
-        tmp_path / "emulator-slurm",
-        *("--data-dir", str(data_dir), "--scans", SCANS),
-        *("--faults", json.dumps(SLOW_TRANSFERS)),
-    )
-    try:
-        workdir.mkdir()
-        config_path = workdir / "config.yaml"
-        cfg = emulator_config(state, workdir, **days_asked, transfer_jobs=transfer_jobs)
-        config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-        if transfer_jobs == "cluster":
-            record = workdir / "results" / "swaths" / "2024" / f"{UNFORESEEN['end']}.json"
-            record.parent.mkdir(parents=True)
-            record.write_text("{}")  # older than the manifest the run writes: the job runs, unforeseen
-        run = run_through_slurm(workdir, slurm_command(config_path), cluster)
-    finally:
-        stop_emulator(proc)
-    stats = read_stats(state)
-    assert run.returncode == 0, run.stdout[-6000:]
-
-    # the day jobs and the archive went to SLURM (one SLURM job per day); split transfers downloaded on the
-    # submit host, one local job per day
-    days = len(set(read_listing(listing)["day"]))
-    submitted = [line for line in run.stdout.splitlines() if "submitted with SLURM jobid" in line]
-    assert sum("rule_day_kept_swaths" in line for line in submitted) == days, "\n".join(submitted)
-    assert any("rule_year_archive" in line for line in submitted), "\n".join(submitted)
-    assert not any("download_day" in line for line in submitted)
-    # (the profile's quiet settings hide the job blocks: count the download jobs' own logs)
-    local_downloads = len(list((workdir / "results" / "logs" / "downloads").rglob("*.log")))
-    assert local_downloads == (days if transfer_jobs == "local" else 0)
-
-    # the service: every granule served, never more concurrent sessions than the cap, and each day job's share
-    # of it (plus the run's preflight login), not one session per granule
-    share = CAP if transfer_jobs == "cluster" else 1
-    assert stats["files_served"] >= granules
-    assert 1 <= stats["peak_sftp_sessions"] <= CAP, stats
-    assert stats["sftp_sessions"] == days * share + 1, stats
-    network_logs = workdir / "results" / "logs" / ("granules" if transfer_jobs == "cluster" else "downloads")
-    for log in network_logs.rglob("*.log"):
-        assert f"{share} session(s) opened for" in log.read_text(), log
-
-    # byte for byte the same archives and parts
-    got = _products(workdir / "results")
-    assert sorted(got) == sorted(expected)
-    differing = [name for name in expected if expected[name].read_bytes() != got[name].read_bytes()]
-    assert not differing, "\n".join(_describe_difference(expected[n], got[n]) for n in differing)
-
-    # the run report is complete as well
-    (report,) = (workdir / "results" / "reports").glob("run_*.json")
-    body = json.loads(report.read_text())
-    assert body["status"] == "complete" and body["archived_granules"] == granules, body
+def test_slurm_run_equals_local_run_and_keeps_the_gportal_cap(tmp_path: Path, cluster: SlurmCluster) -> None:
+    check_slurm_run_equals_local_run_and_keeps_the_gportal_cap(tmp_path, cluster, "cluster")
 
 
 def test_private_cluster_runs_jobs_and_stops_by_pid(tmp_path: Path, cluster: SlurmCluster) -> None:
