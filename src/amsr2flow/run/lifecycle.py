@@ -83,7 +83,10 @@ def start_run(
             from .service_watch import LocalServiceWatch
 
             # The local G-Portal may be stopped during the run: then the run stops at once, with one message.
-            LocalServiceWatch(Path(cfg["emulator"]["state_file"]).expanduser(), layout.stop_flag()).start()
+            # Absolute now: Snakemake returns to the launch folder after a run with --directory, and the watch
+            # must not take a relative state file's absence there for the service having stopped.
+            state_file = Path(cfg["emulator"]["state_file"]).expanduser().resolve()
+            LocalServiceWatch(state_file, layout.stop_flag().resolve()).start()
     if cfg["report"]["progress_interval_s"]:
         from ..status import ProgressReporter, quiet_scheduler_chatter
 
