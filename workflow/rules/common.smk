@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amsr2flow import config as settings
 from amsr2flow.formats import repair
+from amsr2flow.formats.swath import crop_key
 from amsr2flow.ledger import due_for_recheck
 from amsr2flow.plan import RunPlan
 from amsr2flow.region import region_from_setting
@@ -46,9 +47,7 @@ if "gportal" not in workflow.global_resources:
 PLAN = RunPlan.from_config(config)
 REGION = region_from_setting(config.get("region"))
 REGION_FINGERPRINT = REGION.fingerprint if REGION else "globe"
-REGION_KEY = (
-    f"{REGION_FINGERPRINT}+{config['region_margin_scans']}" if REGION else "globe"
-)
+REGION_KEY = crop_key(REGION, config["region_margin_scans"]) if REGION else "globe"
 LAYOUT = PLAN.layout
 
 

@@ -479,7 +479,7 @@ class ExtractionSpec:
     def region_key(self) -> str:
         """What identifies a crop: the region's fingerprint and the margin ("" for whole granules). Two regions
         may read alike (a GeoJSON file edited in place keeps its name); their fingerprints differ."""
-        return f"{self.region.fingerprint}+{self.margin_scans}" if self.region is not None else ""
+        return crop_key(self.region, self.margin_scans) if self.region is not None else ""
 
     def holds(self, meta: SwathMetadata) -> bool:
         """Whether a swath already made has this layout: its channels and positions, and its scans: a whole
@@ -607,7 +607,7 @@ def extract_granule(
         cropped |= {
             "first_scan": rows.start,
             "region": region.description,
-            "region_key": f"{region.fingerprint}+{margin_scans}",
+            "region_key": crop_key(region, margin_scans),
         }
     extracted = make_swath(
         granule_id,
@@ -627,6 +627,11 @@ def extract_granule(
         **cropped,
     )
     return Extraction(extracted, file_facts, granule_start, granule_end)
+
+
+def crop_key(region: Region, margin_scans: int) -> str:
+    """What identifies a crop: the region's fingerprint and the margin (``region_key`` of swaths and tombstones)."""
+    return f"{region.fingerprint}+{margin_scans}"
 
 
 class OutsideRegion(Exception):  # an outcome, not an error: the granule is not needed
