@@ -242,6 +242,12 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                 f"grid.channels: {', '.join(b_horn)} cannot be gridded (the swaths keep the 89 GHz A horn's positions "
                 "only); set grid.channels to the others"
             )
+    train = cfg.get("record", {}).get("train")
+    if train:
+        first = _parse_day(str(train[0]), "record.train", problems)
+        last = _parse_day(str(train[1]), "record.train", problems)
+        if first and last and last < first:
+            problems.append(f"record.train: {train[1]} is before {train[0]}; give [first day, last day]")
     if start and end:
         try:
             plan_years(cfg)

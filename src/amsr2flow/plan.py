@@ -304,6 +304,23 @@ class Layout:
     def grids_record(self, year: Part, period: str) -> Path:
         return self.grids_dir(year) / f"grids_{period}.json"
 
+    # the record (record.enabled)
+    def record_dir(self) -> Path:
+        return self.root / "record"
+
+    def record_store(self) -> Path:
+        """The Icechunk repository of every archived swath (formats.record)."""
+        return self.record_dir() / "swaths.icechunk"
+
+    def record_receipt(self) -> Path:
+        """The record job's output: the commit it left and what each archive added (the store itself is
+        appended in place, so it is no Snakemake output: those are deleted before their job runs)."""
+        return self.record_dir() / "record.json"
+
+    def record_statistics(self) -> Path:
+        """Per-channel normalisation statistics of the training split (amsr2flow.training)."""
+        return self.record_dir() / "normalisation.json"
+
     # ledger
     def ledger_dir(self, year: Part) -> Path:
         return self.root / "ledger" / str(year)

@@ -148,6 +148,13 @@ def grid_targets():
     return [path(LAYOUT.grids_record(y, YEARS[y].period)) for y in YEARS]
 
 
+def record_targets():
+    """The record's receipt and the training split's statistics (record.enabled)."""
+    if not config["record"]["enabled"]:
+        return []
+    return [path(LAYOUT.record_receipt()), path(LAYOUT.record_statistics())]
+
+
 def year_figure_dirs(year):
     if not config["report"]["figures"]:
         return []

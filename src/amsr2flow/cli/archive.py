@@ -24,11 +24,12 @@ from ..formats.archive import (
 )
 from ..formats.l1b import direction_name
 from ..formats.reader import open_archive
+from ..formats.record import is_record, record_summary
 from ..formats.swath import SwathError, SwathMetadata, swath_file
 
 
 def _configure_info(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="ARCHIVE", help="archives (.npz), or swaths (.npy)")
+    parser.add_argument("paths", nargs="+", metavar="ARCHIVE", help="archives (.npz), swaths (.npy), or a record")
     parser.add_argument(
         "--trust-legacy-pickle", action="store_true", help="also open legacy pickled archives (trusted files only)"
     )
@@ -80,6 +81,9 @@ def run_info(args: argparse.Namespace) -> int:
         found = swath_file(path) if Path(path).suffix == ".npy" else None
         if found is not None:
             _swath_info(Path(path), found, as_json=args.json)
+            continue
+        if is_record(path):
+            _record_info(record_summary(path), as_json=args.json)
             continue
         try:
             with open_archive(path, allow_legacy_pickle=args.trust_legacy_pickle) as archive:
@@ -133,6 +137,27 @@ def _swath_info(path: Path, found: SwathMetadata | dict, *, as_json: bool) -> No
     if found.variables:
         print(f"  variables:    {', '.join(found.variables)}")
     print(f"  source:       {found.source_size} bytes, SHA-256 {found.source_sha256 or '?'}")
+
+
+def _record_info(summary: dict, *, as_json: bool) -> None:
+    """A record, as `info` says an archive."""
+    if as_json:
+        print(json.dumps(summary, sort_keys=True, default=str))
+        return
+    commits = summary["commits"]
+    print(f"{summary['path']} (the record: commit {summary['snapshot']}, {len(commits)} commit(s))")
+    sensors = ", ".join(f"{n} {s}" for s, n in summary["sensors"].items())
+    print(
+        f"  swaths:       {summary['swaths']} ({sensors})  orbit types: {orbit_types_in_words(summary['orbit_types'])}"
+    )
+    print(f"  scans:        {summary['first_scan_utc'] or '?'} .. {summary['last_scan_utc'] or '?'}")
+    print(f"  channels:     {', '.join(summary['channels'])}")
+    print(f"  variables:    {', '.join(summary['variables'])}")
+    order = "yes" if summary["in_time_order"] else "no: late granules were appended (time_order gives time order)"
+    print(f"  time order:   {order}")
+    print(f"  archives:     {', '.join(summary['archives'])}")
+    if commits:
+        print(f"  last commit:  {commits[0]['written_at']} {commits[0]['message']}")
 
 
 def _swath_files(inputs: list[str]) -> list[Path]:

@@ -1,5 +1,8 @@
 """``amsr2flow verify PATH...``: the legacy ``testOutput.py``-style summary per archive; exit 1 when any is damaged.
 
+A record (``results/record/swaths.icechunk``) is checked against the archives instead: every archived swath
+once, with equal bytes (those of ``--archives``, else the ``archives`` folder of its results tree).
+
 Each swath is also compared with what the catalogue said of it when the run's manifests are at hand: those of
 ``--manifests DIR``, else the ``manifests`` folder of the results tree the archive lives in.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 from ..formats import facts
 from ..formats.archive import Archive, ArchiveError, LegacyPickleRefused, legacy_refusal
 from ..formats.l1b import direction_name
+from ..formats.record import RecordError, is_record, verify_record
 from ..formats.swath import SwathMetadata, swath_file
 from ..formats.verify import DEFAULT_MIN_SCANS, MAX_PLAUSIBLE_SCANS, VerifyReport, verify_archive
 
@@ -23,7 +27,14 @@ RESULTS_DEPTH = 3
 
 # -- command --------------------------------------------------------------------------------------------------
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="archives (.npz) to verify")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="archives (.npz), or a record, to verify")
+    parser.add_argument(
+        "--archives",
+        nargs="+",
+        type=Path,
+        metavar="ARCHIVE",
+        help="a record is compared with these archives (default: results/archives/*.npz beside it)",
+    )
     parser.add_argument(
         "--trust-legacy-pickle",
         action="store_true",
@@ -117,6 +128,26 @@ def not_an_archive(path: Path) -> str | None:
     return f"{path} is not an archive but {what}. `amsr2flow info {path}` describes it; verify checks {where}"
 
 
+def verify_a_record(path: Path, archives: list[Path] | None) -> int:
+    """Compare a record with the archives; 0 when it holds every archived swath once with equal bytes."""
+    if archives is None:
+        folder = archives_beside(path)
+        archives = sorted(folder.glob("*.npz")) if folder else []
+    if not archives:
+        print(
+            f"amsr2flow verify: no archives to compare the record {path} with; give them with --archives",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        check = verify_record(path, archives)
+    except (RecordError, ArchiveError) as exc:
+        print(f"amsr2flow verify: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(check.lines()))
+    return 0 if check.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every archive is good, 1 when any is damaged, 2 on usage errors (an untrusted legacy archive,
     a swath given for an archive)."""
@@ -125,6 +156,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     damaged = False
     for path in args.paths:
+        if is_record(path):
+            status = verify_a_record(Path(path), args.archives)
+            if status == 2:
+                return 2
+            damaged |= status == 1
+            continue
         other = not_an_archive(Path(path))
         if other:
             print(f"amsr2flow verify: {other}", file=sys.stderr)

@@ -8,9 +8,10 @@ commit pointer they honour), which ``xarray.open_zarr`` does not. Icechunk write
 session aside and makes them visible by one conditional update of the branch reference: a kill at any
 instant leaves the last commit as it was, readable by anyone; a rerun appends what is not in it. What it
 costs: readers need the ``icechunk`` package (``open_record`` or ``xarray.open_zarr(session.store)``), not
-plain ``zarr``; a kill leaves the unreferenced chunks of the lost session on disk until a garbage collection
-(``amsr2flow record --gc``); each commit adds a snapshot and a manifest (kilobytes); one process writes at a
-time (a lock file; the local file system cannot arbitrate two committers).
+plain ``zarr``; a kill leaves the unreferenced chunks of the lost session on disk (up to an archive's worth),
+which the next append collects (a marker says an append was cut short); each commit adds a snapshot and a
+manifest (kilobytes); one process writes at a time (a lock file; the local file system cannot arbitrate two
+committers).
 
 Layout (docs/formats.md#the-record): the same CF variables as the exports (``formats.dataset``), dimensions
 ``(swath, scan, pixel | pixel_89 | ...)``, raw values with their scale factors and fills, one swath per chunk
@@ -51,19 +52,30 @@ INDEX_CHUNK = 1 << 16
 #: Swaths written per call (bounded memory: ~1 MB per swath and channel).
 WRITE_BATCH = 32
 LOCK_NAME = "append.lock"
-TIME_UNITS = "seconds since 1970-01-01 00:00:00"
+#: Beside the store while an append runs: found at the start of the next one, it says the last was cut short
+#: and left unreferenced chunks, which are then collected.
+CUT_SHORT_NAME = "append.unfinished"
+#: Swath times are whole milliseconds (the index's precision), kept exact as integers; NaT is the fill.
+TIME_UNITS = "milliseconds since 1970-01-01 00:00:00"
+NO_TIME = np.iinfo(np.int64).min
 
 #: The per-swath index: name -> (dtype, fill, attributes). Strings are variable-length UTF-8.
 INDEX_VARIABLES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     "time": (
-        np.float64,
-        np.nan,
-        {"standard_name": "time", "long_name": "first scan", "units": TIME_UNITS, "calendar": "proleptic_gregorian"},
+        np.int64,
+        NO_TIME,
+        {
+            "standard_name": "time",
+            "long_name": "first scan",
+            "units": TIME_UNITS,
+            "calendar": "proleptic_gregorian",
+            "_FillValue": int(NO_TIME),
+        },
     ),
     "time_end": (
-        np.float64,
-        np.nan,
-        {"long_name": "last scan", "units": TIME_UNITS, "calendar": "proleptic_gregorian"},
+        np.int64,
+        NO_TIME,
+        {"long_name": "last scan", "units": TIME_UNITS, "calendar": "proleptic_gregorian", "_FillValue": int(NO_TIME)},
     ),
     "granule_id": (str, "", {"long_name": "JAXA granule id"}),
     "orbit_direction": (
@@ -140,22 +152,17 @@ def _has_swaths_group(store: Any) -> bool:
 
 
 def _decode_times(values: np.ndarray) -> np.ndarray:
-    out = np.full(values.shape, np.datetime64("NaT", "ns"))
-    ok = np.isfinite(values)
-    out[ok] = (np.round(values[ok] * 1e9)).astype("int64").astype("datetime64[ns]")
-    return out
+    """Milliseconds since 1970 (``NO_TIME`` unknown) as datetime64[ns] (NaT unknown)."""
+    return np.where(values == NO_TIME, np.datetime64("NaT", "ms"), values.astype("datetime64[ms]")).astype(
+        "datetime64[ns]"
+    )
 
 
 def _encode_times(stamps: Iterable[str]) -> np.ndarray:
-    """ISO strings ("2020-01-01T00:47:12.345Z", "" unknown) as float seconds since 1970 (NaN unknown)."""
-    out = []
-    for stamp in stamps:
-        if not stamp:
-            out.append(np.nan)
-            continue
-        ns = np.datetime64(stamp.rstrip("Z"), "ns").astype("int64")
-        out.append(ns / 1e9)
-    return np.array(out, dtype=np.float64)
+    """ISO strings ("2020-01-01T00:47:12.345Z", "" unknown) as milliseconds since 1970 (``NO_TIME`` unknown)."""
+    return np.array(
+        [np.datetime64(s.rstrip("Z"), "ms").astype(np.int64) if s else NO_TIME for s in stamps], dtype=np.int64
+    )
 
 
 class RecordSource:
@@ -235,6 +242,7 @@ class AppendResult:
     already: int = 0
     snapshot: str = ""
     swaths: int = 0  # the record's swaths after this append
+    granule_ids: list[str] = field(default_factory=list)  # those appended, in record order
 
 
 @dataclass
@@ -307,6 +315,10 @@ def append_archives(
     results = []
     with _append_lock(path):
         repo = _repository(path, create=True)
+        marker = path.parent / f".{path.name}.{CUT_SHORT_NAME}"
+        if marker.exists():
+            _collect_garbage(repo, log)
+        marker.touch()
         opened = [Archive(p) for p in archive_paths]
         try:
             opened.sort(key=_archive_start)
@@ -324,7 +336,22 @@ def append_archives(
         finally:
             for archive in opened:
                 archive.close()
+        marker.unlink()  # not on an error: the next append collects what this one may have left
     return results
+
+
+def _collect_garbage(repo: Any, log: Any) -> None:
+    """Delete the chunks and manifests of appends that were cut short (no commit references them). We hold
+    the lock, so no session of ours is writing: everything unreferenced now is garbage."""
+    from datetime import datetime, timezone
+
+    summary = repo.garbage_collect(datetime.now(timezone.utc))
+    if log is not None:
+        log.info(
+            "the last append was cut short: %d unreferenced chunk(s) (%d bytes) of it deleted",
+            summary.chunks_deleted,
+            summary.bytes_deleted,
+        )
 
 
 def _archive_start(archive: Any) -> str:
@@ -356,7 +383,7 @@ def _append_archive(repo: Any, archive: Any) -> AppendResult:
         return result
     times = _encode_times(str(table["scan_start_utc"][i]) for i in new_positions)
     # each archive's new swaths in time order (unknown times last, in archive order)
-    new_positions = [new_positions[k] for k in np.argsort(np.where(np.isnan(times), np.inf, times), kind="stable")]
+    new_positions = [new_positions[k] for k in np.argsort(_unknown_last(times), kind="stable")]
     dataset = archive.to_xarray(mask_and_scale=False, decode_times=False)
     template = _raw_template(dataset)
     scans = max(int(table["n_scans"][i]) for i in new_positions)
@@ -366,6 +393,7 @@ def _append_archive(repo: Any, archive: Any) -> AppendResult:
     _write_time_order(group)
     _update_attrs(group, archive)
     result.added = len(new_positions)
+    result.granule_ids = [str(table["granule_id"][i]) for i in new_positions]
     result.swaths = start + len(new_positions)
     result.snapshot = session.commit(
         f"append {result.added} swath(s) of {archive.path.name}",
@@ -542,9 +570,12 @@ def _write_index(group: Any, archive: Any, positions: Sequence[int], start: int)
         group[name][start : start + n] = data
 
 
+def _unknown_last(times: np.ndarray) -> np.ndarray:
+    return np.where(times == NO_TIME, np.iinfo(np.int64).max, times)
+
+
 def _write_time_order(group: Any) -> None:
-    times = np.asarray(group["time"][:])
-    order = np.argsort(np.where(np.isnan(times), np.inf, times), kind="stable").astype(np.int64)
+    order = np.argsort(_unknown_last(np.asarray(group["time"][:])), kind="stable").astype(np.int64)
     group[TIME_ORDER][:] = order
 
 
@@ -572,6 +603,36 @@ def _update_attrs(group: Any, archive: Any) -> None:
             "sensors": json.dumps(sorted(sensors)),
         }
     )
+
+
+# -- describing ------------------------------------------------------------------------------------------
+def record_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``amsr2flow info`` says of a record: its last commit, swaths per sensor and orbit direction, the
+    span of its scans, channels, the archives it holds, and its commits (newest first)."""
+    repo = _repository(Path(path))
+    source = RecordSource(path)
+    index = source.index()
+    times = index["time"][~np.isnat(index["time"])]
+    ends = index["time_end"][~np.isnat(index["time_end"])]
+    group = source.group
+    commits = [
+        {"id": c.id, "written_at": c.written_at.isoformat(timespec="seconds"), "message": c.message}
+        for c in repo.ancestry(branch=BRANCH)
+    ]
+    return {
+        "path": str(path),
+        "snapshot": source.snapshot,
+        "swaths": len(source),
+        "sensors": dict(zip(*np.unique(index["sensor"], return_counts=True), strict=True)),
+        "orbit_types": {str(k): int(v) for k, v in zip(*np.unique(index["orbit_direction"], return_counts=True))},
+        "first_scan_utc": str(times.min()) if len(times) else "",
+        "last_scan_utc": str(ends.max()) if len(ends) else "",
+        "channels": list(source.channels),
+        "variables": sorted(set(group.array_keys()) - set(INDEX_VARIABLES) - {TIME_ORDER}),
+        "archives": json.loads(group.attrs.get("archives", "[]")),
+        "in_time_order": bool(np.array_equal(np.asarray(group[TIME_ORDER][:]), np.arange(len(source)))),
+        "commits": commits,
+    }
 
 
 # -- checking against the archives ------------------------------------------------------------------------
@@ -608,10 +669,15 @@ class RecordCheck:
 
 
 def verify_record(
-    record_path: str | os.PathLike[str], archive_paths: Sequence[str | os.PathLike[str]], *, data: bool = True
+    record_path: str | os.PathLike[str],
+    archive_paths: Sequence[str | os.PathLike[str]],
+    *,
+    data: bool = True,
+    granule_ids: set[str] | None = None,
 ) -> RecordCheck:
     """Compare the record's last commit with archives: each archived swath once, the same index values and
-    (with ``data``) the same bytes in every variable; swaths of the record in no archive are listed too."""
+    (with ``data``) the same bytes in every variable; swaths of the record in no archive are listed too.
+    ``granule_ids``: only these swaths (the record job's read-back of what it appended)."""
     from .archive import Archive
 
     source = RecordSource(record_path)
@@ -630,6 +696,8 @@ def verify_record(
             for i, row in enumerate(archive.table):
                 granule_id = str(row["granule_id"])
                 seen.add(granule_id)
+                if granule_ids is not None and granule_id not in granule_ids:
+                    continue
                 if granule_id not in positions:
                     check.missing.append(granule_id)
                     continue
@@ -637,7 +705,7 @@ def verify_record(
                 check.checked += 1
                 if problem:
                     check.different.append(f"{granule_id}: {problem}")
-    check.extra = [g for g in positions if g not in seen]
+    check.extra = [] if granule_ids is not None else [g for g in positions if g not in seen]
     return check
 
 
@@ -652,9 +720,7 @@ def _difference(
         return "another source file"
     if str(index["orbit_direction"][position]) != str(row["orbit_type"]):
         return "another orbit direction"
-    start = _encode_times([str(row["scan_start_utc"])])[0]
-    recorded = index["time"][position]
-    if np.isfinite(start) and recorded != _decode_times(np.array([start]))[0]:
+    if index["time"][position] != _decode_times(_encode_times([str(row["scan_start_utc"])]))[0]:
         return "another first scan time"
     if not data:
         return ""
