@@ -623,8 +623,8 @@ def record_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "path": str(path),
         "snapshot": source.snapshot,
         "swaths": len(source),
-        "sensors": dict(zip(*np.unique(index["sensor"], return_counts=True), strict=True)),
-        "orbit_types": {str(k): int(v) for k, v in zip(*np.unique(index["orbit_direction"], return_counts=True))},
+        "sensors": _counts(index["sensor"]),
+        "orbit_types": _counts(index["orbit_direction"]),
         "first_scan_utc": str(times.min()) if len(times) else "",
         "last_scan_utc": str(ends.max()) if len(ends) else "",
         "channels": list(source.channels),
@@ -633,6 +633,11 @@ def record_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "in_time_order": bool(np.array_equal(np.asarray(group[TIME_ORDER][:]), np.arange(len(source)))),
         "commits": commits,
     }
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    kinds, counts = np.unique(values, return_counts=True)
+    return {str(k): int(n) for k, n in zip(kinds, counts, strict=True)}
 
 
 # -- checking against the archives ------------------------------------------------------------------------
