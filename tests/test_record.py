@@ -15,6 +15,7 @@ from emulator_fixtures import read_stats
 from workflow_helpers import emulator_config, job_counts, run_workflow
 
 from amsr2flow.formats.archive import Archive
+from amsr2flow.formats.record import RecordSource
 
 xr = pytest.importorskip("xarray")
 
@@ -31,6 +32,7 @@ def test_amsre_and_amsr2_in_one_run_one_grid_one_export(tmp_path: Path, emulator
         channels=["36.5H", "89.0AV"],
         geolocation=True,
         grid={"enabled": True, "grids": ["nsidc_north_25km"]},
+        record={"enabled": True},
     )
     run = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
     assert run.returncode == 0, run.stdout[-4000:]
@@ -74,6 +76,18 @@ def test_amsre_and_amsr2_in_one_run_one_grid_one_export(tmp_path: Path, emulator
         assert 100 < float(grid["tb_36_5H"].mean()) < 320
         assert grid.attrs["granule_ids"].count("GW1AM2") >= 28
     assert (results / "grids" / "2011" / "nsidc_north_25km" / "AMSRE_daily_nsidc_north_25km_20111004.nc").is_file()
+
+    # the record: both sensors' swaths once, AMSR-E first (its archive is older), one commit per archive
+    store = results / "record" / "swaths.icechunk"
+    source = RecordSource(store)
+    index = source.index()
+    assert len(source) == n_amsre + n_amsr2
+    assert index["sensor"].tolist() == ["AMSR-E"] * n_amsre + ["AMSR2"] * n_amsr2
+    assert bool((np.diff(index["time"].astype(np.int64)) > 0).all())
+    assert source.channels == ("36.5H", "89.0AV")
+    with Archive(amsre) as a:
+        np.testing.assert_array_equal(source.read_raw(0, ["89.0AV"])["89.0AV"], a[0]["89.0AV"])
+    assert json.loads((results / "record" / "record.json").read_text())["swaths"] == n_amsre + n_amsr2
 
     # a second run changes nothing: the grid job is not even scheduled
     again = run_workflow(tmp_path, cfg)

@@ -54,6 +54,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             geolocation=True,
             variables=["land_fraction", "earth_incidence"],
             grid={"enabled": True, "grids": ["nsidc_north_25km", "ease2_global_25km"]},
+            record={"enabled": True},
         )
         result = run_workflow(root / "work", cfg)
         assert result.returncode == 0, result.stdout[-3000:]
@@ -71,6 +72,8 @@ def _files(results: Path) -> list[tuple[re.Pattern[str], Callable[[str], Path]]]
         (re.compile(r"GW1AM2_\d{12}_\d{3}[AD]_L1SGBTBR_\d{7}\.npy"), lambda _: swath),
         (re.compile(r"GW1AM2_\d{12}_\d{3}[AD]_L1SGBTBR_\d{7}\.json"), lambda _: swath.with_suffix(".json")),
         (re.compile(r"[\w/.-]*AMSR2_daily_\w+_\d{8}\.nc"), lambda name: _grid_file(results, name)),
+        (re.compile(r"[\w/.-]*record/swaths\.icechunk"), lambda _: results / "record" / "swaths.icechunk"),
+        (re.compile(r"[\w/.-]*record/normalisation\.json"), lambda _: results / "record" / "normalisation.json"),
         (
             re.compile(r"[\w/.-]*granules_\d{8}-\d{8}\.csv"),
             lambda _: next((results / "reports").glob("granules_*.csv")),

@@ -142,6 +142,8 @@ def _demo(args: argparse.Namespace) -> int:
             "variables": ["land_fraction", "earth_incidence"],
             "report": {"progress_interval_s": 20},
             "grid": {"enabled": True, "grids": ["nsidc_north_25km", "ease2_global_25km"]},
+            # the record, with all days but the last as the training split (the last one left for validation)
+            "record": {"enabled": True, "train": [first.isoformat(), max(first, last - timedelta(days=1)).isoformat()]},
             "emulator": {"state_file": str(folder / "emulator" / "state.json"), "generation": "current"},
         }
         config_path = folder / "config.yaml"
