@@ -325,6 +325,10 @@ def test_a_saved_state_resumes_with_exactly_the_remaining_batches(source: Archiv
     fresh.load_state_dict(state)
     assert_same_batches(before + list(fresh), uninterrupted)
     assert fresh.state_dict()["epoch"] == 2 and fresh.state_dict()["swaths_done"] == 0
+    stream = iter(interrupted)
+    last = [next(stream) for _ in range(2)][-1]  # the epoch's last batch, the loop not yet told it is over
+    assert_same_batches([last], uninterrupted[-1:])
+    assert interrupted.state_dict()["epoch"] == 2 and interrupted.state_dict()["swaths_done"] == 0
     for other in (dict(settings, split=("2012-07-01", "2012-07-31")), dict(settings, seed=12)):
         with pytest.raises(TrainingError, match="resume with the arguments"):
             SwathBatches(source, **other).load_state_dict(state)
@@ -346,6 +350,10 @@ def test_statistics_equal_a_direct_computation_and_normalise_batches(
     index = source.index()
     chosen = SwathBatches(source, split=split).positions
     assert stats["n_swaths"] == len(chosen) == 8 and stats["split"] == ["2011-10-01", "2012-07-03"]
+    descending = normalisation_statistics(source, ["36.5H"], split, orbit_direction="D", sensor="AMSR-E")
+    assert (
+        descending["n_swaths"] == 2 and descending["channels"]["36.5H"]["count"] < stats["channels"]["36.5H"]["count"]
+    )
     truth = every_swath(archives)
     for channel in ALL:
         arrays = [truth[index["granule_id"][p]].get(channel) for p in chosen]

@@ -298,6 +298,21 @@ def _normalisation_of(stats: Mapping[str, Any], channels: Sequence[str]) -> tupl
     return np.array(means, dtype=np.float32), np.array(stds, dtype=np.float32)
 
 
+def kelvin_table(scale_factor: float, normalisation: tuple[float, float] | None = None) -> np.ndarray:
+    """float32 value of every raw uint16: ``raw * scale_factor`` computed in float64 and rounded once (as
+    ``formats.archive.to_kelvin``), NaN for raw 0; with ``(mean, std)``, ``(K - mean) / std`` and 0 for raw 0
+    (the mean: a neutral input, the mask says it is no data)."""
+    kelvin = np.arange(1 << 16, dtype=np.float64) * scale_factor
+    if normalisation is None:
+        table = kelvin.astype(np.float32)
+        table[0] = np.nan
+    else:
+        mean, std = normalisation
+        table = ((kelvin.astype(np.float32) - np.float32(mean)) / np.float32(std)).astype(np.float32)
+        table[0] = 0.0
+    return table
+
+
 class SwathBatches:
     """Fixed-size batches of swaths from ``source``; each ``iter()`` runs (the rest of) one epoch.
 
@@ -339,8 +354,11 @@ class SwathBatches:
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.units, self.drop_last, self.prefetch = units, drop_last, prefetch
         self.pixels = stacked_pixels(self.channels)
-        self._scales = [source.scale_factor(c) for c in self.channels]
-        self._norm = None if normalisation is None else _normalisation_of(normalisation, self.channels)
+        norm = None if normalisation is None else _normalisation_of(normalisation, self.channels)
+        self._tables = [
+            kelvin_table(source.scale_factor(c), None if norm is None else (norm[0][n], norm[1][n]))
+            for n, c in enumerate(self.channels)
+        ]
         index = source.index()
         self._granule_ids, self._times, self._rows = index["granule_id"], index["time"], index["n_scans"]
         self.positions = select_positions(index, split, orbit_direction, sensor)
@@ -357,10 +375,14 @@ class SwathBatches:
             positions = positions[np.random.default_rng((self.seed, epoch)).permutation(len(positions))]
         return positions[self.rank :: self.world_size]
 
+    def _share(self) -> int:
+        """Swaths this rank yields in a whole epoch (``drop_last`` leaves out the short last batch)."""
+        share = len(self.positions[self.rank :: self.world_size])
+        return share - share % self.batch_size if self.drop_last else share
+
     def __len__(self) -> int:
         """Batches in a whole epoch of this rank."""
-        share = len(self.positions[self.rank :: self.world_size])
-        return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
+        return math.ceil(self._share() / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its beginning at the next ``iter()``."""
@@ -369,7 +391,7 @@ class SwathBatches:
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         epoch = self.epoch
         order = self.order(epoch)
-        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        stop = self._share()
         starts = range(self._done, stop, self.batch_size)
         with _Reader(self, epoch, order[self._done : stop]) as reader:
             for start in starts:
@@ -398,37 +420,32 @@ class SwathBatches:
 
     def _batch(self, positions: np.ndarray, swaths: list[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:
         raw = np.stack([s[0] for s in swaths])
-        mask = raw != 0  # 0 is both the invalid raw value and the padding
         return {
-            "tb": raw if self.units == "raw" else self._kelvin(raw, mask),
-            "mask": mask,
+            "tb": raw if self.units == "raw" else self._kelvin(raw),
+            "mask": raw != 0,  # 0 is both the invalid raw value and the padding
             "granule_id": self._granule_ids[positions],
             "time": self._times[positions],
             "position": positions.astype(np.int64),
             "first_row": np.array([s[1] for s in swaths], dtype=np.int64),
         }
 
-    def _kelvin(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _kelvin(self, raw: np.ndarray) -> np.ndarray:
         tb = np.empty(raw.shape, dtype=np.float32)
-        for c, scale in enumerate(self._scales):
-            # in float64 then rounded once, as formats.archive.to_kelvin does: the same float32 values
-            np.multiply(raw[:, c], scale, out=tb[:, c], dtype=np.float64, casting="unsafe")
-        if self._norm is None:
-            tb[~mask] = np.nan
-            return tb
-        mean, std = self._norm
-        tb -= mean[None, :, None, None]
-        tb /= std[None, :, None, None]
-        tb[~mask] = 0.0  # the mean: a neutral input; the mask says it is not data
+        for b in range(raw.shape[0]):
+            for c, table in enumerate(self._tables):
+                # one gather through the channel's table: no float64 temporary, no second pass for the mask
+                np.take(table, raw[b, c], out=tb[b, c], mode="clip")
         return tb
 
     # -- resuming
     def state_dict(self) -> dict[str, Any]:
         """Where this iterator is: JSON-able; ``load_state_dict`` on one built with the same arguments resumes."""
+        # an epoch whose last batch was yielded is over, even before the loop asked for more: resume at the next
+        ended = self._done >= self._share() > 0
         return {
             "format": STATE_FORMAT,
-            "epoch": self.epoch,
-            "swaths_done": self._done,
+            "epoch": self.epoch + 1 if ended else self.epoch,
+            "swaths_done": 0 if ended else self._done,
             "seed": self.seed,
             "shuffle": self.shuffle,
             "rank": self.rank,
@@ -545,15 +562,21 @@ class _Running:
 
 
 def normalisation_statistics(
-    source: SwathSource, channels: Sequence[str] | None = None, split: Split | None = None
+    source: SwathSource,
+    channels: Sequence[str] | None = None,
+    split: Split | None = None,
+    *,
+    orbit_direction: str | None = None,
+    sensor: str | None = None,
 ) -> dict[str, Any]:
     """Per channel, over every valid pixel (raw != 0, all pixels at the channel's own width) of the swaths in
-    ``split``, in Kelvin: count, mean, std (population), min, max; read swath by swath (bounded memory)."""
+    ``split`` (and of ``orbit_direction``/``sensor`` when given), in Kelvin: count, mean, std (population), min,
+    max; read swath by swath (bounded memory)."""
     names = tuple(source.channels if channels is None else channels)
     missing = [c for c in names if c not in source.channels]
     if missing:
         raise TrainingError(f"channels {', '.join(missing)} not in the source; it holds {', '.join(source.channels)}")
-    positions = select_positions(source.index(), split)
+    positions = select_positions(source.index(), split, orbit_direction, sensor)
     running = {c: _Running() for c in names}
     scales = {c: source.scale_factor(c) for c in names}
     for position in positions.tolist():
@@ -565,6 +588,8 @@ def normalisation_statistics(
         "format": STATISTICS_FORMAT,
         "units": "K",
         "split": _split_json(split),
+        "orbit_direction": orbit_direction,
+        "sensor": sensor,
         "n_swaths": len(positions),
         "channels": {c: running[c].result() for c in names},
     }
