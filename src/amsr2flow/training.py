@@ -255,6 +255,12 @@ def select_positions(
     return np.flatnonzero(keep).astype(np.int64)
 
 
+def selection_fingerprint(granule_ids: Sequence[str] | np.ndarray) -> str:
+    """What identifies a selection of swaths (their granule ids, in source order): a state or statistics of
+    another selection is told apart."""
+    return hashlib.sha256("\n".join(np.asarray(granule_ids, dtype=str).tolist()).encode()).hexdigest()[:16]
+
+
 def _split_json(split: Split | None) -> list[str] | None:
     return None if split is None else [str(d) for d in split_days(split)]
 
@@ -362,7 +368,7 @@ class SwathBatches:
         index = source.index()
         self._granule_ids, self._times, self._rows = index["granule_id"], index["time"], index["n_scans"]
         self.positions = select_positions(index, split, orbit_direction, sensor)
-        self.fingerprint = hashlib.sha256("\n".join(self._granule_ids[self.positions]).encode()).hexdigest()[:16]
+        self.fingerprint = selection_fingerprint(self._granule_ids[self.positions])
         self.epoch = 0
         self._done = 0  # swaths of this rank's share of the current epoch already yielded
 
@@ -576,7 +582,8 @@ def normalisation_statistics(
     missing = [c for c in names if c not in source.channels]
     if missing:
         raise TrainingError(f"channels {', '.join(missing)} not in the source; it holds {', '.join(source.channels)}")
-    positions = select_positions(source.index(), split, orbit_direction, sensor)
+    index = source.index()
+    positions = select_positions(index, split, orbit_direction, sensor)
     running = {c: _Running() for c in names}
     scales = {c: source.scale_factor(c) for c in names}
     for position in positions.tolist():
@@ -591,6 +598,7 @@ def normalisation_statistics(
         "orbit_direction": orbit_direction,
         "sensor": sensor,
         "n_swaths": len(positions),
+        "selection": selection_fingerprint(index["granule_id"][positions]),
         "channels": {c: running[c].result() for c in names},
     }
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from amsr2flow.formats.record import RecordError
 from amsr2flow.joblog import setup_logging, stop_run
 from amsr2flow.stages import record
+from amsr2flow.training import TrainingError
 
 log = setup_logging(snakemake.log[0])
 try:
@@ -14,6 +15,6 @@ try:
         snakemake.params.train,
         snakemake.params.channels,
     )
-except RecordError as exc:
+except (RecordError, TrainingError) as exc:
     stop_run(log, exc)
-log.info("normalisation statistics of %s swath(s) in %s", stats.get("swaths"), snakemake.output.statistics)
+log.info("normalisation statistics of %s swath(s) in %s", stats.get("n_swaths"), snakemake.output.statistics)

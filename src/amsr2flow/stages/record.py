@@ -44,18 +44,24 @@ def update_record(
 
 def write_statistics(store: Path, out: Path, train: Sequence[str] | None, channels: Sequence[str]) -> dict[str, Any]:
     """The normalisation statistics of the training split, kept as they are when the split's swaths did not
-    change (a daily append after the split's last day recomputes nothing)."""
+    change (a daily append after the split's last day recomputes nothing). Snakemake deletes ``out`` before
+    the job, so a copy beside it (``.normalisation.json.kept``) is what is compared."""
     from .. import training
 
     source = record.RecordSource(store)
-    split = tuple(train) if train else None
-    selection = training.selection_fingerprint(source, split=split)
-    if out.exists():
-        previous = training.load_statistics(out)
-        if previous.get("selection") == selection and list(previous.get("channels", {})) == list(channels):
-            atomic.write_if_changed(out, out.read_bytes())
+    split = (train[0], train[1]) if train else None
+    index = source.index()
+    selection = training.selection_fingerprint(index["granule_id"][training.select_positions(index, split)])
+    kept = out.with_name(f".{out.name}.kept")
+    if kept.exists():
+        try:
+            previous = training.load_statistics(kept)
+        except training.TrainingError:
+            previous = {}
+        if previous.get("selection") == selection and sorted(previous.get("channels", {})) == sorted(channels):
+            training.save_statistics(previous, out)  # the same swaths: the same statistics, the same bytes
             return previous
     stats = training.normalisation_statistics(source, channels=list(channels), split=split)
-    stats["selection"] = selection
+    training.save_statistics(stats, kept)
     training.save_statistics(stats, out)
     return stats
