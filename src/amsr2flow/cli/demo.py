@@ -212,6 +212,13 @@ def _print_summary(results: Path, elapsed: float) -> None:
             f"  grids:    {len(cells)} daily grid file(s) under {results / 'grids'} (NetCDF, CF), {both} with "
             "ascending and descending data"
         )
+    receipt = results / "record" / "record.json"
+    if receipt.exists():
+        store = results / "record" / _json(receipt)["store"]
+        print(
+            f"  record:   {_json(receipt)['swaths']} swaths in {store} (one dataset for training; "
+            f"normalisation statistics in {results / 'record' / 'normalisation.json'})"
+        )
     for table in sorted((results / "reports").glob("granules_*.csv")):
         print(f"  granules: {table} (one row per granule, for pandas)")
     print(f"  status:   amsr2flow status --configfile {results.parent / 'config.yaml'}")
@@ -223,6 +230,15 @@ def _print_summary(results: Path, elapsed: float) -> None:
             "  swath = archive[0]; swath['temperature'], swath['metadata']['orbit_type']\n"
             "  kelvin = amsr2flow.to_kelvin(swath)  # float32, NaN where invalid\n"
             "  archive.index  # one row per swath (pandas)\n"
+        )
+    if receipt.exists():
+        print(
+            "The record, and a training batch from it:\n"
+            "  from amsr2flow.formats.record import RecordSource, open_record\n"
+            "  from amsr2flow.training import SwathBatches\n"
+            f"  ds = open_record('{store}')\n"
+            f"  batch = next(iter(SwathBatches(RecordSource('{store}'), n_scans=512, batch_size=8)))\n"
+            "  batch['tb'].shape, batch['mask'].shape  # (8, 2, 512, 243) float32 Kelvin, bool\n"
         )
 
 
