@@ -98,6 +98,15 @@ INDEX_VARIABLES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
 TIME_ORDER = "time_order"
 
 
+RECORD_NOTE = (
+    "Every archived swath of a run once, in the order of its appends (each archive's new swaths in time order; "
+    "a late granule at the end): `time_order` lists the positions in time order. Channels are aligned by "
+    "frequency and polarisation; a channel a sensor does not measure (AMSR-E has no 7.3 GHz) is fill in its "
+    "swaths, and AMSR-E's 89.0A channels are fill after its A horn failed in November 2004, as in the granules. "
+    "The per-swath `sensor` says which instrument each swath is from; no inter-calibration is applied."
+)
+
+
 class RecordError(ValueError):
     """A record that cannot be opened or appended to as asked; the message names the problem and the fix."""
 
@@ -138,7 +147,25 @@ def open_record(path: str | os.PathLike[str], *, chunks: Any = None, **decode: A
     if not _has_swaths_group(session.store):
         raise RecordError(f"{path} holds no commit with swaths yet; run the workflow with `record: true`")
     kwargs = {"chunks": chunks} if chunks is not None else {}
-    return xr.open_zarr(session.store, consolidated=False, **kwargs, **decode)
+    dataset = xr.open_zarr(session.store, consolidated=False, **kwargs, **decode)
+    return _scaled_as_float32(dataset)
+
+
+def _scaled_as_float32(dataset: Any) -> Any:
+    """Scaled 16-bit raw values as float32 (lazily), as the exports decode them: xarray decodes them to float64
+    because a JSON scale factor has no float32 type, which would double every array's memory for nothing
+    (16-bit values with a 0.01 scale need no more than float32)."""
+    for name, var in dataset.data_vars.items():
+        raw = var.encoding.get("dtype")
+        if (
+            raw is not None
+            and np.dtype(raw).itemsize <= 2
+            and "scale_factor" in var.encoding
+            and var.dtype == np.float64
+        ):
+            dataset[name] = var.astype(np.float32)
+            dataset[name].encoding = var.encoding
+    return dataset
 
 
 def _has_swaths_group(store: Any) -> bool:
@@ -580,7 +607,7 @@ def _write_time_order(group: Any) -> None:
 
 
 def _update_attrs(group: Any, archive: Any) -> None:
-    from .dataset import CF_CONVENTIONS, JOINED_NOTE
+    from .dataset import CF_CONVENTIONS
 
     attrs = dict(group.attrs)
     channels = list(json.loads(attrs.get("channels", "[]")))
@@ -594,7 +621,7 @@ def _update_attrs(group: Any, archive: Any) -> None:
             "source": "JAXA G-Portal L1B granules, collected by amsr2flow",
             "institution": "JAXA (data); amsr2flow (collection)",
             "acknowledgement": JAXA_ACKNOWLEDGEMENT,
-            "comment": JOINED_NOTE + " Swaths are in the order they were appended; `time_order` gives time order.",
+            "comment": RECORD_NOTE,
             "amsr2flow_record_format": RECORD_FORMAT,
             "amsr2flow_version": __version__,
             # JSON strings: zarr attributes are JSON already, but xarray shows lists of strings badly
