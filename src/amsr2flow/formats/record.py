@@ -148,6 +148,11 @@ def open_record(path: str | os.PathLike[str], *, chunks: Any = None, **decode: A
         raise RecordError(f"{path} holds no commit with swaths yet; run the workflow with `record: true`")
     kwargs = {"chunks": chunks} if chunks is not None else {}
     dataset = xr.open_zarr(session.store, consolidated=False, **kwargs, **decode)
+    # the per-swath index in memory (a few MB for 13 years): selections such as `ds.sensor == "AMSR2"` need
+    # values, not dask arrays
+    for name in (*INDEX_VARIABLES, TIME_ORDER):
+        if name in dataset.variables:
+            dataset[name] = dataset[name].load()
     return _scaled_as_float32(dataset)
 
 
