@@ -78,3 +78,24 @@ def test_the_record_follows_the_archives_through_reruns_and_a_later_end(tmp_path
     assert len(set(ds["granule_id"].values.tolist())) == ds.sizes["swath"]
     assert json.loads((results / "record" / "normalisation.json").read_text()) == stats
     ds.close()
+
+    # a smaller region: the archive now holds the region's swaths (whole ones serve any region); the record
+    # keeps every swath it was given (it is only appended to) and the receipt counts those in no archive
+    cfg["region"] = [120.0, 20.0, 150.0, 50.0]
+    smaller = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+    assert smaller.returncode == 0, smaller.stdout[-3000:]
+    receipt = json.loads((results / "record" / "record.json").read_text())
+    with Archive(next((results / "archives").glob("*.npz"))) as archive:
+        kept = len(archive)
+    assert 0 < kept < receipt["swaths"] and receipt["in_no_archive"] == receipt["swaths"] - kept
+    assert commits(store) == now
+
+    # something else where the record should be: one line saying what it is and what to do, no traceback
+    store.rename(tmp_path / "record-aside")
+    store.mkdir()
+    (store / "notes.txt").write_text("not a record")
+    (results / "record" / "record.json").unlink()
+    blocked = run_workflow(tmp_path, cfg, "--resources", "gportal=2")
+    assert blocked.returncode != 0
+    assert f"amsr2flow: {store} exists and is not a record; move it aside" in blocked.stdout
+    assert "Traceback" not in blocked.stdout, blocked.stdout[-3000:]

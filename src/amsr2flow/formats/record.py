@@ -275,6 +275,7 @@ class AppendResult:
     snapshot: str = ""
     swaths: int = 0  # the record's swaths after this append
     granule_ids: list[str] = field(default_factory=list)  # those appended, in record order
+    granule_ids_in_archive: list[str] = field(default_factory=list)  # every swath of the archive
 
 
 @dataclass
@@ -394,7 +395,7 @@ def _archive_start(archive: Any) -> str:
 def _append_archive(repo: Any, archive: Any) -> AppendResult:
     import zarr
 
-    result = AppendResult(archive=archive.path.name)
+    result = AppendResult(archive=archive.path.name, granule_ids_in_archive=archive.table["granule_id"].tolist())
     session = repo.writable_session(BRANCH)
     store = session.store
     existing = _has_swaths_group(store)

@@ -29,8 +29,17 @@ def update_record(
                 + f". The record at {store} keeps them in its last commit: move it aside and rerun to rebuild it"
             )
     source = record.RecordSource(store)
+    archived = {g for r in results for g in r.granule_ids_in_archive}
+    in_no_archive = int(sum(1 for g in source.index()["granule_id"].tolist() if g not in archived))
+    if in_no_archive and log is not None:
+        log.warning(
+            "%d swath(s) of the record are in no archive of this run (a smaller region or period than before?); "
+            "the record keeps them: it is only ever appended to",
+            in_no_archive,
+        )
     summary = {
         "store": store.name,
+        "in_no_archive": in_no_archive,
         "snapshot": source.snapshot,
         "swaths": len(source),
         "archives": {
