@@ -242,6 +242,35 @@ def test_a_kill_during_the_first_append_leaves_no_record_and_a_rerun_builds_it(k
     assert state(rec) == kill_setup["reference_state"]
 
 
+KILLED_IN_CREATE = """
+import os, shutil, signal, sys
+import icechunk
+from amsr2flow.formats.record import append_archives
+made, storage, create = [], icechunk.local_filesystem_storage, icechunk.Repository.create
+def local(path):
+    made.append(path)
+    return storage(path)
+def killed(store, *args, **kwargs):  # the state of a kill between the first snapshot and the branch reference
+    create(store, *args, **kwargs)
+    shutil.rmtree(os.path.join(made[-1], "refs"))
+    os.kill(os.getpid(), signal.SIGKILL)
+icechunk.local_filesystem_storage, icechunk.Repository.create = local, killed
+append_archives(sys.argv[1], sys.argv[2:])
+"""
+
+
+def test_a_kill_while_the_repository_is_created_does_not_leave_a_folder_refused_for_ever(tmp_path: Path) -> None:
+    # Repository.create writes the first snapshot, then the branch reference; a kill between them must not
+    # leave, at the record's path, a folder that every rerun refuses as "exists and is not a record"
+    rec = tmp_path / "record"
+    archive = write_archive(tmp_path / "day0.npz", day_swaths(0, 2))
+    child = subprocess.run([sys.executable, "-c", KILLED_IN_CREATE, str(rec), str(archive)], env=_child_env())
+    assert child.returncode == -signal.SIGKILL
+    assert not record.is_record(rec)
+    append_archives(rec, [archive])
+    assert verify_record(rec, [archive]).ok and len(ancestry(rec)) == 2
+
+
 # -- a late granule ------------------------------------------------------------------------------------------
 def test_a_late_granule_is_appended_at_the_end_and_time_order_puts_it_in_its_place(tmp_path: Path) -> None:
     swaths = day_swaths(0, 6)
