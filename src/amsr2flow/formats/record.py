@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,14 @@ def _repository(path: Path, *, create: bool = False) -> Any:
         raise RecordError(f"{path} is not a record (no Icechunk repository there); build one with `record: true`")
     if path.exists() and any(path.iterdir()):
         raise RecordError(f"{path} exists and is not a record; move it aside or choose another record path")
-    return icechunk.Repository.create(storage)
+    # Repository.create writes the first snapshot, then the branch reference: a kill between them would leave a
+    # folder that is neither empty nor a record, refused by every rerun. Create it beside the record (under the
+    # append lock) and rename it into place: rename(2) replaces the empty folder the lock made, or none.
+    creating = path.parent / f".{path.name}.creating"
+    shutil.rmtree(creating, ignore_errors=True)  # left by a creation that was killed
+    icechunk.Repository.create(icechunk.local_filesystem_storage(str(creating)))
+    os.replace(creating, path)
+    return icechunk.Repository.open(storage)
 
 
 # -- reading -----------------------------------------------------------------------------------------------
