@@ -48,8 +48,10 @@ BRANCH = "main"
 #: Rows per chunk along ``scan``: a granule's non-overlap scans (1974-1984) fit in one, so a swath is one chunk
 #: per variable. Longer swaths (never seen) take a second chunk along ``scan``.
 SCAN_CHUNK = 2048
-#: Swaths per chunk of the index arrays (an append rewrites the last of them).
-INDEX_CHUNK = 1 << 16
+#: Swaths per chunk of the index arrays. An append rewrites the last chunk of each, and Icechunk keeps the old
+#: one for the commits before: small chunks keep a daily append's cost (and history) small, ~18 chunks per
+#: array for 13 years keep an open quick.
+INDEX_CHUNK = 8192
 #: Swaths written per call (bounded memory: ~1 MB per swath and channel).
 WRITE_BATCH = 32
 LOCK_NAME = "append.lock"
@@ -330,6 +332,7 @@ def _append_lock(path: Path) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     path.mkdir(parents=True, exist_ok=True)
+    path = path.resolve()  # two names of one folder (a symlink) share one lock
     lock = FileLock(str(path.parent / f".{path.name}.{LOCK_NAME}"))
     try:
         lock.acquire(timeout=0)
@@ -766,6 +769,11 @@ def _difference(
         return "another source file"
     if str(index["orbit_direction"][position]) != str(row["orbit_type"]):
         return "another orbit direction"
+    columns = row.dtype.names or ()
+    if "region_key" in columns and str(index["region_key"][position]) != str(row["region_key"]):
+        return "another crop (region_key)"
+    if "first_scan" in columns and int(index["first_scan"][position]) != int(row["first_scan"]):
+        return "another first scan of the granule"
     if index["time"][position] != _decode_times(_encode_times([str(row["scan_start_utc"])]))[0]:
         return "another first scan time"
     if not data:
