@@ -99,6 +99,8 @@ INDEX_VARIABLES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     "archive": (str, "", {"long_name": "the archive the swath was appended from"}),
 }
 TIME_ORDER = "time_order"
+#: What a training source's index holds (amsr2flow.training.SwathSource); the others are read when asked for.
+SOURCE_COLUMNS = ("time", "time_end", "granule_id", "orbit_direction", "sensor", "n_scans")
 
 
 RECORD_NOTE = (
@@ -243,22 +245,27 @@ class RecordSource:
     def __len__(self) -> int:
         return int(self.group["granule_id"].shape[0])
 
-    def index(self) -> dict[str, np.ndarray]:
+    def index(self, columns: Sequence[str] = SOURCE_COLUMNS) -> dict[str, np.ndarray]:
+        """The index columns asked for (by default those of a training source), read once each."""
         if self._index is None:
-            group = self.group
-            index = {}
-            for name, (dtype, _, _) in INDEX_VARIABLES.items():
-                index[name] = np.array(_strings(group[name]), dtype=str) if dtype is str else np.asarray(group[name][:])
-            for name in ("time", "time_end"):
-                index[name] = _decode_times(index[name])
-            self._index = index
-        return self._index
+            self._index = {}
+        for name in columns:
+            if name not in self._index:
+                self._index[name] = self._column(name)
+        return {name: self._index[name] for name in columns}
+
+    def _column(self, name: str) -> np.ndarray:
+        array = self.group[name]
+        if INDEX_VARIABLES[name][0] is str:
+            return np.array(_strings(array), dtype=str)
+        values = np.asarray(array[:])
+        return _decode_times(values) if name in ("time", "time_end") else values
 
     def scale_factor(self, channel: str) -> float:
         return float(self.group[variable_name(channel)].attrs["scale_factor"])
 
     def read_raw(self, position: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        rows = int(self.index()["n_scans"][position])
+        rows = int(self.index(("n_scans",))["n_scans"][position])
         return {name: np.asarray(self.group[_array_name(name)][position, :rows]) for name in names}
 
 
@@ -761,7 +768,7 @@ def verify_record(
 def _difference(
     source: RecordSource, position: int, row: np.void, dataset: Any, names: Sequence[str], i: int, data: bool
 ) -> str:
-    index = source.index()
+    index = source.index(tuple(INDEX_VARIABLES))
     rows = int(row["n_scans"])
     if int(index["n_scans"][position]) != rows:
         return f"{index['n_scans'][position]} scans in the record, {rows} in the archive"
