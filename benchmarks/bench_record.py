@@ -194,7 +194,27 @@ def child_index(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "rss_mb": _status("VmHWM") - before, "swaths": len(index["granule_id"])}
 
 
-CHILDREN = {"open": child_open, "index": child_index}
+def child_batches(args: argparse.Namespace) -> dict:
+    """Peak memory of drawing training batches over the whole record (its channels' chunks are absent, so
+    swaths read as fill: the same arrays, shapes and copies as real ones, without the decompression)."""
+    import icechunk  # noqa: F401
+    import zarr  # noqa: F401
+
+    from amsr2flow.training import SwathBatches
+
+    before = _status("VmRSS")
+    t = time.perf_counter()
+    batches = SwathBatches(record.RecordSource(args.path), n_scans=2000, batch_size=8, seed=0)
+    drawn = 0
+    for _ in zip(range(BATCHES_DRAWN), batches, strict=False):
+        drawn += 1
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "rss_mb": _status("VmHWM") - before, "batches": drawn}
+
+
+#: Batches drawn by the memory measure (8 swaths x 2000 scans x 243 pixels x 5 channels each).
+BATCHES_DRAWN = 20
+CHILDREN = {"open": child_open, "index": child_index, "batches": child_batches}
 
 
 def run_child(kind: str, path: Path) -> dict:
@@ -219,6 +239,7 @@ def part_open(args: argparse.Namespace, work: Path) -> dict:
             "disk_mb": du(path) / 1e6,
             "open": median_child("open", path),
             "index": median_child("index", path),
+            "batches": median_child("batches", path),
         }
         print(f"synthetic record of {n} swaths built in {built:.1f} s ({out[label]['disk_mb']:.1f} MB)", flush=True)
     y, b = out["year"], out["big"]
@@ -229,6 +250,7 @@ def part_open(args: argparse.Namespace, work: Path) -> dict:
         ("`open_record` memory increase", "open", "rss_mb", "MB"),
         ("`RecordSource.index()` wall", "index", "seconds", "s"),
         ("`RecordSource.index()` memory increase", "index", "rss_mb", "MB"),
+        (f"{BATCHES_DRAWN} training batches (8 x 5 x 2000 x 243): peak memory increase", "batches", "rss_mb", "MB"),
     ):
         a, c = y[key][field], b[key][field]
         print(f"| {label} | {a:.3f} {unit} | {c:.3f} {unit} | {c / a:.2f} |")

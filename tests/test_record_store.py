@@ -445,3 +445,24 @@ def test_opening_what_is_not_a_record_is_a_record_error(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match="exists and is not a record"):
         append_archives(other, [write_archive(tmp_path / "a.npz", day_swaths(0, 1))])
     assert os.listdir(other) == ["notes.txt"]
+
+
+def test_a_process_forked_after_the_record_was_opened_is_told_to_spawn_instead_of_hanging(tmp_path: Path) -> None:
+    import multiprocessing
+
+    rec = tmp_path / "rec"
+    append_archives(rec, [write_archive(tmp_path / "a.npz", [swath(0, 0, 20)])])
+    source = RecordSource(rec)
+    assert source.read_raw(0, ["36.5H"])["36.5H"].shape == (20, 243)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        outcome = pool.apply_async(_read_first_swath, (source,)).get(timeout=60)
+    assert outcome.startswith("RecordError") and "'spawn' or 'forkserver'" in outcome
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh interpreter reads it
+        assert pool.apply_async(_read_first_swath, (source,)).get(timeout=120) == "(20, 243)"
+
+
+def _read_first_swath(source: RecordSource) -> str:
+    try:
+        return str(source.read_raw(0, ["36.5H"])["36.5H"].shape)
+    except RecordError as exc:
+        return f"RecordError: {exc}"

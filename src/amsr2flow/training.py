@@ -26,7 +26,7 @@ import numpy as np
 
 from . import atomic
 from .formats import l1b
-from .formats.archive import Archive, crop_or_pad
+from .formats.archive import Archive
 from .formats.swath import TEMPERATURE
 
 CROPS = ("start", "centre", "random")
@@ -421,7 +421,10 @@ class SwathBatches:
                     f"{self._granule_ids[position]}: channel {channel} is {values.shape}, expected ({rows}, "
                     f"{l1b.channel_pixels(channel)}) as the index says; the source is inconsistent"
                 )
-            out[c] = crop_or_pad(at_width(values, self.pixels)[start : start + self.n_scans], self.n_scans)
+            # written in place (crop_or_pad would make two copies of each channel): the crop, then padding 0
+            taken = at_width(values, self.pixels)[start : start + self.n_scans]
+            out[c, : len(taken)] = taken
+            out[c, len(taken) :] = 0
         return out, start
 
     def _batch(self, positions: np.ndarray, swaths: list[tuple[np.ndarray, int]]) -> dict[str, np.ndarray]:

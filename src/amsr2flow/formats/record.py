@@ -116,11 +116,26 @@ class RecordError(ValueError):
     """A record that cannot be opened or appended to as asked; the message names the problem and the fix."""
 
 
+#: The process that first used Icechunk here. Icechunk runs on a Rust (tokio) runtime whose threads do not
+#: survive a fork: a process forked after it was used hangs on its first call (a PyTorch DataLoader forks its
+#: workers by default on Linux). Such a child is told so at once instead.
+_ICECHUNK_PROCESS: int | None = None
+FORKED_CHILD = (
+    "the record cannot be read in a process forked after the record was opened in its parent (Icechunk's "
+    "runtime does not survive a fork, so it would hang): start the workers with 'spawn' or 'forkserver' "
+    "(PyTorch: DataLoader(..., multiprocessing_context='forkserver'); multiprocessing.get_context('spawn'))"
+)
+
+
 def _icechunk() -> Any:
+    global _ICECHUNK_PROCESS
+    if _ICECHUNK_PROCESS is not None and os.getpid() != _ICECHUNK_PROCESS:
+        raise RecordError(FORKED_CHILD)
     try:
         import icechunk
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise RecordError("the record needs the icechunk package: pip install icechunk") from exc
+    _ICECHUNK_PROCESS = os.getpid()
     return icechunk
 
 
@@ -231,6 +246,8 @@ class RecordSource:
 
     @property
     def group(self) -> Any:
+        if _ICECHUNK_PROCESS is not None and os.getpid() != _ICECHUNK_PROCESS:
+            raise RecordError(FORKED_CHILD)  # an open group of the parent would hang here
         if self._group is None:
             import zarr
 
