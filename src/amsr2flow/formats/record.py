@@ -234,10 +234,11 @@ class RecordSource:
             raise RecordError(f"{self.path} is not a record (no Icechunk repository there)")
         self._snapshot = snapshot or _repository(self.path).lookup_branch(BRANCH)
         self._group: Any = None
+        self._arrays: dict[str, Any] = {}
         self._index: dict[str, np.ndarray] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_snapshot": self._snapshot, "_group": None, "_index": self._index}
+        return {"path": self.path, "_snapshot": self._snapshot, "_group": None, "_arrays": {}, "_index": self._index}
 
     @property
     def snapshot(self) -> str:
@@ -283,7 +284,14 @@ class RecordSource:
 
     def read_raw(self, position: int, names: Sequence[str]) -> dict[str, np.ndarray]:
         rows = int(self.index(("n_scans",))["n_scans"][position])
-        return {name: np.asarray(self.group[_array_name(name)][position, :rows]) for name in names}
+        return {name: np.asarray(self._array(_array_name(name))[position, :rows]) for name in names}
+
+    def _array(self, name: str) -> Any:
+        """An array of the record, opened once (each ``group[name]`` reads its metadata again)."""
+        group = self.group
+        if name not in self._arrays:
+            self._arrays[name] = group[name]
+        return self._arrays[name]
 
 
 def variable_name(channel: str) -> str:
