@@ -435,3 +435,15 @@ def test_memory_over_an_epoch_is_bounded_by_the_batch_not_the_number_of_swaths(t
 def test_unusable_arguments_are_refused_with_the_fix(source: ArchiveSource, arguments: dict, message: str) -> None:
     with pytest.raises(TrainingError, match=message):
         SwathBatches(source, **arguments)
+
+
+def test_the_fast_kelvin_path_is_taken_only_where_it_gives_the_tables_values() -> None:
+    from amsr2flow.training import exact_divisor, kelvin_table
+
+    table = kelvin_table(0.01)
+    divisor = exact_divisor(table)
+    assert divisor == 100
+    values = np.arange(1, 1 << 16, dtype=np.float32) / divisor
+    assert np.array_equal(values, table[1:])
+    assert exact_divisor(kelvin_table(0.007)) is None  # no exact divisor: the table's gather
+    assert exact_divisor(kelvin_table(0.01, (200.0, 30.0))) is None  # normalised values come from the table

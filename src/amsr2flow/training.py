@@ -304,6 +304,18 @@ def _normalisation_of(stats: Mapping[str, Any], channels: Sequence[str]) -> tupl
     return np.array(means, dtype=np.float32), np.array(stds, dtype=np.float32)
 
 
+def exact_divisor(table: np.ndarray) -> np.float32 | None:
+    """A float32 divisor whose quotients ``raw / divisor`` are ``table``'s values for every raw value but 0 (NaN
+    there), if one exists: scale factors such as 0.01 are 1/100, and a vectorised conversion and division is
+    about twice as fast as the table's gather. Checked on all 65,536 values, so the values stay the table's."""
+    if not np.isnan(table[0]) or not np.isfinite(table[1]) or table[1] <= 0:
+        return None  # normalised tables (0 for raw 0), or no Kelvin
+    divisor = np.float32(round(1.0 / float(table[1])))
+    values = np.arange(1, 1 << 16, dtype=np.float32)
+    np.divide(values, divisor, out=values)
+    return divisor if np.array_equal(values, table[1:]) else None
+
+
 def kelvin_table(scale_factor: float, normalisation: tuple[float, float] | None = None) -> np.ndarray:
     """float32 value of every raw uint16: ``raw * scale_factor`` computed in float64 and rounded once (as
     ``formats.archive.to_kelvin``), NaN for raw 0; with ``(mean, std)``, ``(K - mean) / std`` and 0 for raw 0
@@ -365,6 +377,7 @@ class SwathBatches:
             kelvin_table(source.scale_factor(c), None if norm is None else (norm[0][n], norm[1][n]))
             for n, c in enumerate(self.channels)
         ]
+        self._divisors = [exact_divisor(table) for table in self._tables]
         index = source.index()
         self._granule_ids, self._times, self._rows = index["granule_id"], index["time"], index["n_scans"]
         self.positions = select_positions(index, split, orbit_direction, sensor)
@@ -440,8 +453,16 @@ class SwathBatches:
 
     def _kelvin(self, raw: np.ndarray) -> np.ndarray:
         tb = np.empty(raw.shape, dtype=np.float32)
+        for c, divisor in enumerate(self._divisors):
+            if divisor is not None:  # the table's values (exact_divisor), about twice as fast
+                channel = tb[:, c]
+                channel[...] = raw[:, c]
+                np.divide(channel, divisor, out=channel)
+                np.copyto(channel, np.float32(np.nan), where=raw[:, c] == 0)
         for b in range(raw.shape[0]):
             for c, table in enumerate(self._tables):
+                if self._divisors[c] is not None:
+                    continue
                 # one gather through the channel's table: no float64 temporary, no second pass for the mask
                 np.take(table, raw[b, c], out=tb[b, c], mode="clip")
         return tb
