@@ -99,3 +99,50 @@ def test_the_record_follows_the_archives_through_reruns_and_a_later_end(tmp_path
     assert blocked.returncode != 0
     assert f"amsr2flow: {store} exists and is not a record; move it aside" in blocked.stdout
     assert "Traceback" not in blocked.stdout, blocked.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_its_record_job_leaves_a_readable_record_and_the_next_run_completes_it(
+    tmp_path: Path, emulator: dict
+) -> None:
+    import os
+    import signal
+    import time
+
+    import yaml
+    from workflow_helpers import SNAKEFILE, SNAKEMAKE
+
+    cfg = emulator_config(emulator, tmp_path, channels=["36.5H"], record={"enabled": True})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    command = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "--configfile", "config.yaml", "--workflow-profile", "none"]
+    proc = subprocess.Popen(
+        [*command, "--cores", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log = tmp_path / "results" / "logs" / "record" / "record.log"
+    deadline = time.monotonic() + 240
+    # the whole run is killed as soon as the record job has logged its append (the read-back and the receipt
+    # may or may not be done: either way the next run must end with every swath once)
+    while proc.poll() is None and time.monotonic() < deadline:
+        if log.exists() and "appended" in log.read_text():
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)  # polling a file, not synchronising on time
+    proc.wait(timeout=60)
+    store = tmp_path / "results" / "record" / "swaths.icechunk"
+    assert RecordSource(store).index()["granule_id"].size > 0  # the commit is readable as it is
+
+    # as after any kill of Snakemake itself: its directory lock stays until --unlock (docs/troubleshooting.md)
+    assert run_workflow(tmp_path, cfg, "--unlock").returncode == 0
+    again = run_workflow(tmp_path, cfg)
+    assert again.returncode == 0, again.stdout[-3000:]
+    ids = RecordSource(store).index()["granule_id"].tolist()
+    assert len(ids) == len(set(ids))
+    (archive_path,) = sorted((tmp_path / "results" / "archives").glob("*.npz"))
+    with Archive(archive_path) as archive:
+        assert sorted(ids) == sorted(archive.table["granule_id"].tolist())
+    assert len([m for m in commits(store) if m.startswith("append")]) == 1
+    assert json.loads((tmp_path / "results" / "record" / "record.json").read_text())["swaths"] == len(ids)
