@@ -27,7 +27,7 @@ import numpy as np
 from . import atomic
 from .formats import l1b
 from .formats.archive import Archive
-from .formats.swath import TEMPERATURE
+from .formats.swath import TEMPERATURE, index_times
 
 CROPS = ("start", "centre", "random")
 UNITS = ("kelvin", "raw")
@@ -68,11 +68,6 @@ class SwathSource(Protocol):
 
 
 # -- year archives and parts as a source ----------------------------------------------------------------------
-def _iso_times(values: np.ndarray) -> np.ndarray:
-    """The index's ISO strings ("...Z", "" when unknown) as datetime64[ns] (NaT when unknown)."""
-    return np.array([str(v).removesuffix("Z") for v in values], dtype="datetime64[ns]")
-
-
 class ArchiveSource:
     """One or several archives (or parts) as one :class:`SwathSource`, swaths in time order.
 
@@ -106,11 +101,11 @@ class ArchiveSource:
         rows = np.concatenate([np.arange(len(t), dtype=np.int64) for t in tables])
         ids = np.concatenate([t["granule_id"].astype(str) for t in tables]) if tables else np.array([], str)
         self._refuse_repeats(ids, which)
-        times = np.concatenate([_iso_times(t["scan_start_utc"]) for t in tables])
+        times = np.concatenate([index_times(t["scan_start_utc"]) for t in tables])
         # stable: equal times keep the order given; NaT sorts last
         order = np.argsort(times, kind="stable")
         self._which, self._rows = which[order], rows[order]
-        ends = np.concatenate([_iso_times(t["scan_end_utc"]) for t in tables])
+        ends = np.concatenate([index_times(t["scan_end_utc"]) for t in tables])
         directions = np.concatenate([t["orbit_type"].astype(str) for t in tables])
         n_scans = np.concatenate([t["n_scans"].astype(np.int64) for t in tables])
         self._index = {
@@ -453,16 +448,14 @@ class SwathBatches:
 
     def _kelvin(self, raw: np.ndarray) -> np.ndarray:
         tb = np.empty(raw.shape, dtype=np.float32)
-        for c, divisor in enumerate(self._divisors):
+        for c, (table, divisor) in enumerate(zip(self._tables, self._divisors, strict=True)):
             if divisor is not None:  # the table's values (exact_divisor), about twice as fast
                 channel = tb[:, c]
                 channel[...] = raw[:, c]
                 np.divide(channel, divisor, out=channel)
                 np.copyto(channel, np.float32(np.nan), where=raw[:, c] == 0)
-        for b in range(raw.shape[0]):
-            for c, table in enumerate(self._tables):
-                if self._divisors[c] is not None:
-                    continue
+                continue
+            for b in range(raw.shape[0]):
                 # one gather through the channel's table: no float64 temporary, no second pass for the mask
                 np.take(table, raw[b, c], out=tb[b, c], mode="clip")
         return tb

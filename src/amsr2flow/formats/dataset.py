@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__, atomic
 from . import l1b, variables
-from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE
+from .swath import LATITUDE, LONGITUDE, SCAN_TIME_UTC, TEMPERATURE, index_times
 
 ENGINE = "amsr2flow"
 CF_CONVENTIONS = "CF-1.10"
@@ -129,10 +129,6 @@ def _scale_factor(table: np.ndarray, column: str, channel: str) -> float:
     return float(factors[0]) if len(factors) else 0.01
 
 
-def _times(values: Iterable[str]) -> np.ndarray:
-    return np.array([np.datetime64(v.rstrip("Z"), "ns") if v else np.datetime64("NaT", "ns") for v in values])
-
-
 def archive_dataset(archive: Any, **decode: Any) -> Any:
     """The Dataset of an open :class:`~amsr2flow.formats.archive.Archive` (lazy; the archive must stay open).
 
@@ -163,8 +159,8 @@ def archive_dataset(archive: Any, **decode: Any) -> Any:
             },
         )
     coords: dict[str, Any] = {
-        "time": ("swath", _times(table["scan_start_utc"]), {"standard_name": "time", "long_name": "first scan"}),
-        "time_end": ("swath", _times(table["scan_end_utc"]), {"long_name": "last scan"}),
+        "time": ("swath", index_times(table["scan_start_utc"]), {"standard_name": "time", "long_name": "first scan"}),
+        "time_end": ("swath", index_times(table["scan_end_utc"]), {"long_name": "last scan"}),
         "granule_id": ("swath", table["granule_id"].astype(str), {"long_name": "JAXA granule id"}),
         "orbit_direction": (
             "swath",

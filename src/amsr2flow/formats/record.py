@@ -38,6 +38,8 @@ import numpy as np
 
 from .. import JAXA_ACKNOWLEDGEMENT, __version__
 from . import l1b
+from .archive import Archive
+from .swath import index_times
 
 # icechunk logs a warning on every open of a local repository ("not safe for concurrent commits"): we hold a
 # lock for that, and a user should not read it on every job
@@ -60,7 +62,7 @@ LOCK_NAME = "append.lock"
 CUT_SHORT_NAME = "append.unfinished"
 #: Swath times are whole milliseconds (the index's precision), kept exact as integers; NaT is the fill.
 TIME_UNITS = "milliseconds since 1970-01-01 00:00:00"
-NO_TIME = np.iinfo(np.int64).min
+NO_TIME = np.iinfo(np.int64).min  # NaT's integer
 
 #: The per-swath index: name -> (dtype, fill, attributes). Strings are variable-length UTF-8.
 INDEX_VARIABLES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
@@ -211,17 +213,13 @@ def _has_swaths_group(store: Any) -> bool:
 
 
 def _decode_times(values: np.ndarray) -> np.ndarray:
-    """Milliseconds since 1970 (``NO_TIME`` unknown) as datetime64[ns] (NaT unknown)."""
-    return np.where(values == NO_TIME, np.datetime64("NaT", "ms"), values.astype("datetime64[ms]")).astype(
-        "datetime64[ns]"
-    )
+    """Milliseconds since 1970 as datetime64[ns] (``NO_TIME`` is NaT's own integer, so it stays NaT)."""
+    return values.astype(np.int64).view("datetime64[ms]").astype("datetime64[ns]")
 
 
 def _encode_times(stamps: Iterable[str]) -> np.ndarray:
-    """ISO strings ("2020-01-01T00:47:12.345Z", "" unknown) as milliseconds since 1970 (``NO_TIME`` unknown)."""
-    return np.array(
-        [np.datetime64(s.rstrip("Z"), "ms").astype(np.int64) if s else NO_TIME for s in stamps], dtype=np.int64
-    )
+    """The index's ISO times as milliseconds since 1970 (``NO_TIME``, NaT's integer, when unknown)."""
+    return index_times(stamps).astype("datetime64[ms]").view(np.int64)
 
 
 class RecordSource:
@@ -385,7 +383,6 @@ def append_archives(
     """Append the swaths of each archive that the record does not hold, one commit per archive (archives in
     time order), creating the record on the first append. A swath already in the record is checked to be the
     same granule extraction (its source file and crop); a different one is refused."""
-    from .archive import Archive
 
     path = Path(record_path)
     results = []
@@ -759,7 +756,6 @@ def verify_record(
     """Compare the record's last commit with archives: each archived swath once, the same index values and
     (with ``data``) the same bytes in every variable; swaths of the record in no archive are listed too.
     ``granule_ids``: only these swaths (the record job's read-back of what it appended)."""
-    from .archive import Archive
 
     source = RecordSource(record_path)
     check = RecordCheck(path=Path(record_path), swaths=len(source))

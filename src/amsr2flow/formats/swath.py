@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -325,6 +325,12 @@ def file_digest(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> tupl
 def utc_iso(unix_utc: float) -> str:
     """UTC Unix seconds as ISO 8601 with milliseconds and a ``Z`` (:func:`l1b.utc_iso_ms`, the one rule)."""
     return l1b.utc_iso_ms(unix_utc)
+
+
+def index_times(values: Iterable[str]) -> np.ndarray:
+    """ISO times as :func:`utc_iso` writes them ("2020-01-01T00:47:12.345Z", "" when unknown) as datetime64[ns]
+    (NaT when unknown)."""
+    return np.array([str(v).removesuffix("Z") or "NaT" for v in values], dtype="datetime64[ns]")
 
 
 def _same_type(found: np.dtype, wanted: str) -> bool:
